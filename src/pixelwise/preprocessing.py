@@ -1,0 +1,103 @@
+"""Input preprocessing carried by every model as data.
+
+A model's weights are only meaningful with the preprocessing they were trained with (Caffe VGG16:
+BGR, 0-255, mean subtraction; torchvision: RGB, 0-1, mean/std; EfficientNet-Lite: (x-127)/128).
+Each model exposes ``model.preprocessing``; datasets and inference code call :meth:`apply` and never
+choose a convention themselves.
+
+Modalities: a sample is a dict of raw arrays.  ``image`` and ``hha`` are uint8 3xHxW in RGB order,
+``depth`` is 1xHxW raw depth (NYUDv2 PNG units); the Caffe NYUD nets feed ``log(depth)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Mapping, Sequence
+
+import torch
+
+from .errors import PixelwiseError
+
+#: channels contributed by each modality
+MODALITY_CHANNELS = {"image": 3, "hha": 3, "depth": 1}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How raw pixels become the model's input tensor.
+
+    ``out = (transform(raw) * scale - mean) / std`` per channel, where three-channel modalities are
+    reordered to ``channel_order`` first and ``depth`` is log-transformed.  ``mean``/``std`` list one
+    value per *output* channel, in output order (so Caffe means are given in BGR order).
+    """
+
+    channel_order: str = "RGB"
+    scale: float = 1.0
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+    modalities: tuple[str, ...] = ("image",)
+
+    def __post_init__(self) -> None:
+        if self.channel_order not in ("RGB", "BGR"):
+            raise PixelwiseError(f"channel_order must be RGB or BGR, got {self.channel_order!r}")
+        if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
+            raise PixelwiseError(
+                f"preprocessing mean/std need {self.in_channels} values for modalities {self.modalities}"
+            )
+
+    @property
+    def in_channels(self) -> int:
+        return sum(MODALITY_CHANNELS[m] for m in self.modalities)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping) -> "Preprocessing":
+        return cls(
+            channel_order=d["channel_order"],
+            scale=float(d["scale"]),
+            mean=tuple(float(v) for v in d["mean"]),
+            std=tuple(float(v) for v in d["std"]),
+            modalities=tuple(d.get("modalities", ("image",))),
+        )
+
+    def apply(self, sample: Mapping[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+        """Raw sample -> float input.
+
+        ``sample`` is either an RGB uint8 tensor ``[N,]3xHxW`` (image only) or a dict of modality
+        tensors ``[N,]CxHxW``.  Returns float32 ``[N,]C_inxHxW`` with ``C_in = in_channels``.
+        """
+        if isinstance(sample, torch.Tensor):
+            sample = {"image": sample}
+        parts = []
+        for m in self.modalities:
+            if m not in sample:
+                raise PixelwiseError(f"model expects modality '{m}' but the sample has {sorted(sample)}")
+            x = sample[m].float()
+            if m == "depth":
+                x = torch.log(x.clamp_min(1.0))
+            elif self.channel_order == "BGR":
+                x = x.flip(-3)
+            parts.append(x)
+        x = torch.cat(parts, dim=-3) if len(parts) > 1 else parts[0]
+        shape = (-1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=x.dtype).view(shape)
+        std = torch.tensor(self.std, dtype=x.dtype).view(shape)
+        # depth is not rescaled: its mean (7.844 in the FCN nets) is in log units
+        scale = torch.tensor(
+            [1.0 if m == "depth" else self.scale for m in self.modalities for _ in range(MODALITY_CHANNELS[m])],
+            dtype=x.dtype,
+        ).view(shape)
+        return (x * scale - mean) / std
+
+
+# Conventions used by the built-in models.
+CAFFE_VOC = Preprocessing("BGR", 1.0, (104.00699, 116.66877, 122.67892), (1.0, 1.0, 1.0))
+TORCHVISION_IMAGENET = Preprocessing("RGB", 1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+TFLITE_EFFICIENTNET = Preprocessing("RGB", 1.0, (127.0, 127.0, 127.0), (128.0, 128.0, 128.0))
+
+
+def caffe(mean_bgr: Sequence[float], modalities: tuple[str, ...] = ("image",)) -> Preprocessing:
+    """Caffe convention with the given per-channel means (BGR order, then extra channels)."""
+    return Preprocessing("BGR", 1.0, tuple(mean_bgr), tuple(1.0 for _ in mean_bgr), modalities)
