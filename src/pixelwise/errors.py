@@ -11,8 +11,9 @@ import difflib
 from typing import Iterable
 
 
-class PixelwiseError(Exception):
-    """A one-line, actionable error caused by user input."""
+class PixelwiseError(ValueError):
+    """A one-line, actionable error caused by user input (a ValueError, so library callers can
+    catch it as one)."""
 
 
 def unknown_name(kind: str, name: str, valid: Iterable[str]) -> PixelwiseError:

@@ -26,8 +26,8 @@ MODALITY_CHANNELS = {"image": 3, "hha": 3, "depth": 1}
 class Preprocessing:
     """How raw pixels become the model's input tensor.
 
-    ``out = (transform(raw) * scale - mean) / std`` per channel, where three-channel modalities are
-    reordered to ``channel_order`` first and ``depth`` is log-transformed.  ``mean``/``std`` list one
+    ``out = (transform(raw) * scale - mean) / std`` per channel, where ``image`` is reordered to
+    ``channel_order`` first and ``depth`` is log-transformed.  ``mean``/``std`` list one
     value per *output* channel, in output order (so Caffe means are given in BGR order).
     """
 
@@ -77,7 +77,8 @@ class Preprocessing:
             x = sample[m].float()
             if m == "depth":
                 x = torch.log(x.clamp_min(1.0))
-            elif self.channel_order == "BGR":
+            elif m == "image" and self.channel_order == "BGR":
+                # only colour is reordered: the FCN NYUD layer feeds HHA in file order
                 x = x.flip(-3)
             parts.append(x)
         x = torch.cat(parts, dim=-3) if len(parts) > 1 else parts[0]

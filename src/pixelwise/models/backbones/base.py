@@ -1,0 +1,59 @@
+"""The feature contract every backbone honours.
+
+A backbone maps a preprocessed ``N x C_in x H x W`` tensor to a dict of named feature maps (taps).
+``feature_info`` declares each tap's channels, stride and -- for Caffe-geometry trunks -- its exact
+coordinate map, so heads size themselves from the table and a contract test can check it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from ...preprocessing import Preprocessing
+from ..geometry import CoordMap
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureInfo:
+    """One tap: ``name`` in the forward dict, ``channels``, nominal ``stride`` w.r.t. the input, and
+    ``coord`` = input-to-tap coordinate map (exact in Caffe geometry, nominal otherwise)."""
+
+    name: str
+    channels: int
+    stride: int
+    coord: CoordMap
+
+
+class Backbone(nn.Module):
+    """Base class: subclasses set ``feature_info`` (shallow to deep) and ``preprocessing``.
+
+    ``geometry`` is ``"caffe"`` (the reference nets: 100-pixel pad, output cropped by derived
+    offsets) or ``"aligned"`` (input padded to a multiple of ``output_stride``, no crops).
+    """
+
+    feature_info: list[FeatureInfo]
+    preprocessing: Preprocessing
+    geometry: str = "aligned"
+
+    @property
+    def output_stride(self) -> int:
+        return max(f.stride for f in self.feature_info)
+
+    def info(self, name: str) -> FeatureInfo:
+        for f in self.feature_info:
+            if f.name == name:
+                return f
+        raise KeyError(f"backbone has no tap '{name}'; taps: {[f.name for f in self.feature_info]}")
+
+    def tap_for_stride(self, stride: int) -> FeatureInfo:
+        """The deepest tap with the given stride."""
+        found = [f for f in self.feature_info if f.stride == stride]
+        if not found:
+            raise KeyError(f"backbone has no tap at stride {stride}")
+        return found[-1]
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
+        raise NotImplementedError
