@@ -37,8 +37,8 @@ def _vgg(in_channels: int, geometry: str, preprocessing: Preprocessing | None, *
     return VGG16(in_channels, geometry, **({"preprocessing": preprocessing} if preprocessing else {}))
 
 
-def _alexnet(in_channels: int, geometry: str, preprocessing: Preprocessing | None, variant: str = "caffe", **_: Any) -> Backbone:
-    return AlexNet(in_channels, geometry, variant, preprocessing)
+def _alexnet(in_channels: int, geometry: str, preprocessing: Preprocessing | None, layout: str = "caffe", **_: Any) -> Backbone:
+    return AlexNet(in_channels, geometry, layout, preprocessing)
 
 
 def _resnet(depth: int) -> BackboneFactory:

@@ -63,8 +63,8 @@ def load_imagenet(backbone: nn.Module) -> None:
         surgery.load_trunk(backbone, surgery.vgg16_to_fcn(torchvision_state_dict("vgg16")))
         backbone.preprocessing = TORCHVISION_IMAGENET  # preprocessing follows the weights
     elif isinstance(backbone, AlexNet):
-        if backbone.variant != "torchvision":
-            raise PixelwiseError("ImageNet AlexNet weights exist in torchvision's layout: pass variant='torchvision'")
+        if backbone.layout != "torchvision":
+            raise PixelwiseError("ImageNet AlexNet weights exist in torchvision's layout: pass layout='torchvision'")
         surgery.load_trunk(backbone, surgery.alexnet_to_fcn(torchvision_state_dict("alexnet")))
     else:  # pragma: no cover - every registered backbone is handled above
         raise PixelwiseError(f"no ImageNet weights known for {type(backbone).__name__}")

@@ -43,7 +43,7 @@ def _vgg16_map() -> dict[str, tuple[str, tuple[int, ...]]]:
 
 
 def _alexnet_map() -> dict[str, tuple[str, tuple[int, ...]]]:
-    """torchvision AlexNet -> the ``variant="torchvision"`` trunk."""
+    """torchvision AlexNet -> the ``layout="torchvision"`` trunk."""
     convs = [(0, 64, 3, 11), (3, 192, 64, 5), (6, 384, 192, 3), (8, 256, 384, 3), (10, 256, 256, 3)]
     m: dict[str, tuple[str, tuple[int, ...]]] = {}
     for i, (idx, c_out, c_in, k) in enumerate(convs, start=1):
@@ -76,7 +76,7 @@ def vgg16_to_fcn(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tens
 
 
 def alexnet_to_fcn(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """torchvision ``alexnet`` state dict -> :class:`AlexNet` (variant torchvision) trunk state dict."""
+    """torchvision ``alexnet`` state dict -> :class:`AlexNet` (layout torchvision) trunk state dict."""
     return transplant(state_dict, _alexnet_map(), "AlexNet surgery")
 
 

@@ -25,12 +25,12 @@ POOL_AFTER = {1, 2, 5}
 class AlexNet(Backbone):
     """``N x C_in x H x W`` -> ``{"fc7": N x 4096 x h x w}`` (stride 32; the paper uses no skips)."""
 
-    def __init__(self, in_channels: int = 3, geometry: str = "caffe", variant: str = "caffe",
+    def __init__(self, in_channels: int = 3, geometry: str = "caffe", layout: str = "caffe",
                  preprocessing: Preprocessing | None = None):
         super().__init__()
-        spec = ALEXNET_SPECS[variant]
-        self.geometry, self.variant = geometry, variant
-        self.preprocessing = preprocessing or (CAFFE_VOC if variant == "caffe" else TORCHVISION_IMAGENET)
+        spec = ALEXNET_SPECS[layout]
+        self.geometry, self.layout = geometry, layout
+        self.preprocessing = preprocessing or (CAFFE_VOC if layout == "caffe" else TORCHVISION_IMAGENET)
         caffe = geometry == "caffe"
         coord, c_in = CoordMap(), in_channels
         for i, (c_out, k, s, pad, g) in enumerate(spec["convs"], start=1):
