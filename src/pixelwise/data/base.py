@@ -106,6 +106,8 @@ class SegmentationDataset(Dataset):
 
     # -- items -------------------------------------------------------------------------------
     def __getitem__(self, index: int) -> Sample:
+        if not -len(self.records) <= index < len(self.records):
+            raise IndexError(f"index {index} out of range for {len(self.records)} samples")
         # With skip_bad a bad file is replaced by the next readable one, so a DataLoader never
         # sees a hole; without it the first bad file stops everything with its name.
         for attempt in range(len(self.records)):
