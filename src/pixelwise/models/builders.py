@@ -63,6 +63,10 @@ def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, caffe_geome
     if geometry not in ("caffe", "aligned") or (geometry == "caffe" and not caffe_geometry):
         valid = "'caffe' or 'aligned'" if caffe_geometry else "'aligned'"
         raise PixelwiseError(f"geometry '{geometry}' is not available for {name}: use {valid}")
+    if heads is None and num_classes is None and weights not in (None, "imagenet"):
+        from .weights import weights_heads
+
+        heads = weights_heads(weights)  # trained weights fix the class count
     if heads is None:
         heads = {"out": num_classes or 21}
     elif num_classes is not None:
@@ -74,6 +78,8 @@ def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, caffe_geome
     if streams:
         return _late_fusion(name, backbone, variant, streams, config, weights, skip_scales, final_kernel, backbone_kw)
     trunk = backbone(in_channels=in_channels, geometry=geometry, preprocessing=preprocessing, **backbone_kw)
+    if preprocessing is not None:  # an explicit convention (e.g. from a checkpoint) always wins
+        trunk.preprocessing = preprocessing
     if weights == "imagenet":
         pretrained.load_imagenet(trunk)
     skips = [trunk.tap_for_stride(s).name for s in SKIP_STRIDES[variant]]
