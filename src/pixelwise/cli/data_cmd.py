@@ -1,0 +1,64 @@
+"""``pixelwise data inspect``: look at a dataset before training on it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("data", help="inspect datasets")
+    sub = p.add_subparsers(dest="data_command", required=True)
+    q = sub.add_parser("inspect", help="samples, class pixel counts, image sizes, contact sheet")
+    q.add_argument("--dataset", required=True, help="dataset name (see pixelwise.data.list_datasets)")
+    q.add_argument("--root", required=True, help="dataset folder, as distributed")
+    q.add_argument("--split", required=True, help="split name (train, val, ...)")
+    q.add_argument("--json", action="store_true", help="print one JSON object")
+    q.add_argument("--sheet", metavar="PNG", help="write a contact sheet of images with label overlays")
+    q.add_argument("--sheet-count", type=int, default=6, help="images on the contact sheet")
+    q.add_argument("--limit", type=int, help="inspect only the first N samples")
+    q.add_argument("--skip-bad", action="store_true", help="skip unreadable samples with a warning")
+    q.add_argument("--sbd-root", help="voc seg11valid: SBD dataset/ folder")
+    q.add_argument("--context-root", help="pascal_context: folder with trainval/ and labels.txt")
+    q.add_argument("--modalities", help="nyud: comma-separated color,depth,hha")
+    q.set_defaults(func=inspect_command)
+
+
+def _reader_kwargs(args: argparse.Namespace) -> dict:
+    names = {"sbd_root": args.sbd_root, "context_root": args.context_root, "modalities": args.modalities}
+    return {k: v for k, v in names.items() if v is not None}
+
+
+def _print_table(stats: dict) -> None:
+    heads = stats.get("heads", {"out": stats})
+    print(f"{stats['dataset']}: {stats['num_samples']} samples ({stats['source']})")
+    size = stats["image_size"]
+    print(f"image size (HxW): min {size['min_hw']} max {size['max_hw']} mean {size['mean_hw']}; "
+          f"most common {size['most_common']}")
+    for head, h in heads.items():
+        title = f" [{head}]" if len(heads) > 1 else ""
+        print(f"{h['num_classes']} classes{title}; labelled pixels {h['labelled_pixels']}, "
+              f"ignored pixels {h['ignored_pixels']}")
+        for k, (name, count, share) in enumerate(zip(h["class_names"], h["class_pixel_counts"], h["class_shares"])):
+            print(f"  {k:3d} {name:<20s} {count:>12d} {100 * share:6.2f}%")
+    if stats["num_skipped"]:
+        print(f"skipped {stats['num_skipped']} bad samples")
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    from ..data import get_dataset
+    from ..data.summary import summarize, write_contact_sheet
+
+    ds = get_dataset(args.dataset, args.root, args.split, skip_bad=args.skip_bad, **_reader_kwargs(args))
+    stats = summarize(ds, limit=args.limit)
+    if args.sheet:
+        stats["sheet"] = str(write_contact_sheet(ds, args.sheet, num=args.sheet_count))
+    if args.json:
+        json.dump(stats, sys.stdout)
+        print()
+    else:
+        _print_table(stats)
+        if args.sheet:
+            print(f"contact sheet: {stats['sheet']}")
+    return 0

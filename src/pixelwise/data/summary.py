@@ -1,0 +1,156 @@
+"""Dataset statistics and contact sheets (``pixelwise data inspect``).
+
+Statistics read only the label files and the image *headers* (no image decoding) and count with
+``np.bincount``, so a full CamVid train split (367 label PNGs) takes a second or two.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import PixelwiseError
+from .base import SegmentationDataset
+from .labels import IGNORE
+
+
+def _head_items(ds: SegmentationDataset, target: Any) -> dict[str, torch.Tensor]:
+    if isinstance(target, dict):
+        return target
+    return {next(iter(ds.heads)): target}
+
+
+def _count_sample(ds: SegmentationDataset, i: int, counts: dict[str, np.ndarray], ignored: dict[str, int]) -> tuple[int, int]:
+    """Add item ``i``'s label histogram to ``counts``/``ignored``; return its (H, W)."""
+    size = ds.image_size(i)
+    for head, t in _head_items(ds, ds.read_target(i)).items():
+        if tuple(t.shape) != size:
+            raise PixelwiseError(
+                f"label of {ds.records[i].id} is {t.shape[0]}x{t.shape[1]} but its image is {size[0]}x{size[1]}"
+            )
+        flat = t.numpy().ravel()
+        hist = np.bincount(flat, minlength=IGNORE + 1)  # values are already validated: < 256
+        counts[head] += hist[: len(counts[head])]
+        ignored[head] += int(hist[IGNORE])
+    return size
+
+
+def _size_stats(sizes: list[tuple[int, int]]) -> dict[str, Any]:
+    arr = np.array(sizes) if sizes else np.zeros((0, 2))
+    common = Counter(f"{h}x{w}" for h, w in sizes).most_common(5)
+    return {
+        "min_hw": arr.min(0).tolist() if len(arr) else None,
+        "max_hw": arr.max(0).tolist() if len(arr) else None,
+        "mean_hw": [round(v, 1) for v in arr.mean(0).tolist()] if len(arr) else None,
+        "most_common": dict(common),
+    }
+
+
+def _head_stats(names: list[str], counts: np.ndarray, ignored: int) -> dict[str, Any]:
+    labelled = int(counts.sum())
+    total = labelled + ignored
+    return {
+        "num_classes": len(names),
+        "class_names": list(names),
+        "class_pixel_counts": counts.tolist(),
+        "class_shares": [round(c / labelled, 6) if labelled else 0.0 for c in counts.tolist()],
+        # shares of *all* pixels, void included: how dataset READMEs usually quote frequencies
+        "class_shares_of_all": [round(c / total, 6) if total else 0.0 for c in counts.tolist()],
+        "labelled_pixels": labelled,
+        "ignored_pixels": ignored,
+    }
+
+
+def summarize(ds: SegmentationDataset, limit: int | None = None) -> dict[str, Any]:
+    """Statistics of the first ``limit`` items (all by default) as a JSON-ready dict.
+
+    Keys: ``num_samples`` (the split's size), ``num_inspected``, ``num_classes``, ``class_names``,
+    ``class_pixel_counts`` (labelled pixels per class, ignore excluded), ``class_shares``
+    (of labelled pixels), ``class_shares_of_all`` (of all pixels),
+    ``ignored_pixels``, ``labelled_pixels``, ``image_size``, ``num_skipped``; for multi-target
+    datasets the top level describes the first head and ``heads`` has every head.
+    """
+    names = ds.class_names if isinstance(ds.class_names, dict) else {next(iter(ds.heads)): ds.class_names}
+    counts = {h: np.zeros(len(n), dtype=np.int64) for h, n in names.items()}
+    ignored = {h: 0 for h in names}
+    n = len(ds) if limit is None else min(limit, len(ds))
+    sizes, skipped = [], ds.num_skipped
+    for i in range(n):
+        try:
+            sizes.append(_count_sample(ds, i, counts, ignored))
+        except PixelwiseError as e:
+            if not ds.skip_bad:
+                raise
+            skipped += 1
+            warnings.warn(f"skipping bad sample: {e} [{skipped} skipped so far]", stacklevel=2)
+    heads = {h: _head_stats(names[h], counts[h], ignored[h]) for h in names}
+    first = next(iter(heads.values()))
+    out = {
+        "dataset": ds.name, "source": ds.source, "num_samples": len(ds), "num_inspected": n,
+        **first, "image_size": _size_stats(sizes), "num_skipped": skipped, "ignore_index": ds.ignore_index,
+    }
+    if len(heads) > 1:
+        out["heads"] = heads
+    return out
+
+
+def colorize(target: np.ndarray, palette: list[tuple[int, int, int]]) -> np.ndarray:
+    """int H x W class map -> uint8 H x W x 3 colours; ignore (and anything unknown) -> black."""
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[: len(palette)] = np.array(palette, dtype=np.uint8)
+    return lut[np.clip(target, 0, 255)]
+
+
+def _overlay(image: np.ndarray, target: np.ndarray, palette: list, alpha: float) -> np.ndarray:
+    colour = colorize(target, palette).astype(np.float32)
+    out = image.astype(np.float32)
+    labelled = (target != IGNORE)[..., None]  # void stays as the plain image
+    return np.where(labelled, (1 - alpha) * out + alpha * colour, out).astype(np.uint8)
+
+
+def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6, alpha: float = 0.55) -> Path:
+    """PNG grid: one row per sample (spread over the split): image | label overlay per head.
+
+    Written atomically (temp file + ``os.replace``) so a crash never leaves half a PNG.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: only the sheet needs it
+    from matplotlib.figure import Figure
+
+    path = Path(path)
+    idx = np.linspace(0, len(ds) - 1, min(num, len(ds))).round().astype(int).tolist()
+    palettes = ds.palette if isinstance(ds.palette, dict) else {next(iter(ds.heads)): ds.palette}
+    cols = 1 + len(palettes)
+    fig = Figure(figsize=(3.2 * cols, 2.6 * len(idx)))
+    FigureCanvasAgg(fig)
+    for r, i in enumerate(idx):
+        sample = ds.load_sample(ds.records[i])  # raw, untransformed
+        image = sample["image"].permute(1, 2, 0).numpy() if "image" in sample else None
+        targets = _head_items(ds, sample["target"])
+        panels = [("image", image)] + [
+            (h, _overlay(image if image is not None else np.zeros((*t.shape, 3), np.uint8), t.numpy(), palettes[h], alpha))
+            for h, t in targets.items()
+        ]
+        for c, (title, arr) in enumerate(panels):
+            ax = fig.add_subplot(len(idx), cols, r * cols + c + 1)
+            if arr is not None:
+                ax.imshow(arr)
+            ax.set_title(f"{sample['id']} {title}", fontsize=7)
+            ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
