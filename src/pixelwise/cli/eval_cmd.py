@@ -1,0 +1,41 @@
+"""``pixelwise eval``: the paper's four metrics plus per-class IU/accuracy over a whole split."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate a model on a dataset split (whole images, native size)")
+    p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
+    p.add_argument("--dataset", "-d", required=True, help="dataset name (camvid, voc, folder, ...)")
+    p.add_argument("--root", "-r", required=True, help="dataset root folder")
+    p.add_argument("--split", "-s", default="val", help="split (default val)")
+    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra dataset argument, e.g. sbd_root=DIR (repeatable)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--save-predictions", metavar="DIR", help="write each prediction as a palette PNG")
+    p.add_argument("--confusion-png", metavar="FILE", help="draw the row-normalised confusion matrix")
+    p.add_argument("--batch-size", type=int, default=1, help="images per batch (padded; default 1)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N images")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
+    p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
+    p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.evaluate import evaluate_split
+
+    result = evaluate_split(
+        args.model, args.dataset, args.root, args.split, data_args=args.data_arg,
+        batch_size=args.batch_size, limit=args.limit, device=args.device, amp=args.amp,
+        workers=args.workers, save_predictions=args.save_predictions, confusion_png=args.confusion_png,
+        progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps(result["json"]))
+    else:
+        print(result["table"])
+    return 0

@@ -1,0 +1,70 @@
+"""``pixelwise train``: YAML config as defaults, one flag per config key, ``--resume RUN``.
+
+Works unchanged under ``torchrun --nproc_per_node N`` (DistributedDataParallel).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..engine.config import SPEC
+
+    p = sub.add_parser("train", help="train a model (paper or modern recipe); resumable; torchrun-ready",
+                       description="Train from a YAML config; every config key is also a flag that overrides it.")
+    p.add_argument("--config", "-c", help="YAML config (configs/*.yaml)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any config key with a YAML value, e.g. --set 'crop_size=[64, 64]'")
+    keys = p.add_argument_group("config keys (override the YAML file)")
+    for key, spec in SPEC.items():
+        flag = "--" + key.replace("_", "-")
+        if spec.type == "bool":
+            keys.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
+                              help=spec.help)
+        elif spec.type in ("dict", "any"):
+            continue  # structured values: YAML file or --set
+        else:
+            keys.add_argument(flag, dest=key, default=argparse.SUPPRESS, metavar=key.split("_")[-1].upper(),
+                              help=spec.help + (" (comma-separated)" if spec.type == "list" else ""))
+    p.set_defaults(func=run)
+
+
+def resolve_args(args: argparse.Namespace) -> tuple[dict, Path, bool]:
+    """(resolved config, run folder, resume?) from the parsed command line."""
+    from ..engine import config
+    from ..errors import PixelwiseError
+
+    flags = {k: config.coerce(k, v) for k, v in vars(args).items() if k in config.SPEC}
+    overrides = {**flags, **config.parse_set(args.set)}
+    if args.resume:
+        run_dir = Path(args.resume)
+        if not (run_dir / "config.yaml").is_file():
+            raise PixelwiseError(f"cannot resume {run_dir}: no config.yaml there (not a pixelwise run folder)")
+        base = config.load_yaml(run_dir / "config.yaml")
+        base.pop("out", None)
+        return config.resolve(base, overrides, {"out": str(run_dir)}), run_dir, True
+    base = config.load_yaml(args.config) if args.config else {}
+    cfg = config.resolve(base, overrides)
+    if args.config:
+        cfg["config_file"] = str(args.config)
+    run_dir = Path(cfg["out"] or Path("runs") / (Path(args.config).stem if args.config else f"{cfg['model']}-{cfg['dataset']}"))
+    cfg["out"] = str(run_dir)
+    if (run_dir / "state.pt").exists():
+        raise PixelwiseError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or pick another --out")
+    return cfg, run_dir, False
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..engine.train import train
+
+    cfg, run_dir, resume = resolve_args(args)
+    result = train(cfg, run_dir, resume=resume)
+    if result.get("best_step") is not None:
+        print(f"done: {result['steps']} steps; best val {cfg['best_metric']} "
+              f"{100 * result['best']:.2f} at step {result['best_step']} -> {run_dir / 'best.safetensors'}")
+    else:
+        print(f"done: {result['steps']} steps -> {run_dir / 'last.safetensors'}")
+    return 0

@@ -1,0 +1,193 @@
+"""Training configuration: one flat table of keys, YAML files as defaults, flags override.
+
+``SPEC`` is the single source of truth: each key's default, type and help text.  ``pixelwise train``
+builds one command-line flag per key from it (``batch_size`` -> ``--batch-size``), so a config file
+and the command line can set exactly the same things.  Resolution order: ``SPEC`` defaults < YAML
+file < flags < ``--set key=value``.  The resolved config (plus the git commit) is written to the
+run folder as ``config.yaml`` and is what ``--resume`` reads back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import PixelwiseError, unknown_name
+
+
+@dataclass(frozen=True)
+class Key:
+    default: Any
+    type: str  # str | int | float | bool | list | dict | any
+    help: str
+
+
+SPEC: dict[str, Key] = {
+    # -- model -----------------------------------------------------------------------------
+    "model": Key(None, "str", "registered model name (pixelwise models)"),
+    "weights": Key(None, "str", "initial weights: none, imagenet, or shipped weights name"),
+    "model_kwargs": Key({}, "dict", "extra get_model kwargs (heads, in_channels, geometry, ...)"),
+    "init_from": Key(None, "str", "checkpoint whose same-named layers initialise the model (staged 32s->16s->8s)"),
+    # -- data ------------------------------------------------------------------------------
+    "dataset": Key(None, "str", "registered dataset name (camvid, voc, sbd, nyud, siftflow, pascal_context, folder)"),
+    "root": Key(None, "str", "dataset root folder"),
+    "train_split": Key("train", "str", "training split"),
+    "val_split": Key("val", "str", "validation split (none: no validation)"),
+    "val_root": Key(None, "str", "root of the validation dataset if it differs"),
+    "val_dataset": Key(None, "str", "validation dataset name if it differs (VOC: train on sbd, validate on voc)"),
+    "dataset_kwargs": Key({}, "dict", "extra get_dataset kwargs (sbd_root, modalities, context_root, ...)"),
+    "val_dataset_kwargs": Key(None, "dict", "get_dataset kwargs for validation (default: dataset_kwargs)"),
+    "train_limit": Key(None, "int", "use only the first N training samples (smoke tests)"),
+    "val_limit": Key(None, "int", "use only the first N validation samples"),
+    "crop_size": Key(None, "list", "random crop H,W (none: whole images, the paper)"),
+    "scale_range": Key(None, "list", "random rescale range LOW,HIGH"),
+    "hflip": Key(False, "bool", "random horizontal flips"),
+    "jitter": Key(0.0, "float", "brightness/contrast/saturation jitter strength"),
+    "workers": Key(2, "int", "DataLoader worker processes"),
+    # -- recipe ----------------------------------------------------------------------------
+    "recipe": Key("modern", "str", "label recorded in checkpoints: paper or modern"),
+    "optimizer": Key("sgd", "str", "sgd or adamw"),
+    "lr": Key(0.01, "float", "base learning rate"),
+    "momentum": Key(0.9, "float", "SGD momentum"),
+    "nesterov": Key(False, "bool", "Nesterov momentum (SGD)"),
+    "betas": Key([0.9, 0.999], "list", "AdamW betas"),
+    "weight_decay": Key(1e-4, "float", "weight decay of weight tensors"),
+    "bias_lr_mult": Key(1.0, "float", "learning-rate multiplier of biases (paper: 2)"),
+    "bias_decay": Key(True, "bool", "apply weight decay to biases (paper: no)"),
+    "norm_decay": Key(True, "bool", "apply weight decay to normalisation weights"),
+    "loss_reduction": Key("mean", "str", "sum over pixels (paper) or mean over labelled pixels"),
+    "class_weights": Key(None, "any", "none, median_frequency, enet, or a list of K weights"),
+    "head_weights": Key(None, "dict", "multi-head nets: loss weight per head (default 1 each)"),
+    "grad_accum": Key(1, "int", "batches accumulated per optimizer step (FCN-AlexNet: 20)"),
+    "schedule": Key("constant", "str", "constant, poly, cosine or onecycle"),
+    "warmup": Key(0.0, "float", "warmup: fraction of the run if < 1, else iterations"),
+    "poly_power": Key(0.9, "float", "power of the poly schedule"),
+    "min_lr_ratio": Key(0.0, "float", "final lr / base lr for cosine and onecycle"),
+    "batch_size": Key(1, "int", "samples per batch per process"),
+    "epochs": Key(None, "float", "length of the run in epochs (or give iterations)"),
+    "iterations": Key(None, "int", "length of the run in optimizer steps"),
+    "amp": Key("none", "str", "mixed precision: none, bf16 (CPU or CUDA) or fp16 (CUDA)"),
+    "clip_grad": Key(None, "float", "clip the gradient norm to this value"),
+    # -- run -------------------------------------------------------------------------------
+    "interval": Key(None, "int", "optimizer steps between validation + checkpoint (default: one epoch)"),
+    "eval_batch_size": Key(1, "int", "validation batch (padded to the largest image)"),
+    "best_metric": Key("mean_iou", "str", "validation metric that selects best.safetensors"),
+    "seed": Key(0, "int", "random seed"),
+    "device": Key("auto", "str", "auto, cpu, cuda or cuda:N"),
+    "threads": Key(None, "int", "torch CPU threads per process"),
+    "out": Key(None, "str", "run folder (default runs/<config name>)"),
+}
+
+
+def coerce(key: str, value: Any) -> Any:
+    """Convert a YAML or command-line value to the type of ``key``; one-line error otherwise."""
+    if key not in SPEC:
+        raise unknown_name("config key", key, SPEC)
+    kind = SPEC[key].type
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        # keys whose "off" setting is the word none (amp) keep it; the others become None
+        return "none" if SPEC[key].default == "none" else None
+    try:
+        if kind == "bool":
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1", "yes")
+            return bool(value)
+        if kind in ("int", "float", "str"):
+            return {"int": int, "float": float, "str": str}[kind](value)
+        if kind == "list":
+            if isinstance(value, str):
+                value = [float(v) if "." in v or "e" in v else int(v) for v in value.split(",")]
+            return list(value) if isinstance(value, (list, tuple)) else [value, value]
+        if kind == "dict" and not isinstance(value, dict):
+            raise ValueError(value)
+        return value
+    except (TypeError, ValueError):
+        raise PixelwiseError(f"config key '{key}' must be {kind}, got {value!r}") from None
+
+
+def defaults() -> dict:
+    return {k: (dict(s.default) if isinstance(s.default, dict) else s.default) for k, s in SPEC.items()}
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a config file: a YAML mapping of SPEC keys (unknown keys are errors, with suggestions)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise PixelwiseError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise PixelwiseError(f"{path} is not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise PixelwiseError(f"{path} must be a YAML mapping of config keys")
+    data.pop("git_commit", None)  # provenance written by a previous run, not a setting
+    data.pop("config_file", None)
+    return {k: coerce(k, v) for k, v in data.items()}
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["lr=1e-3", "crop_size=[64, 64]"]`` -> coerced dict (values parsed as YAML)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise PixelwiseError(f"--set expects KEY=VALUE, got '{item}'")
+        out[key.strip()] = coerce(key.strip(), yaml.safe_load(raw))
+    return out
+
+
+def resolve(*layers: dict) -> dict:
+    """Defaults overridden by each layer in turn, then checked for consistency."""
+    cfg = defaults()
+    for layer in layers:
+        cfg.update(layer)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: dict) -> None:
+    """Errors a user can fix, raised before any work starts."""
+    for key in ("model", "dataset", "root"):
+        if not cfg.get(key):
+            raise PixelwiseError(f"config needs '{key}' (in the YAML file or --{key.replace('_', '-')})")
+    choices = {"optimizer": ("sgd", "adamw"), "loss_reduction": ("sum", "mean"),
+               "schedule": ("constant", "poly", "cosine", "onecycle"), "amp": ("none", "bf16", "fp16")}
+    for key, valid in choices.items():
+        if cfg[key] not in valid:
+            raise PixelwiseError(f"{key} must be one of {', '.join(valid)}, got '{cfg[key]}'")
+    if cfg["epochs"] is None and cfg["iterations"] is None:
+        raise PixelwiseError("config needs the run length: 'epochs' or 'iterations'")
+    if cfg["batch_size"] < 1 or cfg["grad_accum"] < 1:
+        raise PixelwiseError("batch_size and grad_accum must be >= 1")
+    cw = cfg["class_weights"]
+    if isinstance(cw, str) and cw not in ("median_frequency", "enet"):
+        raise PixelwiseError(f"class_weights must be median_frequency, enet, none or a list, got '{cw}'")
+
+
+def git_commit(where: str | Path | None = None) -> str | None:
+    """HEAD commit of the repository containing ``where`` (``+dirty`` if it has changes), or None."""
+    cwd = str(where or Path(__file__).resolve().parent)
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def dump(cfg: dict) -> str:
+    """The config as YAML text (key order of SPEC, provenance keys last)."""
+    import yaml
+
+    return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)

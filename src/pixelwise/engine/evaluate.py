@@ -1,0 +1,148 @@
+"""Evaluation: one confusion matrix per head over a whole split (the paper's metrics).
+
+Whole images at their own size -- never resized.  A batch is padded to its largest image by
+``collate`` with the ignore label, so padding never counts; with batch 1 (the default) the model
+sees each image exactly as it is.  In a distributed run every process evaluates its shard and the
+matrices are summed with :meth:`ConfusionMatrix.all_reduce`, which gives the single-process numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..metrics import ConfusionMatrix
+from .forward import as_dict, autocast, model_input
+
+#: called with (batch, {head: int64 N x H x W predictions}) after every batch
+BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], device: torch.device,
+             *, amp: str = "none", ignore_index: int = 255, on_batch: BatchHook | None = None,
+             progress: bool = False) -> dict[str, ConfusionMatrix]:
+    """Run ``model`` over ``loader`` and accumulate ``hist[true, pred]`` per head (reduced across processes)."""
+    was_training = model.training
+    model.eval()
+    cms = {h: ConfusionMatrix(k, ignore_index) for h, k in heads.items()}
+    batches = loader
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(loader, desc="eval", unit="batch", leave=False)
+    for batch in batches:
+        x = model_input(model, batch, device)
+        with autocast(device, amp):
+            out = as_dict(model(x), heads)
+        target = as_dict(batch["target"], heads)
+        preds = {h: out[h].argmax(1).cpu() for h in heads}
+        for h in heads:
+            cms[h].update(preds[h], target[h])
+        if on_batch is not None:
+            on_batch(batch, preds)
+    for cm in cms.values():
+        cm.all_reduce()
+    model.train(was_training)
+    return cms
+
+
+def summarize(cms: Mapping[str, ConfusionMatrix], class_names: list[str] | Mapping[str, list[str]] | None = None) -> dict:
+    """Metrics dict: the first head's metrics at top level; multi-head models add ``heads``."""
+    per_head = {h: cm.compute() for h, cm in cms.items()}
+    if class_names is not None:
+        for h, m in per_head.items():
+            names = class_names[h] if isinstance(class_names, Mapping) else class_names
+            m["class_names"] = list(names)
+    first = next(iter(per_head.values()))
+    out = dict(first)
+    if len(per_head) > 1:
+        out["heads"] = per_head
+    return out
+
+
+def _parse_data_args(items: list[str]) -> dict:
+    from ..errors import PixelwiseError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise PixelwiseError(f"--data-arg expects KEY=VALUE, got '{item}'")
+        out[key.strip()] = value
+    return out
+
+
+def _check_classes(model: nn.Module, ds, heads: Mapping[str, int]) -> None:
+    from ..errors import PixelwiseError
+
+    for h, k in ds.heads.items():
+        want = heads.get(h) if len(heads) > 1 else next(iter(heads.values()))
+        if want != k:
+            raise PixelwiseError(f"the model predicts {want} classes for '{h}' but the dataset has {k}")
+
+
+def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data_args: list[str] = (),
+                   batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
+                   workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
+                   progress: bool = False) -> dict:
+    """``pixelwise eval``: metrics of a model over a dataset split.
+
+    Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
+    palette PNG (``DIR/<id>.png``, multi-head ``DIR/<head>/<id>.png``, cropped to the image's own
+    size) and the confusion matrix as a PNG.
+    """
+    from pathlib import Path
+
+    from ..data import get_dataset
+    from .checkpoint import resolve_model
+    from .distributed import pick_device
+    from .loaders import FirstN, collate_sized
+    from .outputs import confusion_png as draw_confusion
+    from .outputs import format_table, palette_for, save_label_png
+
+    dev = pick_device(device)
+    model = resolve_model(model_spec, device=dev)
+    ds = get_dataset(dataset, root, split, **_parse_data_args(list(data_args)))
+    ds = FirstN(ds, limit) if limit else ds
+    heads = dict(model.heads)
+    _check_classes(model, ds, heads)
+    names = ds.class_names
+    hook = None
+    if save_predictions:
+        out = Path(save_predictions)
+        pal = ds.palette if isinstance(ds.palette, Mapping) else {h: ds.palette for h in heads}
+
+        def hook(batch: dict, preds: dict[str, torch.Tensor]) -> None:
+            for h, p in preds.items():
+                folder = out / h if len(heads) > 1 else out
+                for i, (sid, (hh, ww)) in enumerate(zip(batch["id"], batch["size"])):
+                    save_label_png(folder / f"{sid}.png", p[i, :hh, :ww], palette_for(pal.get(h), heads[h]))
+
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
+    cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress)
+    metrics = summarize(cms, names)
+    metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds)})
+    first = next(iter(heads))
+    first_names = names[first] if isinstance(names, Mapping) else names
+    if confusion_png:
+        draw_confusion(confusion_png, cms[first].hist, first_names)
+    table = format_table(metrics, first_names)
+    for h in list(heads)[1:]:
+        table += f"\n\nhead '{h}'\n" + format_table(metrics["heads"][h], names[h])
+    table += f"\n\n{len(ds)} images of {dataset}/{split}, {metrics['labelled_pixels']} labelled pixels"
+    return {"json": _finite(metrics), "table": table}
+
+
+def _finite(x):
+    """NaN -> None so ``--json`` prints strict JSON."""
+    import math
+
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return None if isinstance(x, float) and math.isnan(x) else x

@@ -1,0 +1,123 @@
+"""What eval and predict write: palette label PNGs, colour overlays, probabilities, reports.
+
+Every file is written atomically (``atomic.py``): an interrupted run never leaves a truncated PNG
+that a later step would read as a prediction.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from . import atomic
+
+RGB = tuple[int, int, int]
+
+
+def palette_for(palette: Sequence[Sequence[int]] | None, num_classes: int) -> list[RGB]:
+    """The model's palette, else the VOC colour map (distinct colours for any K)."""
+    if palette and len(palette) >= num_classes:
+        return [tuple(int(v) for v in c) for c in palette]
+    from ..data.labels import voc_colormap
+
+    return voc_colormap(max(num_classes, 1))
+
+
+def save_label_png(path: str | Path, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB]) -> None:
+    """Class indices ``H x W`` (< 256) -> 8-bit palette PNG: indices stay exact, colours for viewing."""
+    from PIL import Image
+
+    arr = np.asarray(labels, dtype=np.uint8)
+    im = Image.frombytes("P", (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr).tobytes())
+    flat = [v for c in palette[:256] for v in c]
+    im.putpalette(flat + [0] * (768 - len(flat)))
+    with atomic.atomic_path(path) as tmp:
+        im.save(tmp, format="PNG")
+
+
+def colorize(labels: torch.Tensor | np.ndarray, palette: Sequence[RGB]) -> np.ndarray:
+    """``H x W`` indices -> ``H x W x 3`` uint8 colours (index 255/out of range -> black)."""
+    lut = np.zeros((256, 3), dtype=np.uint8)
+    lut[: min(256, len(palette))] = np.asarray(palette[:256], dtype=np.uint8)
+    return lut[np.asarray(labels, dtype=np.int64).clip(0, 255)]
+
+
+def overlay(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB], alpha: float = 0.5) -> np.ndarray:
+    """Blend the label colours over the RGB ``image`` (uint8 ``3 x H x W``) -> ``H x W x 3`` uint8."""
+    rgb = image.permute(1, 2, 0).numpy().astype(np.float32)
+    out = (1 - alpha) * rgb + alpha * colorize(labels, palette).astype(np.float32)
+    return out.round().clip(0, 255).astype(np.uint8)
+
+
+def save_rgb(path: str | Path, array: np.ndarray) -> None:
+    """``H x W x 3`` uint8 -> image file, format from the suffix (png, jpg)."""
+    from PIL import Image
+
+    path = Path(path)
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
+    with atomic.atomic_path(path) as tmp:
+        Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+
+
+def save_probabilities(path: str | Path, probs: torch.Tensor, class_names: Sequence[str] | None = None) -> None:
+    """``K x H x W`` probabilities -> ``.npy`` (float16) or ``.safetensors`` (with class names)."""
+    path = Path(path)
+    probs = probs.to(torch.float16).contiguous()
+    with atomic.atomic_path(path) as tmp:
+        if path.suffix == ".safetensors":
+            import json
+
+            from safetensors.torch import save_file
+
+            meta = {"class_names": json.dumps(list(class_names or []))}
+            save_file({"probabilities": probs}, str(tmp), metadata=meta)
+        else:
+            with open(tmp, "wb") as f:
+                np.save(f, probs.numpy())
+
+
+def format_table(metrics: Mapping, class_names: Sequence[str]) -> str:
+    """Per-class IU and accuracy, then the paper's four metrics, as a text table (percent)."""
+    def pct(v: float | None) -> str:
+        return "   n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:6.2f}"
+
+    width = max([len(n) for n in class_names] + [len("class")])
+    lines = [f"{'class':<{width}}      IU    acc", "-" * (width + 14)]
+    for name, iu, acc in zip(class_names, metrics["per_class_iou"], metrics["per_class_accuracy"]):
+        lines.append(f"{name:<{width}}  {pct(iu)} {pct(acc)}")
+    lines.append("-" * (width + 14))
+    for key, label in (("pixel_accuracy", "pixel accuracy"), ("mean_accuracy", "mean accuracy"),
+                       ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
+        lines.append(f"{label:<{max(width, 14)}}  {pct(metrics[key])}")
+    return "\n".join(lines)
+
+
+def confusion_png(path: str | Path, hist: torch.Tensor, class_names: Sequence[str]) -> None:
+    """Row-normalised confusion matrix (rows: truth, columns: prediction) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    h = hist.double()
+    norm = (h / h.sum(1, keepdim=True).clamp_min(1)).numpy()
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * k, 0.8 + 0.45 * k))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(k), class_names, rotation=90, fontsize=8)
+    ax.set_yticks(range(k), class_names, fontsize=8)
+    ax.set(xlabel="predicted", ylabel="true")
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                if norm[i, j] >= 0.005:
+                    ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    with atomic.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
