@@ -1,0 +1,120 @@
+"""Inference on images of any size: sliding windows with bounded memory, flip / multi-scale averaging.
+
+A large image is cut into ``tile x tile`` windows that overlap by ``overlap`` pixels; each window's
+logits (averaged over the test-time views: horizontal flip, scales) are added into a running sum
+and divided by how many windows covered each pixel.  The sum is kept only for the current band of
+window rows: once the next band starts, rows above it are final and are turned into labels (and
+optionally probabilities) straight away.  Peak memory is therefore ``K x tile x W`` floats plus the
+``H x W`` uint8 label map -- a 4000 x 3000 photo never needs a ``K x H x W`` tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .forward import as_dict, autocast
+
+#: called with (head, first row, K x rows x W probabilities) as rows become final
+RowSink = Callable[[str, int, torch.Tensor], None]
+
+
+@dataclass(frozen=True)
+class Options:
+    """``tile``: window side (None: whole image up to ``max_pixels``, else 512); ``scales``: input
+    rescalings to average; ``flip``: also average the mirrored image."""
+
+    tile: int | None = None
+    overlap: int = 128
+    flip: bool = False
+    scales: tuple[float, ...] = (1.0,)
+    max_pixels: int = 1600 * 1600
+    amp: str = "none"
+
+
+def positions(size: int, tile: int, overlap: int) -> list[int]:
+    """Window starts covering ``[0, size)``: stride ``tile - overlap``, the last flush with the end."""
+    if size <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
+
+
+class Predictor:
+    """``predict(sample)`` -> ``{head: uint8 H x W labels}`` for a raw sample (``image`` uint8 3xHxW, ...)."""
+
+    def __init__(self, model: nn.Module, device: torch.device, options: Options = Options()) -> None:
+        self.model, self.device, self.opt = model.eval(), device, options
+        self.heads = dict(model.heads)
+
+    @torch.no_grad()
+    def window_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Preprocessed window ``1 x C x h x w`` -> ``{head: K x h x w}`` logits averaged over views."""
+        h, w = x.shape[-2:]
+        total: dict[str, torch.Tensor] = {}
+        views = 0
+        for s in self.opt.scales:
+            xs = x if s == 1 else F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))),
+                                               mode="bilinear", align_corners=False, antialias=s < 1)
+            for flip in ((False, True) if self.opt.flip else (False,)):
+                xin = xs.flip(-1) if flip else xs
+                with autocast(self.device, self.opt.amp):
+                    out = as_dict(self.model(xin.to(self.device)), self.heads)
+                for head, logits in out.items():
+                    logits = logits.float().flip(-1) if flip else logits.float()
+                    if s != 1:
+                        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+                    total[head] = total[head] + logits[0].cpu() if head in total else logits[0].cpu()
+                views += 1
+        return {head: t / views for head, t in total.items()}
+
+    def _tile(self, h: int, w: int) -> tuple[int, int]:
+        t = self.opt.tile
+        if t is None:
+            t = max(h, w) if h * w <= self.opt.max_pixels else 512
+        return min(t, h), min(t, w)
+
+    @torch.no_grad()
+    def predict(self, sample: Mapping[str, torch.Tensor], sink: RowSink | None = None) -> dict[str, torch.Tensor]:
+        """Labels for one raw sample; ``sink`` receives probabilities band by band (optional)."""
+        raw = {k: v for k, v in sample.items() if isinstance(v, torch.Tensor)}
+        H, W = next(iter(raw.values())).shape[-2:]
+        th, tw = self._tile(H, W)
+        ys, xs = positions(H, th, self.opt.overlap), positions(W, tw, self.opt.overlap)
+        labels = {h: torch.empty(H, W, dtype=torch.uint8 if k <= 256 else torch.int32) for h, k in self.heads.items()}
+        carry: dict[str, torch.Tensor] | None = None  # logit sums of rows shared with the next band
+        carry_n: torch.Tensor | None = None
+        for i, y in enumerate(ys):
+            band = {h: torch.zeros(k, th, W) for h, k in self.heads.items()}
+            count = torch.zeros(1, th, W)
+            if carry is not None:
+                rows = carry_n.shape[1]
+                for h in band:
+                    band[h][:, :rows] += carry[h]
+                count[:, :rows] += carry_n
+            for x0 in xs:
+                # preprocess window by window: the whole image never exists as floats
+                window = {k: v[..., y:y + th, x0:x0 + tw] for k, v in raw.items()}
+                x = self.model.preprocessing.apply(window)[None]
+                for h, logits in self.window_logits(x).items():
+                    band[h][:, :, x0:x0 + tw] += logits
+                count[:, :, x0:x0 + tw] += 1
+            done = (ys[i + 1] if i + 1 < len(ys) else y + th) - y  # rows no later window touches
+            for h in band:
+                mean = band[h][:, :done] / count[:, :done]
+                labels[h][y:y + done] = mean.argmax(0)
+                if sink is not None:
+                    sink(h, y, mean.softmax(0))
+            carry = {h: b[:, done:] for h, b in band.items()}
+            carry_n = count[:, done:]
+        return labels
+
+    def windows(self, h: int, w: int) -> int:
+        """How many windows an ``h x w`` image is cut into."""
+        th, tw = self._tile(h, w)
+        return len(positions(h, th, self.opt.overlap)) * len(positions(w, tw, self.opt.overlap))

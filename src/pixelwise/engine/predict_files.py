@@ -1,0 +1,147 @@
+"""``pixelwise predict`` on files: find the inputs, run the :class:`Predictor`, write the outputs.
+
+For each input ``STEM``: ``OUT/STEM.png`` (palette PNG of class indices), ``OUT/STEM_overlay.jpg``
+(colours blended over the photo) and optionally ``OUT/STEM_prob.npy`` / ``.safetensors``
+(``K x H x W`` float16 softmax).  Multi-head models add the head name: ``STEM_<head>.png``.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import PixelwiseError
+from . import atomic
+from .outputs import overlay, palette_for, save_label_png, save_probabilities, save_rgb
+from .predict import Options, Predictor
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def collect_inputs(specs: Sequence[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and glob patterns -> image paths, in order, unique."""
+    out: list[Path] = []
+    for spec in specs:
+        p = Path(spec)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES and q.is_file())
+            if not found:
+                raise PixelwiseError(f"folder {p} has no images ({', '.join(IMAGE_SUFFIXES)})")
+        elif p.is_file():
+            found = [p]
+        elif any(c in spec for c in "*?["):
+            found = sorted(Path(q) for q in glob.glob(spec, recursive=True) if Path(q).is_file())
+            if not found:
+                raise PixelwiseError(f"no files match {spec}")
+        else:
+            raise PixelwiseError(f"input not found: {spec}")
+        out.extend(q for q in found if q not in out)
+    return out
+
+
+def _stems(paths: Sequence[Path]) -> list[str]:
+    """Output names: file stems, made unique (``a.png`` and ``x/a.jpg`` -> ``a``, ``a_2``)."""
+    seen: dict[str, int] = {}
+    stems = []
+    for p in paths:
+        n = seen.get(p.stem, 0) + 1
+        seen[p.stem] = n
+        stems.append(p.stem if n == 1 else f"{p.stem}_{n}")
+    return stems
+
+
+class _ProbWriter:
+    """Collects ``K x H x W`` probabilities band by band: streamed into a memory-mapped ``.npy``
+    (memory stays bounded), or gathered for ``.safetensors``."""
+
+    def __init__(self, path: Path, k: int, h: int, w: int, class_names: list[str] | None) -> None:
+        self.path, self.class_names = path, class_names
+        self.npy = path.suffix == ".npy"
+        self._ctx = atomic.atomic_path(path) if self.npy else None
+        if self.npy:
+            self.tmp = self._ctx.__enter__()
+            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float16, shape=(k, h, w))
+        else:
+            self.array = torch.empty(k, h, w, dtype=torch.float16)
+
+    def __call__(self, y: int, probs: torch.Tensor) -> None:
+        rows = probs.shape[1]
+        if self.npy:
+            self.array[:, y:y + rows] = probs.to(torch.float16).numpy()
+        else:
+            self.array[:, y:y + rows] = probs
+
+    def close(self) -> None:
+        if self.npy:
+            self.array.flush()
+            del self.array
+            self._ctx.__exit__(None, None, None)
+        else:
+            save_probabilities(self.path, self.array, self.class_names)
+
+
+def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
+                  options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
+                  alpha: float = 0.5, log: Callable[[str], None] = print) -> list[dict]:
+    """Predict every input image; returns one record per image (paths written, size, seconds)."""
+    from ..data.fileio import read_rgb
+
+    paths = collect_inputs(inputs)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictor = Predictor(model, device, options)
+    heads = dict(model.heads)
+    names = getattr(model, "class_names", None)
+    records = []
+    for path, stem in zip(paths, _stems(paths)):
+        t0 = time.perf_counter()
+        image = read_rgb(path)
+        h, w = image.shape[-2:]
+        writers = {}
+        if probabilities:
+            for head, k in heads.items():
+                suffix = "" if len(heads) == 1 else f"_{head}"
+                head_names = names.get(head) if isinstance(names, dict) else names
+                writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w, head_names)
+        labels = predictor.predict({"image": image}, sink=(lambda hd, y, p: writers[hd](y, p)) if writers else None)
+        written = [str(wr.path) for wr in writers.values()]
+        for wr in writers.values():
+            wr.close()
+        for head, lab in labels.items():
+            suffix = "" if len(heads) == 1 else f"_{head}"
+            pal = palette_for(_head_value(model.palette, head), heads[head])
+            save_label_png(out_dir / f"{stem}{suffix}.png", lab, pal)
+            written.append(str(out_dir / f"{stem}{suffix}.png"))
+            if overlays:
+                save_rgb(out_dir / f"{stem}{suffix}_overlay.jpg", overlay(image, lab, pal, alpha))
+                written.append(str(out_dir / f"{stem}{suffix}_overlay.jpg"))
+        rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
+               "seconds": time.perf_counter() - t0, "outputs": written,
+               "classes": _class_shares(labels[next(iter(heads))], _head_value(names, next(iter(heads))))}
+        log(_describe(rec))
+        records.append(rec)
+    return records
+
+
+def _head_value(value, head: str):
+    return value.get(head) if isinstance(value, dict) else value
+
+
+def _class_shares(labels: torch.Tensor, names: list[str] | None, top: int = 3) -> list[tuple[str, float]]:
+    counts = torch.bincount(labels.reshape(-1).long())
+    total = float(counts.sum())
+    order = counts.argsort(descending=True)[:top]
+    return [((names[i] if names and i < len(names) else f"class {int(i)}"), float(counts[i]) / total)
+            for i in order.tolist() if counts[i] > 0]
+
+
+def _describe(rec: dict) -> str:
+    shares = ", ".join(f"{n} {100 * s:.0f}%" for n, s in rec["classes"])
+    h, w = rec["size"]
+    return (f"{rec['input']} ({w}x{h}, {rec['windows']} window(s), {rec['seconds']:.2f}s): {shares}"
+            f" -> {', '.join(Path(o).name for o in rec['outputs'])}")
