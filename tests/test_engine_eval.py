@@ -1,0 +1,76 @@
+"""``pixelwise eval``: its numbers equal metrics computed directly from its saved predictions."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import tiny_model  # noqa: F401
+from PIL import Image
+
+import pixelwise
+from pixelwise.cli import main
+from pixelwise.data import get_dataset
+from pixelwise.engine.checkpoint import save_model
+from pixelwise.metrics import ConfusionMatrix
+
+
+@pytest.fixture()
+def checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = pixelwise.get_model(tiny_model.NAME, num_classes=11, width=8)
+    from pixelwise.data.camvid import CLASSES, PALETTE
+
+    return save_model(model, tmp_path / "m.safetensors", class_names=CLASSES, palette=PALETTE)
+
+
+def test_eval_equals_metrics_of_saved_predictions(camvid_root, checkpoint, tmp_path, capsys):
+    preds = tmp_path / "preds"
+    args = ["eval", "--model", str(checkpoint), "--dataset", "camvid", "--root", str(camvid_root),
+            "--split", "val", "--limit", "3", "--workers", "0", "--json", "--save-predictions", str(preds),
+            "--confusion-png", str(tmp_path / "cm.png")]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "per_class_iou"):
+        assert key in result
+    ds = get_dataset("camvid", camvid_root, "val")
+    cm = ConfusionMatrix(11)
+    for i in range(3):
+        png = Image.open(preds / f"{ds.ids[i]}.png")
+        assert png.mode == "P"  # palette PNG: indices exact, colours for viewing
+        cm.update(torch.from_numpy(np.asarray(png).astype(np.int64)), ds.read_target(i))
+    direct = cm.compute()
+    for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou"):
+        assert result[key] == pytest.approx(direct[key], abs=1e-12)
+    assert (tmp_path / "cm.png").stat().st_size > 0
+
+    # the table form, and batched evaluation (CamVid images share a size) give the same numbers
+    assert main(args[:-4] + ["--batch-size", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["mean_iou"] == pytest.approx(result["mean_iou"], abs=1e-12)
+    assert main([a for a in args[:-4] if a != "--json"]) == 0
+    table = capsys.readouterr().out
+    assert "mean IU" in table and "Bicyclist" in table
+
+
+@pytest.mark.parametrize("bad, message", [
+    (["--dataset", "camvidd"], "unknown dataset"),
+    (["--model", "no_such_model"], "unknown model"),
+    (["--split", "trainval"], "unknown camvid split"),
+    (["--root", "/nonexistent/camvid"], "missing CamVid root"),
+])
+def test_eval_bad_input_is_one_line(camvid_root, checkpoint, capsys, bad, message):
+    args = {"--model": str(checkpoint), "--dataset": "camvid", "--root": str(camvid_root), "--split": "val"}
+    for flag, value in zip(bad[::2], bad[1::2]):
+        args[flag] = value
+    assert main(["eval", *[x for kv in args.items() for x in kv], "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_eval_rejects_class_count_mismatch(camvid_root, tmp_path, capsys):
+    path = save_model(pixelwise.get_model(tiny_model.NAME, num_classes=5), tmp_path / "k5.safetensors")
+    assert main(["eval", "--model", str(path), "--dataset", "camvid", "--root", str(camvid_root),
+                 "--workers", "0"]) == 2
+    assert "5 classes" in capsys.readouterr().err
