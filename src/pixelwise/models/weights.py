@@ -57,15 +57,6 @@ def load_named_weights(model: nn.Module, name: str) -> None:
     model.class_names, model.palette, model.checkpoint = meta.get("class_names"), meta.get("palette"), meta
 
 
-def resolve_model(spec: str) -> nn.Module:
-    """``--model`` argument -> model in eval mode: a checkpoint path, shipped weights, or a registry name."""
-    from ..engine.checkpoint import load_model
-    from .registry import get_model, list_models
-
-    if spec in SHIPPED:
-        return load_model(shipped_path(spec))
-    if spec in list_models():
-        return get_model(spec).eval()
-    if Path(spec).suffix in (".safetensors", ".pt", ".pth") or Path(spec).exists():
-        return load_model(spec)
-    raise unknown_name("model", spec, [*SHIPPED, *list_models()])
+def alias_path(name: str) -> Path | None:
+    """Checkpoint path of shipped weights ``name``, or None if ``name`` is not a shipped alias."""
+    return shipped_path(name) if name in SHIPPED else None
