@@ -7,7 +7,9 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="segment images: palette label PNGs + colour overlays")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("--demo", action="store_true",
+                   help="add the sample photos that ship with scikit-learn / scikit-image (the main job)")
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
     p.add_argument("--out", "-o", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--tile", type=int, help="sliding-window size (default: whole image up to 1600x1600, else 512)")
@@ -43,12 +45,19 @@ def run(args: argparse.Namespace) -> int:
 
     if args.tile is not None and args.tile < 1 or args.overlap < 0:
         raise PixelwiseError("--tile must be >= 1 and --overlap >= 0")
+    inputs = list(args.inputs)
+    if args.demo:
+        from ..demo import sample_images
+
+        inputs += [str(p) for p in sample_images()]
+    if not inputs:
+        raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
     device = pick_device(args.device)
     model = resolve_model(args.model, device=device)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=args.flip, scales=_scales(args.scales), amp=args.amp)
     if args.tile is not None and args.overlap >= args.tile:
         raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
-    records = predict_files(model, args.inputs, args.out, device=device, options=opts,
+    records = predict_files(model, inputs, args.out, device=device, options=opts,
                             probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha)
     views = len(opts.scales) * (2 if opts.flip else 1)
     print(f"predicted {len(records)} image(s) with {args.model} ({views} view(s) each) -> {args.out}")
