@@ -1,4 +1,4 @@
-"""``pixelwise data inspect``: look at a dataset before training on it."""
+"""``pixelwise data inspect|export``: look at a dataset before training on it; write it as a folder dataset."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("data", help="inspect datasets")
+    p = subparsers.add_parser("data", help="inspect datasets, export them in the folder layout")
     sub = p.add_subparsers(dest="data_command", required=True)
     q = sub.add_parser("inspect", help="samples, class pixel counts, image sizes, contact sheet")
     q.add_argument("--dataset", required=True, help="dataset name (see pixelwise.data.list_datasets)")
@@ -23,6 +23,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--context-root", help="pascal_context: folder with trainval/ and labels.txt")
     q.add_argument("--modalities", help="nyud: comma-separated color,depth,hha")
     q.set_defaults(func=inspect_command)
+    e = sub.add_parser("export", help="write a dataset split in the folder layout (images/, masks/, classes.txt)")
+    e.add_argument("--dataset", required=True, help="dataset name")
+    e.add_argument("--root", required=True, help="dataset folder, as distributed")
+    e.add_argument("--split", required=True, help="split name")
+    e.add_argument("--out", "-o", required=True, help="folder to write")
+    e.add_argument("--limit", type=int, help="export only the first N samples")
+    e.set_defaults(func=export_command)
 
 
 def _reader_kwargs(args: argparse.Namespace) -> dict:
@@ -44,6 +51,15 @@ def _print_table(stats: dict) -> None:
             print(f"  {k:3d} {name:<20s} {count:>12d} {100 * share:6.2f}%")
     if stats["num_skipped"]:
         print(f"skipped {stats['num_skipped']} bad samples")
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from ..data import get_dataset
+    from ..data.export import export_folder
+
+    n = export_folder(get_dataset(args.dataset, args.root, args.split), args.out, limit=args.limit)
+    print(f"wrote {n} samples of {args.dataset}/{args.split} to {args.out} (images/, masks/, classes.txt)")
+    return 0
 
 
 def inspect_command(args: argparse.Namespace) -> int:

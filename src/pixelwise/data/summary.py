@@ -6,8 +6,6 @@ Statistics read only the label files and the image *headers* (no image decoding)
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..errors import PixelwiseError
 from .base import SegmentationDataset
 from .labels import IGNORE
@@ -118,7 +117,7 @@ def _overlay(image: np.ndarray, target: np.ndarray, palette: list, alpha: float)
 def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6, alpha: float = 0.55) -> Path:
     """PNG grid: one row per sample (spread over the split): image | label overlay per head.
 
-    Written atomically (temp file + ``os.replace``) so a crash never leaves half a PNG.
+    Written atomically, so a crash never leaves half a PNG.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: only the sheet needs it
     from matplotlib.figure import Figure
@@ -144,13 +143,6 @@ def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6,
             ax.set_title(f"{sample['id']} {title}", fontsize=7)
             ax.axis("off")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     return path

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..errors import PixelwiseError
-from .atomic import atomic_path
+from ..atomic import atomic_path
 
 FORMAT_VERSION = 1
 META_KEY = "pixelwise"
@@ -214,6 +214,10 @@ def resolve_model(spec: str, *, device: str | torch.device = "cpu") -> nn.Module
     import os
 
     path = Path(spec)
+    if path.suffix == ".onnx":  # an exported model: onnxruntime behind the same Model contract
+        from ..interop.onnx_runtime import OnnxModel
+
+        return OnnxModel(path)
     if path.exists() or path.suffix == ".safetensors" or os.sep in spec:
         return load_model(path, device=device)
     try:

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from . import atomic
+from .. import atomic
 
 RGB = tuple[int, int, int]
 

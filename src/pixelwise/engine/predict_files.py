@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import PixelwiseError
-from . import atomic
+from .. import atomic
 from .outputs import overlay, palette_for, save_label_png, save_probabilities, save_rgb
 from .predict import Options, Predictor
 

@@ -12,7 +12,7 @@ import json
 import math
 from pathlib import Path
 
-from . import atomic
+from .. import atomic
 from .checkpoint import _jsonable
 
 
