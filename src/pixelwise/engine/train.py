@@ -174,9 +174,14 @@ class Trainer:
     def _progress(self):
         if not self.world.main:
             return None
+        import sys
+
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.total, initial=self.step, desc="train", unit="step", dynamic_ncols=True)
+        # redirected to a log file: a line every 30 s instead of one per step
+        interval = 0.1 if sys.stderr.isatty() else 30.0
+        return tqdm(total=self.total, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
+                    mininterval=interval, maxinterval=max(10.0, interval))
 
     def _forward_backward(self, batch: dict, sync: bool) -> float:
         """One micro-batch: loss / grad_accum backpropagated (DDP syncs only on the last one)."""
