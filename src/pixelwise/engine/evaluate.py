@@ -102,7 +102,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from .distributed import pick_device
     from .loaders import FirstN, collate_sized
     from .outputs import confusion_png as draw_confusion
-    from .outputs import format_table, palette_for, save_label_png
+    from .outputs import format_table
 
     dev = pick_device(device)
     model = resolve_model(model_spec, device=dev)
@@ -111,17 +111,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     heads = dict(model.heads)
     _check_classes(model, ds, heads)
     names = ds.class_names
-    hook = None
-    if save_predictions:
-        out = Path(save_predictions)
-        pal = ds.palette if isinstance(ds.palette, Mapping) else {h: ds.palette for h in heads}
-
-        def hook(batch: dict, preds: dict[str, torch.Tensor]) -> None:
-            for h, p in preds.items():
-                folder = out / h if len(heads) > 1 else out
-                for i, (sid, (hh, ww)) in enumerate(zip(batch["id"], batch["size"])):
-                    save_label_png(folder / f"{sid}.png", p[i, :hh, :ww], palette_for(pal.get(h), heads[h]))
-
+    hook = _prediction_writer(Path(save_predictions), heads, ds.palette) if save_predictions else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
     cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress)
     metrics = summarize(cms, names)
@@ -135,6 +125,22 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
         table += f"\n\nhead '{h}'\n" + format_table(metrics["heads"][h], names[h])
     table += f"\n\n{len(ds)} images of {dataset}/{split}, {metrics['labelled_pixels']} labelled pixels"
     return {"json": _finite(metrics), "table": table}
+
+
+def _prediction_writer(out, heads: Mapping[str, int], palette) -> BatchHook:
+    """Hook saving each prediction as ``out/<id>.png`` (multi-head: ``out/<head>/<id>.png``),
+    cropped back to the image's own size (batches are padded)."""
+    from .outputs import palette_for, save_label_png
+
+    pal = palette if isinstance(palette, Mapping) else {h: palette for h in heads}
+
+    def hook(batch: dict, preds: dict[str, torch.Tensor]) -> None:
+        for h, p in preds.items():
+            folder = out / h if len(heads) > 1 else out
+            for i, (sid, (hh, ww)) in enumerate(zip(batch["id"], batch["size"])):
+                save_label_png(folder / f"{sid}.png", p[i, :hh, :ww], palette_for(pal.get(h), heads[h]))
+
+    return hook
 
 
 def _finite(x):
