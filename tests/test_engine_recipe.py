@@ -119,3 +119,20 @@ def test_two_heads_and_gradient_accumulation(tmp_path):
     record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
     assert set(record["val"]["heads"]) == {"semantic", "geometric"}
     assert record["val"]["mean_iou"] == record["val"]["heads"]["semantic"]["mean_iou"]
+
+
+def test_bf16_autocast_on_cpu(tmp_path):
+    """Mixed precision on the CPU (bf16 autocast): trains, losses stay finite, weights stay fp32."""
+    torch.set_num_threads(1)
+    _siftflow_fixture(tmp_path / "sift", n=2)
+    cfg = config.resolve({
+        "model": tiny_model.NAME, "model_kwargs": {"width": 8}, "dataset": "siftflow",
+        "root": str(tmp_path / "sift"), "train_split": "trainval", "val_split": "test", "amp": "bf16",
+        "batch_size": 2, "iterations": 2, "interval": 2, "optimizer": "adamw", "lr": 1e-3,
+        "workers": 0, "device": "cpu",
+    })
+    train(cfg, tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(record["train_loss"])
+    model = pixelwise.load_model(tmp_path / "run" / "last.safetensors")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
