@@ -1,0 +1,138 @@
+"""Export any pixelwise model to ONNX with dynamic batch, height and width.
+
+The graph's input is ``input`` (``N x C_in x H x W``, already preprocessed, float32); its outputs
+are one logits tensor per head (``logits`` for single-head models, else the head names), each
+``N x K x H x W``.  Everything a runtime needs besides the graph -- preprocessing, heads, class
+names, palette, the ``get_model`` config -- goes into the model's ``metadata_props`` under the key
+``pixelwise`` (JSON), so :class:`pixelwise.interop.onnx_runtime.OnnxModel` can run the file alone.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import PixelwiseError
+
+META_KEY = "pixelwise"
+INPUT_NAME = "input"
+DEFAULT_OPSET = 18
+
+
+def output_names(model: nn.Module) -> list[str]:
+    """ONNX output names: ``["logits"]`` for one head, else the head names in order."""
+    heads = list(model.heads)
+    return ["logits"] if len(heads) == 1 else heads
+
+
+def onnx_metadata(model: nn.Module) -> dict[str, Any]:
+    """The JSON stored under ``metadata_props['pixelwise']``."""
+    return {
+        "format_version": 1,
+        "config": getattr(model, "config", {}),
+        "heads": dict(model.heads),
+        "outputs": output_names(model),
+        "preprocessing": model.preprocessing.to_dict(),
+        "class_names": getattr(model, "class_names", None),
+        "palette": getattr(model, "palette", None),
+    }
+
+
+class _Flat(nn.Module):
+    """Return a tuple of head outputs in a fixed order (ONNX outputs are positional)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model, self.heads = model, list(model.heads)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model(x)
+        return tuple(out[h] for h in self.heads) if isinstance(out, dict) else (out,)
+
+
+def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET,
+                sample_size: tuple[int, int] = (64, 64)) -> Path:
+    """Write ``model`` to ``path`` as ONNX (dynamic N, H, W) with pixelwise metadata; returns path.
+
+    ``sample_size`` is the H x W traced with; it should be at least the model's output stride
+    for aligned models, but any size then runs.  Uses the ``torch.export``-based exporter.
+    """
+    try:
+        import onnx  # noqa: F401  (the exporter needs it; fail with a clear message here)
+        import onnxscript  # noqa: F401
+    except ImportError as e:
+        raise PixelwiseError(f"ONNX export needs '{e.name}': pip install 'pixelwise[onnx]'") from None
+    path = Path(path)
+    model = model.eval()
+    x = torch.zeros(1, model.in_channels, *sample_size)
+    n = h = w = torch.export.Dim.AUTO  # any size; ceil-mode pooling guards become runtime checks
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # exporter chatter (deprecations, fallbacks) is not the user's business
+        program = torch.onnx.export(
+            _Flat(model), (x,), dynamic_shapes={"x": {0: n, 2: h, 3: w}}, input_names=[INPUT_NAME],
+            output_names=output_names(model), opset_version=opset, dynamo=True, verbose=False,
+        )
+    if program is None:  # pragma: no cover - dynamo=True always returns a program
+        raise PixelwiseError("torch.onnx.export returned nothing")
+    program.optimize()
+    proto = program.model_proto
+    _name_dims(proto)
+    _set_metadata(proto, onnx_metadata(model))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    import onnx
+
+    onnx.save_model(proto, str(tmp))
+    tmp.replace(path)
+    return path
+
+
+def _name_dims(proto: Any) -> None:
+    """Give the exporter's symbolic input dims (``s77``...) readable names: batch, height, width."""
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    rename = {d.dim_param: name for d, name in zip(dims, ("batch", None, "height", "width")) if name and d.dim_param}
+    for value in list(proto.graph.input) + list(proto.graph.output) + list(proto.graph.value_info):
+        for d in value.type.tensor_type.shape.dim:
+            if d.dim_param in rename:
+                d.dim_param = rename[d.dim_param]
+
+
+def _set_metadata(proto: Any, meta: dict[str, Any]) -> None:
+    for prop in list(proto.metadata_props):
+        if prop.key == META_KEY:
+            proto.metadata_props.remove(prop)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = META_KEY, json.dumps(meta)
+
+
+def verify_onnx(model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], ...] = ((64, 64), (45, 37)),
+                rtol: float = 1e-4, seed: int = 0) -> float:
+    """Run ``path`` in onnxruntime at each ``sizes`` (batch 2 then 1) against PyTorch.
+
+    Returns the worst max-abs difference relative to the PyTorch output's max-abs; raises a
+    :class:`PixelwiseError` above ``rtol``.
+    """
+    from .onnx_runtime import OnnxModel
+
+    session, model = OnnxModel(path), model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    worst = 0.0
+    for i, (h, w) in enumerate(sizes):
+        x = torch.randn(2 if i == 0 else 1, model.in_channels, h, w, generator=gen)
+        with torch.no_grad():
+            ref = model(x)
+        got = session(x)
+        ref, got = (ref, got) if isinstance(ref, dict) else ({"out": ref}, {"out": got})
+        for head, r in ref.items():
+            if tuple(got[head].shape) != tuple(r.shape):
+                raise PixelwiseError(f"{path}: ONNX output '{head}' is {tuple(got[head].shape)} at {h}x{w}, PyTorch gives {tuple(r.shape)}")
+            err = (got[head] - r).abs().max().item() / max(r.abs().max().item(), 1e-12)
+            worst = max(worst, err)
+    if worst > rtol:
+        raise PixelwiseError(f"{path}: onnxruntime differs from PyTorch by {worst:.2e} (relative), over {rtol:.0e}")
+    return worst
