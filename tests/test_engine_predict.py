@@ -46,8 +46,8 @@ def test_sliding_window_equals_whole_image_for_pointwise_model():
     model.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape[-2:])))
     probs = torch.zeros(4, 70, 95)
 
-    def sink(head, y, p):
-        probs[:, y:y + p.shape[1]] = p
+    def sink(head, y, x, p):
+        probs[:, y:y + p.shape[1], x:x + p.shape[2]] = p
 
     labels = Predictor(model, CPU, Options(tile=32, overlap=8)).predict({"image": image}, sink)["out"]
     assert torch.equal(labels.long(), whole)

@@ -47,10 +47,18 @@ def colorize(labels: torch.Tensor | np.ndarray, palette: Sequence[RGB]) -> np.nd
 
 
 def overlay(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB], alpha: float = 0.5) -> np.ndarray:
-    """Blend the label colours over the RGB ``image`` (uint8 ``3 x H x W``) -> ``H x W x 3`` uint8."""
-    rgb = image.permute(1, 2, 0).numpy().astype(np.float32)
-    out = (1 - alpha) * rgb + alpha * colorize(labels, palette).astype(np.float32)
-    return out.round().clip(0, 255).astype(np.uint8)
+    """Blend the label colours over the RGB ``image`` (uint8 ``3 x H x W``) -> ``H x W x 3`` uint8.
+
+    Works in bands of rows so a 12-megapixel photo needs no full-size float copies.
+    """
+    rgb = image.permute(1, 2, 0).numpy()
+    labels = np.asarray(labels)
+    out = np.empty_like(rgb)
+    for y in range(0, rgb.shape[0], 256):
+        band = (1 - alpha) * rgb[y:y + 256].astype(np.float32)
+        band += alpha * colorize(labels[y:y + 256], palette).astype(np.float32)
+        out[y:y + 256] = band.round().clip(0, 255).astype(np.uint8)
+    return out
 
 
 def save_rgb(path: str | Path, array: np.ndarray) -> None:

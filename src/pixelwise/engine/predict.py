@@ -5,7 +5,8 @@ logits (averaged over the test-time views: horizontal flip, scales) are added in
 and divided by how many windows covered each pixel.  The sum is kept only for the current band of
 window rows: once the next band starts, rows above it are final and are turned into labels (and
 optionally probabilities) straight away.  Peak memory is therefore ``K x tile x W`` floats plus the
-``H x W`` uint8 label map -- a 4000 x 3000 photo never needs a ``K x H x W`` tensor.
+``H x W`` uint8 label map -- a 4000 x 3000 photo never needs a ``K x H x W`` tensor.  (The
+band is ``K x tile x W``: for very wide images choose a smaller ``tile``.)
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from torch import nn
 
 from .forward import as_dict, autocast
 
-#: called with (head, first row, K x rows x W probabilities) as rows become final
-RowSink = Callable[[str, int, torch.Tensor], None]
+#: called with (head, first row, first column, K x rows x cols probabilities) as pixels become final
+RowSink = Callable[[str, int, int, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,24 @@ class Predictor:
                 count[:, :, x0:x0 + tw] += 1
             done = (ys[i + 1] if i + 1 < len(ys) else y + th) - y  # rows no later window touches
             for h in band:
-                mean = band[h][:, :done] / count[:, :done]
-                labels[h][y:y + done] = mean.argmax(0)
-                if sink is not None:
-                    sink(h, y, mean.softmax(0))
-            carry = {h: b[:, done:] for h, b in band.items()}
-            carry_n = count[:, done:]
+                self._finish_rows(band[h][:, :done], count[:, :done], labels[h][y:y + done],
+                                  (lambda x0, p, h=h: sink(h, y, x0, p)) if sink is not None else None)
+            # copies, so the finished band's memory is released before the next one is allocated
+            carry = {h: b[:, done:].clone() for h, b in band.items()}
+            carry_n = count[:, done:].clone()
+            del band, count  # freed before the next band is allocated: one band alive at a time
         return labels
+
+    @staticmethod
+    def _finish_rows(total: torch.Tensor, count: torch.Tensor, out: torch.Tensor,
+                     sink: Callable[[int, torch.Tensor], None] | None, chunk: int = 512) -> None:
+        """Mean logits -> labels (and probabilities) for final rows, a column chunk at a time so no
+        second band-sized tensor is ever made.  ``total`` K x r x W, ``count`` 1 x r x W."""
+        for x0 in range(0, total.shape[-1], chunk):
+            mean = total[..., x0:x0 + chunk] / count[..., x0:x0 + chunk]
+            out[:, x0:x0 + chunk] = mean.argmax(0)
+            if sink is not None:
+                sink(x0, mean.softmax(0))
 
     def windows(self, h: int, w: int) -> int:
         """How many windows an ``h x w`` image is cut into."""

@@ -56,30 +56,39 @@ def _stems(paths: Sequence[Path]) -> list[str]:
 
 
 class _ProbWriter:
-    """Collects ``K x H x W`` probabilities band by band: streamed into a memory-mapped ``.npy``
-    (memory stays bounded), or gathered for ``.safetensors``."""
+    """Collects ``K x H x W`` probabilities chunk by chunk.  ``.npy`` is written in place with
+    seeks (no K x H x W array in memory, no memory map holding dirty pages); ``.safetensors``
+    needs the whole tensor, so it is gathered in memory."""
 
     def __init__(self, path: Path, k: int, h: int, w: int, class_names: list[str] | None) -> None:
-        self.path, self.class_names = path, class_names
+        self.path, self.class_names, self.shape = path, class_names, (k, h, w)
         self.npy = path.suffix == ".npy"
-        self._ctx = atomic.atomic_path(path) if self.npy else None
         if self.npy:
-            self.tmp = self._ctx.__enter__()
-            self.array = np.lib.format.open_memmap(self.tmp, mode="w+", dtype=np.float16, shape=(k, h, w))
+            self._ctx = atomic.atomic_path(path)
+            self.file = open(self._ctx.__enter__(), "wb")
+            np.lib.format.write_array_header_2_0(
+                self.file, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+                            "fortran_order": False, "shape": (k, h, w)})
+            self.offset = self.file.tell()
+            self.file.truncate(self.offset + k * h * w * 2)
         else:
             self.array = torch.empty(k, h, w, dtype=torch.float16)
 
-    def __call__(self, y: int, probs: torch.Tensor) -> None:
-        rows = probs.shape[1]
-        if self.npy:
-            self.array[:, y:y + rows] = probs.to(torch.float16).numpy()
-        else:
-            self.array[:, y:y + rows] = probs
+    def __call__(self, y: int, x: int, probs: torch.Tensor) -> None:
+        k, rows, cols = probs.shape
+        if not self.npy:
+            self.array[:, y:y + rows, x:x + cols] = probs
+            return
+        _, h, w = self.shape
+        data = probs.to(torch.float16).numpy()
+        for c in range(k):
+            for r in range(rows):
+                self.file.seek(self.offset + ((c * h + y + r) * w + x) * 2)
+                self.file.write(data[c, r].tobytes())
 
     def close(self) -> None:
         if self.npy:
-            self.array.flush()
-            del self.array
+            self.file.close()
             self._ctx.__exit__(None, None, None)
         else:
             save_probabilities(self.path, self.array, self.class_names)
@@ -108,7 +117,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
                 suffix = "" if len(heads) == 1 else f"_{head}"
                 head_names = names.get(head) if isinstance(names, dict) else names
                 writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w, head_names)
-        labels = predictor.predict({"image": image}, sink=(lambda hd, y, p: writers[hd](y, p)) if writers else None)
+        labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
         written = [str(wr.path) for wr in writers.values()]
         for wr in writers.values():
             wr.close()
