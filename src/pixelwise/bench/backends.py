@@ -1,0 +1,133 @@
+"""Inference backends: the same network run different ways, each behind the Model contract.
+
+``prepare(model, backend, ...)`` returns a :class:`BackendModel`: call it with a preprocessed
+``N x C x H x W`` float tensor and get logits ``N x K x H x W`` (a dict per head for multi-head
+models), exactly like the PyTorch model -- so ``Predictor`` and ``evaluate`` run on any backend,
+and tests compare every backend with ``eager`` numerically.
+
+=================  ==========================================================================
+``eager``          the model as built: fp32, NCHW, ``inference_mode`` (the plain baseline)
+``channels_last``  NHWC weights and activations: oneDNN convolutions without layout reorders
+``compile``        ``torch.compile`` (inductor) with freezing: weights pre-packed, conv+ReLU fused
+``onnxruntime``    fp32 ONNX export run by onnxruntime (MLAS NCHWc kernels, fused graph)
+``onnxruntime-int8``  static int8 quantisation of that export (QDQ, per-channel weights)
+=================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import PixelwiseError, unknown_name
+
+BACKENDS = ("eager", "channels_last", "compile", "onnxruntime", "onnxruntime-int8")
+#: backends that keep full fp32 precision (goal checks compare fp32 paths among themselves)
+FP32_BACKENDS = ("eager", "channels_last", "compile", "onnxruntime")
+DEFAULT_CACHE = Path.home() / ".cache" / "pixelwise" / "bench"
+
+
+class BackendModel:
+    """A prepared network with the Model contract (inference only).
+
+    ``heads``, ``preprocessing``, ``num_classes``, ``in_channels``, ``class_names``, ``palette``
+    and ``config`` are the source model's; ``backend`` names the path; ``info`` holds what was
+    built (e.g. the ONNX file).  ``eval()``/``to()`` are no-ops so engine code runs unchanged.
+    """
+
+    training = False
+
+    def __init__(self, source: nn.Module, backend: str, run: Callable[[torch.Tensor], list[torch.Tensor]],
+                 info: dict | None = None) -> None:
+        self.backend, self._run, self.info = backend, run, dict(info or {})
+        self.heads: dict[str, int] = dict(source.heads)
+        self.preprocessing = source.preprocessing
+        self.in_channels: int = source.in_channels
+        self.config = dict(getattr(source, "config", {}) or {})
+        self.class_names = getattr(source, "class_names", None)
+        self.palette = getattr(source, "palette", None)
+
+    @property
+    def num_classes(self) -> int:
+        return next(iter(self.heads.values()))
+
+    def eval(self) -> "BackendModel":
+        return self
+
+    def train(self, mode: bool = True) -> "BackendModel":
+        if mode:
+            raise PixelwiseError(f"the {self.backend} backend is for inference only")
+        return self
+
+    def to(self, *args, **kwargs) -> "BackendModel":
+        return self
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise PixelwiseError(f"expected input N x {self.in_channels} x H x W, got {tuple(x.shape)}")
+        outs = self._run(x)
+        return outs[0] if len(self.heads) == 1 else dict(zip(self.heads, outs))
+
+
+def _as_list(out: torch.Tensor | dict[str, torch.Tensor], heads: Sequence[str]) -> list[torch.Tensor]:
+    return [out[h] for h in heads] if isinstance(out, dict) else [out]
+
+
+def _torch_runner(model: nn.Module, channels_last: bool) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    heads = list(model.heads)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+
+    def run(x: torch.Tensor) -> list[torch.Tensor]:
+        with torch.inference_mode():
+            return _as_list(model(x.contiguous(memory_format=fmt)), heads)
+    return run
+
+
+def _compiled_runner(model: nn.Module) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    import torch._inductor.config as inductor_config
+
+    heads = list(model.heads)
+    compiled = torch.compile(model, dynamic=False)
+
+    def run(x: torch.Tensor) -> list[torch.Tensor]:
+        # freezing turns parameters into constants so inductor can pre-pack conv weights once;
+        # patched per call (not globally) because it is only valid for inference
+        with inductor_config.patch(freezing=True), torch.no_grad():
+            return _as_list(compiled(x), heads)
+    return run
+
+
+def prepare(model: nn.Module, backend: str, *, threads: int | None = None, cache_dir: str | Path | None = None,
+            calibration: Sequence[torch.Tensor] | None = None) -> BackendModel:
+    """``model`` (eval mode, fp32) made ready to run on ``backend``.
+
+    ``threads``: intra-op threads (torch's global setting for torch backends; the session's for
+    onnxruntime).  ``cache_dir``: where ONNX exports are cached.  ``calibration``: preprocessed
+    inputs whose activation ranges fix the int8 scales (required for ``onnxruntime-int8``).
+    """
+    if backend not in BACKENDS:
+        raise unknown_name("backend", backend, BACKENDS)
+    model = model.eval()
+    if threads:
+        torch.set_num_threads(threads)
+    if backend in ("eager", "channels_last"):
+        if backend == "channels_last":
+            model = model.to(memory_format=torch.channels_last)
+        return BackendModel(model, backend, _torch_runner(model, backend == "channels_last"))
+    if backend == "compile":
+        return BackendModel(model, backend, _compiled_runner(model))
+    from . import ort
+
+    path = ort.export_cached(model, cache_dir or DEFAULT_CACHE)
+    info = {"onnx": str(path)}
+    if backend == "onnxruntime-int8":
+        if not calibration:
+            raise PixelwiseError("the onnxruntime-int8 backend needs calibration inputs")
+        path = ort.quantize_int8(path, [np.asarray(c.detach().cpu().float()) for c in calibration])
+        info = {"onnx": str(path), "quantization": ort.INT8_SETTINGS}
+    session = ort.OrtSession(path, threads or torch.get_num_threads())
+    return BackendModel(model, backend, session, info)
