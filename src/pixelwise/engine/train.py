@@ -86,6 +86,8 @@ class Trainer:
         if cfg["threads"]:
             torch.set_num_threads(cfg["threads"])
         seed_everything(cfg["seed"] + world.rank)
+        if world.device.type == "cuda":  # fixed crop sizes: let cuDNN pick its fastest kernels once
+            torch.backends.cudnn.benchmark = bool(cfg["crop_size"])
         self.train_ds = loaders.build_dataset(cfg, train=True)
         self.val_ds = loaders.build_dataset(cfg, train=False) if cfg["val_split"] not in (None, "none") else None
         self.heads = dict(self.train_ds.heads)
