@@ -166,24 +166,14 @@ def _config_kwargs(config: dict) -> dict:
 
 
 def init_from(model: nn.Module, path: str | Path) -> list[str]:
-    """Copy every same-named tensor of checkpoint ``path`` into ``model`` (staged training).
+    """Staged training from checkpoint ``path`` (see :func:`pixelwise.models.surgery.init_from_coarser`).
 
-    Like Caffe's ``copy_from``: FCN-16s takes all of FCN-32s's layers by name and keeps its own
-    new ones (``score_pool4``: zero).  A same-named tensor of another shape is an error.
     Returns the names copied.
     """
+    from ..models.surgery import init_from_coarser
+
     read_metadata(path)
-    src = read_tensors(path)
-    own = unwrap(model).state_dict()
-    bad = [k for k in src if k in own and own[k].shape != src[k].shape]
-    if bad:
-        k = bad[0]
-        raise PixelwiseError(f"init_from {path}: '{k}' is {tuple(src[k].shape)} there but {tuple(own[k].shape)} here")
-    copied = [k for k in src if k in own]
-    if not copied:
-        raise PixelwiseError(f"init_from {path}: no tensor names in common with this model")
-    unwrap(model).load_state_dict({k: src[k] for k in copied}, strict=False)
-    return copied
+    return init_from_coarser(unwrap(model), read_tensors(path), what=f"init_from {path}")
 
 
 def save_state(path: str | Path, state: dict) -> None:
@@ -206,12 +196,12 @@ def load_state(path: str | Path) -> dict:
 def resolve_model(spec: str, *, device: str | torch.device = "cpu") -> nn.Module:
     """``--model`` value -> model: a checkpoint path, a shipped-weights alias, or a registry name.
 
-    Shipped weights are looked up through ``pixelwise.models.weights.alias_path(name)`` (a path to
-    a pixelwise checkpoint, or None) when that module provides it.  A bare registry name builds
+    Shipped weights are looked up through ``pixelwise.models.weights.alias_path``.  A bare registry name builds
     the architecture with its default initialisation (useful only for smoke tests).
     """
-    import importlib
     import os
+
+    from ..models.weights import alias_path
 
     path = Path(spec)
     if path.suffix == ".onnx":  # an exported model: onnxruntime behind the same Model contract
@@ -220,12 +210,7 @@ def resolve_model(spec: str, *, device: str | torch.device = "cpu") -> nn.Module
         return OnnxModel(path)
     if path.exists() or path.suffix == ".safetensors" or os.sep in spec:
         return load_model(path, device=device)
-    try:
-        weights = importlib.import_module("pixelwise.models.weights")
-    except ImportError:
-        weights = None
-    alias = getattr(weights, "alias_path", None)
-    found = alias(spec) if alias is not None else None
+    found = alias_path(spec)
     if found is not None:
         return load_model(found, device=device)
     from ..errors import unknown_name

@@ -105,18 +105,20 @@ def load_trunk(backbone: nn.Module, trunk: Mapping[str, torch.Tensor]) -> None:
     backbone.load_state_dict(trunk, strict=False)
 
 
-def init_from_coarser(model: nn.Module, coarse_state: Mapping[str, torch.Tensor]) -> list[str]:
-    """Staged initialisation: copy every tensor of the coarser FCN into the finer one.
+def init_from_coarser(model: nn.Module, coarse_state: Mapping[str, torch.Tensor],
+                      what: str = "staged init") -> list[str]:
+    """Staged initialisation, like Caffe's ``copy_from``: every tensor the two nets share by name
+    is copied (FCN-16s takes all of FCN-32s; its new ``score_pool4`` stays at zero).
 
-    Returns the finer model's keys left as initialised (the new skip layers).  A shared key with a
-    different shape (e.g. another class count) is an error, not a silent skip.
+    A shared name with a different shape (e.g. another class count) is an error, not a silent
+    skip, and so is a source sharing no name at all.  Returns the names copied.
     """
     own = model.state_dict()
-    unknown = [k for k in coarse_state if k not in own]
-    if unknown:
-        raise PixelwiseError(f"staged init: the coarser net has tensors this net lacks: {unknown[:3]}")
-    for k, t in coarse_state.items():
-        if own[k].shape != t.shape:
-            raise PixelwiseError(f"staged init: '{k}' is {tuple(t.shape)} in the coarser net, {tuple(own[k].shape)} here")
-    model.load_state_dict(dict(coarse_state), strict=False)
-    return [k for k in own if k not in coarse_state]
+    copied = [k for k in coarse_state if k in own]
+    for k in copied:
+        if own[k].shape != coarse_state[k].shape:
+            raise PixelwiseError(f"{what}: '{k}' is {tuple(coarse_state[k].shape)} there, {tuple(own[k].shape)} here")
+    if not copied:
+        raise PixelwiseError(f"{what}: no tensor names in common with this model")
+    model.load_state_dict({k: coarse_state[k] for k in copied}, strict=False)
+    return copied
