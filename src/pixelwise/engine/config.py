@@ -131,17 +131,22 @@ def load_yaml(path: str | Path) -> dict:
     return {k: coerce(k, v) for k, v in data.items()}
 
 
-def parse_set(items: list[str]) -> dict:
-    """``["lr=1e-3", "crop_size=[64, 64]"]`` -> coerced dict (values parsed as YAML)."""
-    import yaml
-
+def key_values(items: list[str], flag: str) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; a one-line error naming ``flag`` otherwise."""
     out = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise PixelwiseError(f"--set expects KEY=VALUE, got '{item}'")
-        out[key.strip()] = coerce(key.strip(), yaml.safe_load(raw))
+            raise PixelwiseError(f"{flag} expects KEY=VALUE, got '{item}'")
+        out[key.strip()] = raw
     return out
+
+
+def parse_set(items: list[str]) -> dict:
+    """``["lr=1e-3", "crop_size=[64, 64]"]`` -> coerced dict (values parsed as YAML)."""
+    import yaml
+
+    return {k: coerce(k, yaml.safe_load(raw)) for k, raw in key_values(items, "--set").items()}
 
 
 def resolve(*layers: dict) -> dict:

@@ -64,18 +64,6 @@ def summarize(cms: Mapping[str, ConfusionMatrix], class_names: list[str] | Mappi
     return out
 
 
-def _parse_data_args(items: list[str]) -> dict:
-    from ..errors import PixelwiseError
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise PixelwiseError(f"--data-arg expects KEY=VALUE, got '{item}'")
-        out[key.strip()] = value
-    return out
-
-
 def _check_classes(model: nn.Module, ds, heads: Mapping[str, int]) -> None:
     from ..errors import PixelwiseError
 
@@ -99,6 +87,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
 
     from ..data import get_dataset
     from .checkpoint import resolve_model
+    from .config import key_values
     from .distributed import pick_device
     from .loaders import FirstN, collate_sized
     from .outputs import confusion_png as draw_confusion
@@ -106,7 +95,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
 
     dev = pick_device(device)
     model = resolve_model(model_spec, device=dev)
-    ds = get_dataset(dataset, root, split, **_parse_data_args(list(data_args)))
+    ds = get_dataset(dataset, root, split, **key_values(list(data_args), "--data-arg"))
     ds = FirstN(ds, limit) if limit else ds
     heads = dict(model.heads)
     _check_classes(model, ds, heads)
