@@ -48,6 +48,7 @@ class BenchOptions:
     malloc_env: bool = False
     cache_dir: str | None = None
     camvid: str | None = None
+    calibration_images: int = 4
     matmul_n: int = 4096
     seed: int = 0
     timeout_s: float = 1800.0
@@ -74,7 +75,7 @@ def _task(opts: BenchOptions, task: str, **kw) -> dict:
     t = {"task": task, "model": opts.model, "num_classes": opts.num_classes, "geometry": opts.geometry,
          "size": list(opts.size), "batch": opts.batch, "threads": opts.threads, "warmup": opts.warmup,
          "runs": opts.runs, "seed": opts.seed, "cache_dir": opts.cache_dir or str(DEFAULT_CACHE),
-         "camvid": opts.camvid}
+         "camvid": opts.camvid, "calibration_images": opts.calibration_images}
     t.update(kw)
     return t
 

@@ -1,0 +1,155 @@
+"""Render ``benchmarks/RESULTS.md`` from ``results.json``: machine, commands, tables, goal checks."""
+
+from __future__ import annotations
+
+from pixelwise.bench.backends import FP32_BACKENDS
+from pixelwise.bench.runner import format_table
+
+
+def _ok(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if "latency_ms" in r]
+
+
+def _best(doc: dict, backends=None) -> dict | None:
+    rows = [r for r in _ok(doc.get("results", [])) if backends is None or r["backend"] in backends]
+    return min(rows, key=lambda r: r["latency_ms"]) if rows else None
+
+
+def _get(doc: dict, backend: str) -> dict | None:
+    return next((r for r in _ok(doc.get("results", [])) if r["backend"] == backend), None)
+
+
+def _mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**not met**")
+
+
+def goals(s: dict) -> list[str]:
+    """One line per issue-6 goal: measured figure, threshold, met or not."""
+    out = []
+    caffe, aligned = s.get("vgg_caffe", {}), s.get("vgg_aligned", {})
+    e, f = _get(caffe, "eager"), _best(caffe, FP32_BACKENDS)
+    if e and f:
+        out.append(f"1. FCN-8s VGG16 500x500 Caffe fp32: best fp32 path `{f['backend']}` {f['latency_ms']:.0f} ms vs plain "
+                   f"eager {e['latency_ms']:.0f} ms ({e['latency_ms'] / f['latency_ms']:.2f}x) -- {_mark(f['latency_ms'] <= e['latency_ms'] * 1.02)}; "
+                   f"{f['conv_gflops_per_s']:.0f} conv GFLOP/s = {100 * f['matmul_peak_fraction']:.0f}% of the measured "
+                   f"{caffe['matmul_peak_gflops']:.0f} GFLOP/s matmul peak (goal 90%) -- {_mark(f['matmul_peak_fraction'] >= 0.9)}")
+    fa = _best(aligned, FP32_BACKENDS)
+    if f and fa:
+        ea = _get(aligned, "eager")
+        r = f["latency_ms"] / fa["latency_ms"]
+        out.append(f"2. Aligned vs Caffe geometry, 500x500, best fp32 each: {fa['latency_ms']:.0f} vs {f['latency_ms']:.0f} ms = "
+                   f"{r:.2f}x (goal 1.8x) -- {_mark(r >= 1.8)}" + (f"; eager vs eager {e['latency_ms'] / ea['latency_ms']:.2f}x; conv work "
+                   f"{ea['conv_gflop']:.0f} vs {e['conv_gflop']:.0f} GFLOP" if ea and e else ""))
+    g = s.get("geometry")
+    if g and "error" not in g:
+        out.append(f"   Same weights without the pad: {100 * g['pixel_agreement']:.1f}% of pixels get the same label, mean relative "
+                   f"logit change {g['mean_relative_logit_difference']:.2f} on {g['images']} CamVid val images "
+                   f"({'trained model' if g['scored'] else 'random VGG16 weights: no Caffe-geometry model trained here'})")
+    i8 = _get(aligned, "onnxruntime-int8")
+    if i8 and fa:
+        r = fa["latency_ms"] / i8["latency_ms"]
+        out.append(f"3. int8 (onnxruntime static QDQ) vs best fp32, aligned 500x500: {i8['latency_ms']:.0f} vs {fa['latency_ms']:.0f} ms = "
+                   f"{r:.2f}x (goal 2x) -- {_mark(r >= 2)}")
+    i8c = _get(caffe, "onnxruntime-int8")
+    if i8c and f:
+        out.append(f"   int8 vs best fp32, Caffe 500x500: {f['latency_ms'] / i8c['latency_ms']:.2f}x")
+    allrows = _ok(caffe.get("results", [])) + _ok(aligned.get("results", []))
+    if allrows and e:
+        b = min(allrows, key=lambda r: r["latency_ms"])
+        r = e["latency_ms"] / b["latency_ms"]
+        out.append(f"   Fastest path for FCN-8s VGG16 500x500: {b['geometry']} `{b['backend']}` {b['latency_ms']:.0f} ms = {r:.2f}x "
+                   f"the plain eager Caffe baseline (goal 3.5x) -- {_mark(r >= 3.5)}")
+    acc = s.get("accuracy", {})
+    if "mean_iou" in acc.get("eager", {}) and "mean_iou" in acc.get("onnxruntime-int8", {}):
+        d = 100 * (acc["eager"]["mean_iou"] - acc["onnxruntime-int8"]["mean_iou"])
+        out.append(f"   CamVid val mean IU fp32 {100 * acc['eager']['mean_iou']:.2f} vs int8 {100 * acc['onnxruntime-int8']['mean_iou']:.2f} "
+                   f"({acc["eager"]["images"]} images): {d:+.2f} points lost (goal <= 1) -- {_mark(round(d, 2) <= 1)}")
+    cam = s.get("camvid", {})
+    ce, cb = _get(cam, "eager"), _best(cam)
+    if ce and cb:
+        cf = _best(cam, FP32_BACKENDS)
+        out.append(f"4. CamVid model 360x480 batch 1: plain eager {ce['images_per_s']:.1f} img/s, best fp32 `{cf['backend']}` "
+                   f"{cf['images_per_s']:.1f} img/s (goal 15) -- {_mark(cf['images_per_s'] >= 15)}; fastest `{cb['backend']}` "
+                   f"{cb['images_per_s']:.1f} img/s (goal 25) -- {_mark(cb['images_per_s'] >= 25)}")
+    large = [r for r in s.get("large", {}).get("runs", []) if "seconds" in r]
+    if large:
+        big = max(large, key=lambda r: r["megapixels"])
+        tiled = [r for r in large if r["megapixels"] > 2.56 or "--tile" in r.get("args", [])]
+        spread = max(r["seconds_per_megapixel"] for r in tiled) / min(r["seconds_per_megapixel"] for r in tiled) if tiled else None
+        out.append(f"5. `pixelwise predict` {big['size'][1]}x{big['size'][0]}: peak RSS {big['peak_rss_mb']:.0f} MB (goal < 2048) -- "
+                   f"{_mark(big['peak_rss_mb'] < 2048)}; seconds per megapixel on the tiled path vary by "
+                   f"{spread:.2f}x across {len(tiled)} sizes (linear = 1.0)" if spread else "")
+    return out
+
+
+def _bench_block(title: str, doc: dict) -> list[str]:
+    if not doc or "results" not in doc:
+        return []
+    lines = [f"### {title}", "", f"`{doc.get('command')}`", ""]
+    if doc.get("about_model"):
+        lines += [f"Model: {doc['about_model']}.", ""]
+    return lines + ["```", format_table(doc), "```", ""]
+
+
+def render(doc: dict, analysis: str) -> str:
+    s, m = doc.get("sections", {}), doc.get("machine", {})
+    lines = ["# pixelwise benchmarks", "",
+             f"Machine: **{m.get('cpu')}**, {m.get('cores')} cores ({', '.join(m.get('cpu_flags', []))}), "
+             f"{m.get('memory_gb')} GB; torch {m.get('torch')}, onnxruntime {m.get('onnxruntime')}, Python {m.get('python')}; "
+             f"rendered {m.get('date')}.", "",
+             "Reproduce: `python benchmarks/run_benchmarks.py` (writes `benchmarks/results.json` and this file); "
+             "single configurations: `pixelwise bench --model M --size H W --backend ...`.", "",
+             "Latency is the median of the timed runs after warm-up; every configuration runs in its own process "
+             "(peak RSS = `VmHWM` of the measured phase, weights included); conv GFLOP/s = convolution FLOPs "
+             "(`pixelwise.models.flops.conv_flops`) / latency; %peak compares with a 4096^3 fp32 `torch.mm` at the "
+             "same thread count measured in the same run.", "", "## Goals (issue 6)", ""]
+    lines += goals(s) + [""]
+    if "matmul" in s:
+        lines += ["fp32 matmul peak: " + ", ".join(f"{t} thread(s) {v.get('gflops', float('nan')):.0f} GFLOP/s"
+                                              for t, v in s["matmul"].items() if isinstance(v, dict)), ""]
+    lines += ["## Tables", ""]
+    for key, title in [("vgg_caffe", "FCN-8s VGG16, 500x500, Caffe geometry (random weights)"),
+                       ("vgg_aligned", "FCN-8s VGG16, 500x500, aligned geometry"),
+                       ("vgg_malloc", "glibc malloc thresholds raised (MALLOC_MMAP_THRESHOLD_ etc.)"),
+                       ("camvid", "Shipped CamVid model (FCN-4s EfficientNet-Lite0), 360x480")]:
+        lines += _bench_block(title, s.get(key, {}))
+    lines += _quality(s)
+    return "\n".join(lines + ["## Analysis", "", analysis])
+
+
+def _quality(s: dict) -> list[str]:
+    lines = []
+    acc = s.get("accuracy")
+    if acc:
+        lines += ["### CamVid val accuracy per backend", "", "| backend | mean IU | pixel acc | images | s |", "|---|---|---|---|---|"]
+        for b, r in acc.items():
+            if isinstance(r, dict) and "mean_iou" in r:
+                lines.append(f"| {b} | {100 * r['mean_iou']:.2f} | {100 * r['pixel_accuracy']:.2f} | {r['images']} | {r['seconds']:.1f} |")
+            elif isinstance(r, dict) and "error" in r:
+                lines.append(f"| {b} | error: {r['error']} | | | |")
+        lines.append("")
+    large = s.get("large", {}).get("runs", [])
+    if large:
+        lines += ["### `pixelwise predict` on large photos (whole command, model load included)", "",
+                  "| H x W | MP | extra args | s | s/MP | peak RSS MB |", "|---|---|---|---|---|---|"]
+        for r in large:
+            if "seconds" in r:
+                lines.append(f"| {r['size'][0]} x {r['size'][1]} | {r['megapixels']:.2f} | {' '.join(r['args']) or '(default)'} | "
+                             f"{r['seconds']:.2f} | {r['seconds_per_megapixel']:.2f} | {r['peak_rss_mb']:.0f} |")
+            else:
+                lines.append(f"| {r['size'][0]} x {r['size'][1]} | | | error: {r.get('error')} | | |")
+        lines.append("")
+    prof = s.get("profile", {})
+    for key, r in prof.items():
+        if isinstance(r, dict) and "ops" in r:
+            lines += [f"### Profile: {key} (eager, self CPU time per op per forward)", "", "| op | s | share |", "|---|---|---|"]
+            lines += [f"| `{o['op']}` | {o['self_s']:.3f} | {100 * o['share']:.1f}% |" for o in r["ops"]] + [""]
+    tr = s.get("train", {})
+    if tr:
+        lines += ["### Training throughput (synthetic batch, the recipe's optimizer and loss)", "",
+                  "| recipe | images/s | ms/step | peak RSS MB |", "|---|---|---|---|"]
+        for k, r in tr.items():
+            if isinstance(r, dict) and "images_per_s" in r:
+                lines.append(f"| {k} | {r['images_per_s']:.2f} | {1e3 * r['step_s']:.0f} | {r['peak_rss_mb']:.0f} |")
+        lines.append("")
+    return lines

@@ -1,0 +1,135 @@
+"""Measure the issue-6 goals on this machine; write ``benchmarks/results.json`` and ``RESULTS.md``.
+
+    python benchmarks/run_benchmarks.py                      # everything (~10 min on 2 cores)
+    python benchmarks/run_benchmarks.py --only camvid large  # some sections; others are kept
+    python benchmarks/run_benchmarks.py --report             # re-render RESULTS.md only
+
+Every section runs through ``pixelwise bench`` machinery (one subprocess per configuration, the
+plain-eager and torchvision baselines and the matmul peak measured in the same run) and is saved
+as soon as it finishes, so an interrupted run keeps what it measured.  ``RESULTS.md`` is rendered
+from ``results.json`` plus the hand-written analysis in ``benchmarks/analysis.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from pixelwise.bench import BenchOptions, bench
+from pixelwise.bench.machine import machine_info
+from pixelwise.bench.runner import run_task
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS, REPORT, ANALYSIS = HERE / "results.json", HERE / "RESULTS.md", HERE / "analysis.md"
+CAMVID = REPO.parent / "shared" / "datasets" / "camvid"
+VGG = "fcn8s_vgg16"
+THREADS = os.cpu_count() or 2
+#: in priority order: an interrupted run keeps the goals' figures first
+SECTIONS = ["matmul", "vgg_caffe", "vgg_aligned", "camvid", "accuracy", "large", "geometry", "profile", "train",
+            "vgg_malloc"]
+FAST = ("eager", "channels_last", "onnxruntime", "onnxruntime-int8")
+
+
+def camvid_model() -> tuple[str, str]:
+    """The shipped CamVid model if installed, else the newest training checkpoint, else random."""
+    from pixelwise.models.weights import WEIGHTS_DIR
+
+    if (WEIGHTS_DIR / "camvid.safetensors").is_file():
+        return "camvid", "shipped weights (src/pixelwise/weights/camvid.safetensors)"
+    run = REPO / "runs" / "camvid-fcn4s-lite0" / "best.safetensors"
+    if run.is_file():
+        return str(run), "training checkpoint runs/camvid-fcn4s-lite0/best.safetensors (shipped file not yet installed)"
+    return "fcn4s_efficientnet_lite0", "random-weight fcn4s_efficientnet_lite0 (no trained model available)"
+
+
+def _opts(model: str, size, **kw) -> BenchOptions:
+    return BenchOptions(model=model, size=tuple(size), threads=THREADS, camvid=str(CAMVID), **kw)
+
+
+def section(name: str, args: argparse.Namespace) -> dict:
+    model, about = camvid_model()
+    if name == "matmul":
+        return {str(t): run_task({"task": "matmul", "threads": t}) for t in sorted({1, THREADS})}
+    if name == "vgg_caffe":
+        backends = FAST + (("compile",) if args.compile else ())
+        return bench(_opts(VGG, (500, 500), geometry="caffe", calibration_images=2, backends=backends),
+                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe",
+                      "--backend", ",".join(backends)])
+    if name == "vgg_aligned":
+        backends = FAST + (("compile",) if args.compile else ())
+        return bench(_opts(VGG, (500, 500), geometry="aligned", calibration_images=2, baselines=False, backends=backends),
+                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "aligned",
+                      "--backend", ",".join(backends), "--no-baselines"])
+    if name == "vgg_malloc":
+        return bench(_opts(VGG, (500, 500), geometry="caffe", baselines=False, malloc_env=True),
+                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe",
+                      "--no-baselines", "--malloc-env"])
+    if name == "camvid":
+        backends = FAST + (("compile",) if args.compile else ())
+        doc = bench(_opts(model, (360, 480), runs=10, warmup=2, backends=backends),
+                    ["pixelwise", "bench", "--model", model, "--size", "360", "480", "--runs", "10", "--warmup", "2",
+                     "--backend", ",".join(backends)])
+        return {**doc, "about_model": about}
+    if name == "accuracy":
+        return {"about_model": about, **{b: run_task({"task": "eval", "model": model, "backend": b, "threads": THREADS,
+                                                     "size": [360, 480], "camvid": str(CAMVID), "limit": args.limit})
+                                         for b in ("eager", "onnxruntime-int8")}}
+    if name == "geometry":
+        return run_task({"task": "geometry", "model": VGG, "threads": THREADS, "camvid": str(CAMVID), "limit": 4})
+    if name == "large":
+        runs = []
+        for h, w, extra in [(750, 1000, []), (750, 1000, ["--tile", "512"]), (1500, 2000, []), (2250, 3000, []),
+                            (3000, 4000, [])]:
+            r = run_task({"task": "predict", "model": model, "size": [h, w], "threads": THREADS, "args": extra,
+                          "camvid": str(CAMVID)})
+            runs.append({"size": [h, w], **r})
+        return {"about_model": about, "runs": runs}
+    if name == "profile":
+        return {"vgg_caffe_500": run_task({"task": "profile", "model": VGG, "geometry": "caffe", "size": [500, 500],
+                                           "threads": THREADS, "camvid": str(CAMVID), "runs": 1}),
+                "camvid_360x480": run_task({"task": "profile", "model": model, "size": [360, 480],
+                                            "threads": THREADS, "camvid": str(CAMVID), "runs": 5})}
+    if name == "train":
+        camvid_cfg, voc_cfg = str(REPO / "configs" / "camvid-fcn4s-lite0.yaml"), str(REPO / "configs" / "voc-fcn8s.yaml")
+        return {
+            "camvid_recipe": run_task({"task": "train", "model": "fcn4s_efficientnet_lite0", "num_classes": 11,
+                                       "size": [288, 384], "batch": 4, "threads": THREADS, "recipe": camvid_cfg,
+                                       "camvid": str(CAMVID), "runs": 3, "warmup": 1}),
+            "voc_fcn8s_paper_recipe": run_task({"task": "train", "model": VGG, "size": [500, 500], "batch": 1,
+                                                "threads": THREADS, "recipe": voc_cfg, "camvid": str(CAMVID),
+                                                "runs": 2, "warmup": 1}),
+        }
+    raise SystemExit(f"unknown section {name}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--only", nargs="+", choices=SECTIONS, help="sections to (re)measure")
+    p.add_argument("--report", action="store_true", help="only re-render RESULTS.md from results.json")
+    p.add_argument("--limit", type=int, default=None, help="CamVid val images for the accuracy section (default all)")
+    p.add_argument("--no-compile", dest="compile", action="store_false",
+                   help="skip torch.compile (it compiles for about a minute per model on 2 cores)")
+    args = p.parse_args()
+    doc = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"sections": {}}
+    if not args.report:
+        doc["machine"] = machine_info()
+        for name in args.only or SECTIONS:
+            t0 = time.perf_counter()
+            print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
+            doc["sections"][name] = {**section(name, args), "wall_s": None}
+            doc["sections"][name]["wall_s"] = time.perf_counter() - t0
+            doc["sections"][name]["measured_at"] = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+            RESULTS.write_text(json.dumps(doc, indent=1))
+    from report import render  # benchmarks/report.py, beside this script
+
+    REPORT.write_text(render(doc, ANALYSIS.read_text() if ANALYSIS.is_file() else ""))
+    print(f"wrote {RESULTS} and {REPORT}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
