@@ -63,7 +63,7 @@ def goals(s: dict) -> list[str]:
     if "mean_iou" in acc.get("eager", {}) and "mean_iou" in acc.get("onnxruntime-int8", {}):
         d = 100 * (acc["eager"]["mean_iou"] - acc["onnxruntime-int8"]["mean_iou"])
         out.append(f"   CamVid val mean IU fp32 {100 * acc['eager']['mean_iou']:.2f} vs int8 {100 * acc['onnxruntime-int8']['mean_iou']:.2f} "
-                   f"({acc["eager"]["images"]} images): {d:+.2f} points lost (goal <= 1) -- {_mark(round(d, 2) <= 1)}")
+                   f"({acc['eager']['images']} images): {d:+.2f} points lost (goal <= 1) -- {_mark(round(d, 2) <= 1)}")
     cam = s.get("camvid", {})
     ce, cb = _get(cam, "eager"), _best(cam)
     if ce and cb:
