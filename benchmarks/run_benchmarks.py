@@ -31,7 +31,7 @@ VGG = "fcn8s_vgg16"
 THREADS = os.cpu_count() or 2
 #: in priority order: an interrupted run keeps the goals' figures first
 SECTIONS = ["matmul", "vgg_caffe", "vgg_aligned", "camvid", "accuracy", "large", "geometry", "profile", "train",
-            "vgg_malloc"]
+            "malloc"]
 FAST = ("eager", "channels_last", "onnxruntime", "onnxruntime-int8")
 
 
@@ -65,10 +65,13 @@ def section(name: str, args: argparse.Namespace) -> dict:
         return bench(_opts(VGG, (500, 500), geometry="aligned", calibration_images=2, baselines=False, backends=backends),
                      ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "aligned",
                       "--backend", ",".join(backends), "--no-baselines"])
-    if name == "vgg_malloc":
-        return bench(_opts(VGG, (500, 500), geometry="caffe", baselines=False, malloc_env=True),
-                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe",
-                      "--no-baselines", "--malloc-env"])
+    if name == "malloc":  # compare with the eager rows of vgg_caffe / camvid (same run, same settings)
+        return {"vgg": bench(_opts(VGG, (500, 500), geometry="caffe", baselines=False, malloc_env=True),
+                             ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe",
+                              "--no-baselines", "--malloc-env"]),
+                "camvid": bench(_opts(model, (360, 480), runs=10, warmup=2, baselines=False, malloc_env=True),
+                                ["pixelwise", "bench", "--model", model, "--size", "360", "480", "--runs", "10",
+                                 "--warmup", "2", "--no-baselines", "--malloc-env"])}
     if name == "camvid":
         backends = FAST + (("compile",) if args.compile else ())
         doc = bench(_opts(model, (360, 480), runs=10, warmup=2, backends=backends),
