@@ -30,7 +30,7 @@ def test_metadata_describes_the_model(model):
     meta = model.checkpoint
     assert meta["class_names"] == CAMVID_CLASSES and len(meta["palette"]) == 11
     assert meta["config"]["name"].endswith("efficientnet_lite0") and meta["heads"] == {"out": 11}
-    assert meta["preprocessing"] == model.preprocessing.to_dict()
+    assert pixelwise.Preprocessing.from_dict(meta["preprocessing"]) == model.preprocessing
     assert meta["preprocessing"]["mean"] == [127.0, 127.0, 127.0]  # EfficientNet-Lite's TF-Lite recipe
     m = meta["metrics"]
     assert m["dataset"] == "camvid" and m["split"] == "val" and m["images"] == 101
