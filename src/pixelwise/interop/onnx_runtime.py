@@ -17,11 +17,12 @@ import numpy as np
 import torch
 
 from ..errors import PixelwiseError
+from ..models.contract import ContractMixin
 from ..preprocessing import Preprocessing
 from .onnx_export import INPUT_NAME, META_KEY
 
 
-class OnnxModel:
+class OnnxModel(ContractMixin):
     """An ONNX pixelwise model with the ``pixelwise`` Model contract (inference only)."""
 
     def __init__(self, path: str | Path, providers: list[str] | None = None):
@@ -51,14 +52,6 @@ class OnnxModel:
         self.class_names = meta.get("class_names")
         self.palette = meta.get("palette")
         self.outputs = [o.name for o in self.session.get_outputs()]
-
-    @property
-    def num_classes(self) -> int:
-        return next(iter(self.heads.values()))
-
-    @property
-    def in_channels(self) -> int:
-        return self.preprocessing.in_channels
 
     def eval(self) -> "OnnxModel":
         return self

@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import PixelwiseError
 from ..preprocessing import Preprocessing
 from .backbones.base import Backbone, FeatureInfo
+from .contract import ContractMixin
 from .geometry import CoordMap, crop_offset
 from .upsample import Upsample
 
@@ -73,7 +74,7 @@ class SkipDecoder(nn.Module):
         return x[..., o:o + size[0], o:o + size[1]]
 
 
-class FCN(nn.Module):
+class FCN(ContractMixin, nn.Module):
     """Fully convolutional network.
 
     ``forward(x)``: ``x`` preprocessed ``N x C_in x H x W`` -> logits ``N x K x H x W``, or a dict
@@ -100,14 +101,6 @@ class FCN(nn.Module):
     def preprocessing(self) -> Preprocessing:
         return self.backbone.preprocessing
 
-    @property
-    def num_classes(self) -> int:
-        return next(iter(self.heads.values()))
-
-    @property
-    def in_channels(self) -> int:
-        return self.preprocessing.in_channels
-
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise PixelwiseError(f"expected input N x {self.in_channels} x H x W, got {tuple(x.shape)}")
@@ -120,7 +113,7 @@ class FCN(nn.Module):
         return out if len(out) > 1 else next(iter(out.values()))
 
 
-class LateFusion(nn.Module):
+class LateFusion(ContractMixin, nn.Module):
     """NYUD colour + HHA late fusion: two full FCN streams, scores summed with weights 0.5/0.5.
 
     The input concatenates the streams' channels in ``streams`` order (``N x (3+3) x H x W``).
@@ -140,10 +133,6 @@ class LateFusion(nn.Module):
     @property
     def preprocessing(self) -> Preprocessing:
         return self._preprocessing
-
-    @property
-    def num_classes(self) -> int:
-        return next(iter(self.heads.values()))
 
     @property
     def in_channels(self) -> int:
