@@ -74,8 +74,13 @@ class SegmentationDataset(Dataset):
 
     # -- what subclasses provide ------------------------------------------------------------
     def load_inputs(self, rec: Record) -> dict[str, torch.Tensor]:
-        """Input modalities of one record: ``{"image": uint8 3xHxW, ...}``."""
-        raise NotImplementedError
+        """Input modalities of one record: ``{"image": uint8 3xHxW, ...}``.
+
+        Default: the RGB file ``rec.files["image"]``; multi-modal readers (NYUD) override it.
+        """
+        from .fileio import read_rgb
+
+        return {"image": read_rgb(rec.files["image"])}
 
     def load_target(self, rec: Record) -> Target:
         """Target of one record: int64 HxW (or a dict of them), void already mapped to 255."""

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
-from .fileio import read_index_png, read_rgb, read_split, require
+from .fileio import read_index_png, read_split, require
 from .labels import LabelMap
 
 CLASSES = [
@@ -57,9 +56,6 @@ class CamVid(SegmentationDataset):
             _parse_pairs(root, split_file),
             class_names=list(CLASSES), palette=list(PALETTE), source=str(split_file), **kw,
         )
-
-    def load_inputs(self, rec: Record) -> dict[str, torch.Tensor]:
-        return {"image": read_rgb(rec.files["image"])}
 
     def load_target(self, rec: Record) -> Target:
         path = rec.files["label"]

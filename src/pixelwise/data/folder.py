@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
-from .fileio import read_index_png, read_rgb, read_split, require
+from .fileio import read_index_png, read_split, require
 from .labels import IGNORE, LabelMap, read_class_names, voc_colormap
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -74,9 +73,6 @@ class Folder(SegmentationDataset):
             records, class_names=list(class_names), palette=voc_colormap(len(class_names)),
             source=source, **kw,
         )
-
-    def load_inputs(self, rec: Record) -> dict[str, torch.Tensor]:
-        return {"image": read_rgb(rec.files["image"])}
 
     def load_target(self, rec: Record) -> Target:
         path = rec.files["label"]

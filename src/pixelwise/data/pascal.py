@@ -16,11 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
-from .fileio import mat_labels, read_index_png, read_mat, read_rgb, read_split, require
+from .fileio import mat_labels, read_index_png, read_mat, read_split, require
 from .labels import LabelMap, read_numbered_labels, voc_colormap
 
 VOC_CLASSES = [
@@ -81,9 +80,6 @@ class VOC(SegmentationDataset):
             palette=voc_colormap(len(VOC_CLASSES)), source=source, **kw,
         )
 
-    def load_inputs(self, rec: Record) -> dict[str, torch.Tensor]:
-        return {"image": read_rgb(rec.files["image"])}
-
     def load_target(self, rec: Record) -> Target:
         path = rec.files["label"]
         return to_target(self.label_map.apply(read_index_png(path), path))
@@ -111,9 +107,6 @@ class SBD(SegmentationDataset):
             records, class_names=list(VOC_CLASSES), palette=voc_colormap(len(VOC_CLASSES)),
             source=str(split_file), **kw,
         )
-
-    def load_inputs(self, rec: Record) -> dict[str, torch.Tensor]:
-        return {"image": read_rgb(rec.files["image"])}
 
     def load_target(self, rec: Record) -> Target:
         path = rec.files["label"]
@@ -163,9 +156,6 @@ class PascalContext(SegmentationDataset):
             records, class_names=list(CONTEXT_CLASSES), palette=voc_colormap(len(CONTEXT_CLASSES)),
             source=str(split_file), **kw,
         )
-
-    def load_inputs(self, rec: Record) -> dict[str, torch.Tensor]:
-        return {"image": read_rgb(rec.files["image"])}
 
     def load_target(self, rec: Record) -> Target:
         path = rec.files["label"]

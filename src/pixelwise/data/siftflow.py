@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
-from .fileio import mat_labels, read_mat, read_rgb, read_split, require
+from .fileio import mat_labels, read_mat, read_split, require
 from .labels import LabelMap, voc_colormap
 
 SUB = "spatial_envelope_256x256_static_8outdoorcategories"
@@ -58,9 +57,6 @@ class SIFTFlow(SegmentationDataset):
             palette={"semantic": voc_colormap(len(SEMANTIC) + 1)[1:], "geometric": voc_colormap(4)[1:]},
             source=str(split_file), **kw,
         )
-
-    def load_inputs(self, rec: Record) -> dict[str, torch.Tensor]:
-        return {"image": read_rgb(rec.files["image"])}
 
     def load_target(self, rec: Record) -> Target:
         out = {}
