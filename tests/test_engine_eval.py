@@ -59,6 +59,7 @@ def test_eval_equals_metrics_of_saved_predictions(camvid_root, checkpoint, tmp_p
     (["--model", "no_such_model"], "unknown model"),
     (["--split", "trainval"], "unknown camvid split"),
     (["--root", "/nonexistent/camvid"], "missing CamVid root"),
+    (["--backend", "onnx-fast"], "unknown --backend"),
 ])
 def test_eval_bad_input_is_one_line(camvid_root, checkpoint, capsys, bad, message):
     args = {"--model": str(checkpoint), "--dataset": "camvid", "--root": str(camvid_root), "--split": "val"}
@@ -74,3 +75,48 @@ def test_eval_rejects_class_count_mismatch(camvid_root, tmp_path, capsys):
     assert main(["eval", "--model", str(path), "--dataset", "camvid", "--root", str(camvid_root),
                  "--workers", "0"]) == 2
     assert "5 classes" in capsys.readouterr().err
+
+
+def test_eval_flip_and_scales_equal_averaged_views(camvid_root, checkpoint, capsys):
+    """``--flip --scales`` scores the mean of the views' logits, computed here by hand."""
+    import torch.nn.functional as F
+
+    from pixelwise.engine.checkpoint import resolve_model
+
+    args = ["eval", "--model", str(checkpoint), "--dataset", "camvid", "--root", str(camvid_root),
+            "--limit", "2", "--workers", "0", "--json", "--flip", "--scales", "0.5,1"]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["flip"] is True and result["scales"] == [0.5, 1.0]
+    model = resolve_model(str(checkpoint)).eval()
+    ds = get_dataset("camvid", camvid_root, "val")
+    cm = ConfusionMatrix(11)
+    with torch.no_grad():
+        for i in range(2):
+            x = model.preprocessing.apply(ds[i]["image"])[None]
+            h, w = x.shape[-2:]
+            half = F.interpolate(x, size=(h // 2, w // 2), mode="bilinear", align_corners=False, antialias=True)
+            views = [model(x), model(x.flip(-1)).flip(-1)]
+            views += [F.interpolate(v, size=(h, w), mode="bilinear", align_corners=False)
+                      for v in (model(half), model(half.flip(-1)).flip(-1))]
+            cm.update(sum(views).argmax(1)[0], ds.read_target(i))
+    assert result["mean_iou"] == pytest.approx(cm.compute()["mean_iou"], abs=1e-12)
+
+
+def test_eval_backends_match_eager(camvid_root, checkpoint, capsys, tmp_path, monkeypatch):
+    """The fast paths score like the PyTorch model: fp32 onnxruntime (argmax ties aside) and int8
+    (calibrated on train images) within a point of mean IU on this tiny model."""
+    import pixelwise.bench.backends as backends
+
+    monkeypatch.setattr(backends, "DEFAULT_CACHE", tmp_path / "cache")
+    base = ["eval", "--model", str(checkpoint), "--dataset", "camvid", "--root", str(camvid_root),
+            "--limit", "2", "--workers", "0", "--json"]
+    scores = {}
+    for backend in ("eager", "onnxruntime", "onnxruntime-int8"):
+        assert main(base + ["--backend", backend]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["backend"] == backend
+        scores[backend] = result
+    assert scores["onnxruntime"]["pixel_accuracy"] == pytest.approx(scores["eager"]["pixel_accuracy"], abs=1e-4)
+    assert scores["onnxruntime-int8"]["mean_iou"] == pytest.approx(scores["eager"]["mean_iou"], abs=0.01)
+    assert any(p.name.endswith(".onnx") for p in (tmp_path / "cache").iterdir())

@@ -96,6 +96,18 @@ def test_predict_cli_writes_pngs(tmp_path, capsys):
     assert main(["predict", "--model", str(ckpt), str(folder / "*.png"), "-o", str(tmp_path / "g"),
                  "--no-overlay", "--flip", "--scales", "0.75,1"]) == 0
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["one.png", "two.png"]
+    # the fp32 onnxruntime path writes the same labels as PyTorch
+    import pixelwise.bench.backends as backends
+
+    backends.DEFAULT_CACHE, saved = tmp_path / "cache", backends.DEFAULT_CACHE
+    try:
+        assert main(["predict", "--model", str(ckpt), str(folder / "one.png"), "-o", str(tmp_path / "ort"),
+                     "--no-overlay", "--backend", "onnxruntime"]) == 0
+    finally:
+        backends.DEFAULT_CACHE = saved
+    assert "onnxruntime" in capsys.readouterr().out
+    ort_labels = np.asarray(Image.open(tmp_path / "ort" / "one.png"))
+    assert (ort_labels == _whole(model, arrays["one"]).argmax(0).numpy()).mean() > 0.999
 
 
 @pytest.mark.parametrize("make_input, message", [

@@ -10,12 +10,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from pixelwise.models.contract import ContractMixin
 from pixelwise.preprocessing import Preprocessing
 
 NAME = "tiny_fcn_test"
 
 
-class TinyFCN(nn.Module):
+class TinyFCN(ContractMixin, nn.Module):
     """conv(k) -> ReLU -> conv(k) -> ReLU (+ upsampled stride-4 context) -> 1x1 score per head.
 
     ``forward``: ``N x 3 x H x W`` -> logits ``N x K x H x W`` (a dict for several heads).
@@ -39,10 +40,6 @@ class TinyFCN(nn.Module):
         self.score = nn.ModuleDict({h: nn.Conv2d(width, k, 1) for h, k in heads.items()})
         # a fixed buffer, like the FCN's bilinear upsamplers: in the state dict, not a parameter
         self.register_buffer("fixed", torch.ones(1))
-
-    @property
-    def num_classes(self) -> int:
-        return next(iter(self.heads.values()))
 
     def forward(self, x: torch.Tensor):
         f = self.body(x) * self.fixed

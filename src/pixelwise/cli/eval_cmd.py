@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .common import add_inference_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a dataset split (whole images, native size)")
@@ -22,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    add_inference_args(p)
     p.set_defaults(func=run)
 
 
@@ -32,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.dataset, args.root, args.split, data_args=args.data_arg,
         batch_size=args.batch_size, limit=args.limit, device=args.device, amp=args.amp,
         workers=args.workers, save_predictions=args.save_predictions, confusion_png=args.confusion_png,
-        progress=not args.json,
+        progress=not args.json, flip=args.flip, scales=args.scales, backend=args.backend,
     )
     if args.json:
         print(json.dumps(result["json"]))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_inference_args
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="segment images: palette label PNGs + colour overlays")
@@ -14,26 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--tile", type=int, help="sliding-window size (default: whole image up to 1600x1600, else 512)")
     p.add_argument("--overlap", type=int, default=128, help="sliding-window overlap in pixels (default 128)")
-    p.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    p.add_argument("--scales", default="1", help="comma-separated input scales to average, e.g. 0.75,1,1.25")
     p.add_argument("--probabilities", choices=("npy", "safetensors"), help="also write K x H x W softmax (float16)")
     p.add_argument("--no-overlay", action="store_true", help="write only the label PNGs")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
+    add_inference_args(p)
     p.set_defaults(func=run)
-
-
-def _scales(text: str) -> tuple[float, ...]:
-    from ..errors import PixelwiseError
-
-    try:
-        scales = tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise PixelwiseError(f"--scales expects numbers like 0.75,1,1.25, got '{text}'") from None
-    if not scales or any(s <= 0 for s in scales):
-        raise PixelwiseError(f"--scales must be positive numbers, got '{text}'")
-    return scales
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,11 +43,16 @@ def run(args: argparse.Namespace) -> int:
         raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
     device = pick_device(args.device)
     model = resolve_model(args.model, device=device)
-    opts = Options(tile=args.tile, overlap=args.overlap, flip=args.flip, scales=_scales(args.scales), amp=args.amp)
+    if args.backend != "eager":
+        from ..engine.backend import calibration_from_files, with_backend
+
+        calib = calibration_from_files(inputs) if args.backend == "onnxruntime-int8" else None
+        model = with_backend(model, args.backend, device, calibration=calib)
+    opts = Options(tile=args.tile, overlap=args.overlap, flip=args.flip, scales=args.scales, amp=args.amp)
     if args.tile is not None and args.overlap >= args.tile:
         raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
     records = predict_files(model, inputs, args.out, device=device, options=opts,
                             probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha)
     views = len(opts.scales) * (2 if opts.flip else 1)
-    print(f"predicted {len(records)} image(s) with {args.model} ({views} view(s) each) -> {args.out}")
+    print(f"predicted {len(records)} image(s) with {args.model} ({views} view(s) each, {args.backend}) -> {args.out}")
     return 0

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..metrics import ConfusionMatrix
-from .forward import as_dict, autocast, model_input
+from .forward import as_dict, autocast, averaged_logits, model_input
 
 #: called with (batch, {head: int64 N x H x W predictions}) after every batch
 BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
@@ -24,8 +24,12 @@ BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], device: torch.device,
              *, amp: str = "none", ignore_index: int = 255, on_batch: BatchHook | None = None,
-             progress: bool = False) -> dict[str, ConfusionMatrix]:
-    """Run ``model`` over ``loader`` and accumulate ``hist[true, pred]`` per head (reduced across processes)."""
+             progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,)) -> dict[str, ConfusionMatrix]:
+    """Run ``model`` over ``loader`` and accumulate ``hist[true, pred]`` per head (reduced across processes).
+
+    ``flip``/``scales``: average the logits of the mirrored and rescaled views (test-time
+    augmentation, as ``pixelwise predict``); the default is the plain single forward.
+    """
     was_training = model.training
     model.eval()
     cms = {h: ConfusionMatrix(k, ignore_index) for h, k in heads.items()}
@@ -36,8 +40,11 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
         batches = tqdm(loader, desc="eval", unit="batch", leave=False)
     for batch in batches:
         x = model_input(model, batch, device)
-        with autocast(device, amp):
-            out = as_dict(model(x), heads)
+        if flip or tuple(scales) != (1.0,):
+            out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
+        else:
+            with autocast(device, amp):
+                out = as_dict(model(x), heads)
         target = as_dict(batch["target"], heads)
         preds = {h: out[h].argmax(1).cpu() for h in heads}
         for h in heads:
@@ -76,12 +83,15 @@ def _check_classes(model: nn.Module, ds, heads: Mapping[str, int]) -> None:
 def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data_args: list[str] = (),
                    batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,),
+                   backend: str = "eager") -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
     Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
     palette PNG (``DIR/<id>.png``, multi-head ``DIR/<head>/<id>.png``, cropped to the image's own
-    size) and the confusion matrix as a PNG.
+    size) and the confusion matrix as a PNG.  ``flip``/``scales``: test-time averaging;
+    ``backend``: run the network through a fast path (:mod:`pixelwise.engine.backend`); its int8
+    scales are calibrated on images of the ``train`` split, never on the split being scored.
     """
     from pathlib import Path
 
@@ -94,17 +104,24 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from .outputs import format_table
 
     dev = pick_device(device)
+    from .backend import calibration_from_dataset, with_backend
+
     model = resolve_model(model_spec, device=dev)
-    ds = get_dataset(dataset, root, split, **key_values(list(data_args), "--data-arg"))
+    extra = key_values(list(data_args), "--data-arg")
+    ds = get_dataset(dataset, root, split, **extra)
+    if backend != "eager":
+        calib = calibration_from_dataset(dataset, root, extra) if backend == "onnxruntime-int8" else None
+        model = with_backend(model, backend, dev, calibration=calib)
     ds = FirstN(ds, limit) if limit else ds
     heads = dict(model.heads)
     _check_classes(model, ds, heads)
     names = ds.class_names
     hook = _prediction_writer(Path(save_predictions), heads, ds.palette) if save_predictions else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
-    cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress)
+    cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales)
     metrics = summarize(cms, names)
-    metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds)})
+    metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds),
+                    "flip": flip, "scales": list(scales), "backend": backend})
     first = next(iter(heads))
     first_names = names[first] if isinstance(names, Mapping) else names
     if confusion_png:

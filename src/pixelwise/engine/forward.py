@@ -11,6 +11,7 @@ import contextlib
 from typing import Any, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import unwrap
@@ -35,3 +36,33 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int], device: torch.device, *,
+                    flip: bool = False, scales: tuple[float, ...] = (1.0,), amp: str = "none") -> dict[str, torch.Tensor]:
+    """Test-time averaging: preprocessed ``N x C x H x W`` -> ``{head: N x K x H x W}`` float logits
+    on the CPU, the mean over every (scale, flip) view.
+
+    Each view's logits are mapped back to the input grid (un-mirrored, resized bilinearly) before
+    averaging, so one view at scale 1 without flip is exactly the plain forward.  Downscaled views
+    are antialiased (a photo shrunk without it aliases thin poles into dashes).
+    """
+    h, w = x.shape[-2:]
+    total: dict[str, torch.Tensor] = {}
+    views = 0
+    for s in scales:
+        xs = x if s == 1 else F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))),
+                                           mode="bilinear", align_corners=False, antialias=s < 1)
+        for mirrored in ((False, True) if flip else (False,)):
+            with autocast(device, amp):
+                out = as_dict(model((xs.flip(-1) if mirrored else xs).to(device)), heads)
+            for head, logits in out.items():
+                logits = logits.float()
+                logits = logits.flip(-1) if mirrored else logits
+                if s != 1:
+                    logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+                logits = logits.cpu()
+                total[head] = total[head] + logits if head in total else logits
+            views += 1
+    return {head: t / views for head, t in total.items()} if views > 1 else total

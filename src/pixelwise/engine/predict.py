@@ -15,10 +15,9 @@ from dataclasses import dataclass
 from typing import Callable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .forward import as_dict, autocast
+from .forward import averaged_logits
 
 #: called with (head, first row, first column, K x rows x cols probabilities) as pixels become final
 RowSink = Callable[[str, int, int, torch.Tensor], None]
@@ -56,23 +55,9 @@ class Predictor:
     @torch.no_grad()
     def window_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Preprocessed window ``1 x C x h x w`` -> ``{head: K x h x w}`` logits averaged over views."""
-        h, w = x.shape[-2:]
-        total: dict[str, torch.Tensor] = {}
-        views = 0
-        for s in self.opt.scales:
-            xs = x if s == 1 else F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))),
-                                               mode="bilinear", align_corners=False, antialias=s < 1)
-            for flip in ((False, True) if self.opt.flip else (False,)):
-                xin = xs.flip(-1) if flip else xs
-                with autocast(self.device, self.opt.amp):
-                    out = as_dict(self.model(xin.to(self.device)), self.heads)
-                for head, logits in out.items():
-                    logits = logits.float().flip(-1) if flip else logits.float()
-                    if s != 1:
-                        logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-                    total[head] = total[head] + logits[0].cpu() if head in total else logits[0].cpu()
-                views += 1
-        return {head: t / views for head, t in total.items()}
+        out = averaged_logits(self.model, x, self.heads, self.device, flip=self.opt.flip, scales=self.opt.scales,
+                              amp=self.opt.amp)
+        return {head: logits[0] for head, logits in out.items()}
 
     def _tile(self, h: int, w: int) -> tuple[int, int]:
         t = self.opt.tile

@@ -1,0 +1,59 @@
+"""Fast inference paths for ``pixelwise eval`` and ``predict`` (``--backend``).
+
+The paths themselves live in :mod:`pixelwise.bench.backends` (where they are measured); this
+module only adapts them to the engine: it checks the device, and it supplies the calibration
+images the int8 path needs to fix its activation scales.  Calibration images are raw samples
+(``{"image": uint8 3 x H x W, ...}``) turned into model input by the model's own preprocessing,
+so every backend sees exactly what the PyTorch model would.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from ..bench.backends import BACKENDS, prepare
+from ..errors import PixelwiseError, unknown_name
+
+#: how many images calibrate the int8 scales (more changes little: MinMax ranges saturate fast)
+CALIBRATION_IMAGES = 4
+
+
+def with_backend(model: nn.Module, backend: str, device: torch.device, *,
+                 calibration: Sequence[Mapping[str, torch.Tensor]] | None = None) -> nn.Module:
+    """``model`` run through ``backend``; the result keeps the Model contract (``heads``,
+    ``preprocessing``, ...) and maps ``N x C x H x W`` input to the same logits, so the engine's
+    evaluate/Predictor use it unchanged.  ``calibration``: raw samples (needed for int8)."""
+    if backend not in BACKENDS:
+        raise unknown_name("--backend", backend, BACKENDS)
+    if backend == "eager":
+        return model
+    if backend.startswith("onnxruntime") and device.type != "cpu":
+        raise PixelwiseError(f"--backend {backend} runs on the CPU: add --device cpu")
+    if backend == "onnxruntime-int8" and not calibration:
+        raise PixelwiseError("--backend onnxruntime-int8 needs calibration images and none were found")
+    calib = [model.preprocessing.apply(dict(s))[None] for s in calibration or ()]
+    return prepare(model, backend, calibration=calib)
+
+
+def calibration_from_dataset(dataset: str, root: str, extra: Mapping[str, object],
+                             split: str = "train", n: int = CALIBRATION_IMAGES) -> list[dict[str, torch.Tensor]]:
+    """``n`` raw samples spread over ``split`` of the dataset (train: the split being scored must
+    not set the quantisation ranges)."""
+    from ..data import get_dataset
+
+    ds = get_dataset(dataset, root, split, **dict(extra))
+    step = max(1, len(ds) // n)
+    samples = [ds[i] for i in range(0, min(len(ds), step * n), step)]
+    # the modality tensors only; the model's preprocessing picks the ones it takes
+    return [{k: v for k, v in s.items() if isinstance(v, torch.Tensor) and k != "target"} for s in samples]
+
+
+def calibration_from_files(paths: Sequence[str], n: int = CALIBRATION_IMAGES) -> list[dict[str, torch.Tensor]]:
+    """The first ``n`` of the images being predicted (what the int8 path will actually see)."""
+    from ..data.fileio import read_rgb
+    from .predict_files import collect_inputs
+
+    return [{"image": read_rgb(p)} for p in collect_inputs(paths)[:n]]
