@@ -28,11 +28,21 @@ REPO = HERE.parent
 RESULTS, REPORT, ANALYSIS = HERE / "results.json", HERE / "RESULTS.md", HERE / "analysis.md"
 CAMVID = REPO.parent / "shared" / "datasets" / "camvid"
 VGG = "fcn8s_vgg16"
-THREADS = os.cpu_count() or 2
+CORES = os.cpu_count() or 2
+#: thread count of every section after ``matmul``: the one whose fp32 matmul measured fastest
+#: (on a VM whose two vCPUs share a core, 1 thread beats 2); set by ``choose_threads``
+THREADS = CORES
 #: in priority order: an interrupted run keeps the goals' figures first
-SECTIONS = ["matmul", "vgg_caffe", "vgg_aligned", "camvid", "accuracy", "large", "geometry", "profile", "train",
-            "malloc"]
-FAST = ("eager", "channels_last", "onnxruntime", "onnxruntime-int8")
+SECTIONS = ["matmul", "vgg_caffe", "vgg_aligned", "camvid", "accuracy", "large", "threads", "geometry", "profile",
+            "train", "malloc"]
+FAST = ("eager", "channels_last", "bf16", "onnxruntime", "onnxruntime-int8")
+
+
+def choose_threads(doc: dict) -> int:
+    """Threads for the measurements: the fastest fp32 matmul of the ``matmul`` section."""
+    fp32 = doc.get("sections", {}).get("matmul", {}).get("fp32", {})
+    ok = {int(t): r["gflops"] for t, r in fp32.items() if isinstance(r, dict) and "gflops" in r}
+    return max(ok, key=ok.get) if ok else CORES
 
 
 def camvid_model() -> tuple[str, str]:
@@ -54,16 +64,27 @@ def _opts(model: str, size, **kw) -> BenchOptions:
 def section(name: str, args: argparse.Namespace) -> dict:
     model, about = camvid_model()
     if name == "matmul":
-        return {str(t): run_task({"task": "matmul", "threads": t}) for t in sorted({1, THREADS})}
+        return {dt: {str(t): run_task({"task": "matmul", "threads": t, "dtype": dt}) for t in sorted({1, CORES})}
+                for dt in ("fp32", "bf16")}
+    if name == "threads":  # the fast paths at the thread count not chosen: evidence for the choice
+        other = next((t for t in sorted({1, CORES}) if t != THREADS), None)
+        if other is None:
+            return {"note": "one core: nothing to compare"}
+        opts = _opts(VGG, (500, 500), geometry="caffe", calibration_images=2, baselines=False,
+                     backends=("bf16", "onnxruntime", "onnxruntime-int8"))
+        opts.threads = other
+        return bench(opts, ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe",
+                            "--threads", str(other), "--backend", "bf16,onnxruntime,onnxruntime-int8", "--no-baselines"])
+    threads = ["--threads", str(THREADS)]
     if name == "vgg_caffe":
         backends = FAST + (("compile",) if args.compile else ())
         return bench(_opts(VGG, (500, 500), geometry="caffe", calibration_images=2, backends=backends),
-                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe",
+                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe", *threads,
                       "--backend", ",".join(backends)])
     if name == "vgg_aligned":
         backends = FAST + (("compile",) if args.compile else ())
         return bench(_opts(VGG, (500, 500), geometry="aligned", calibration_images=2, baselines=False, backends=backends),
-                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "aligned",
+                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "aligned", *threads,
                       "--backend", ",".join(backends), "--no-baselines"])
     if name == "malloc":  # compare with the eager rows of vgg_caffe / camvid (same run, same settings)
         return {"vgg": bench(_opts(VGG, (500, 500), geometry="caffe", baselines=False, malloc_env=True),
@@ -76,12 +97,12 @@ def section(name: str, args: argparse.Namespace) -> dict:
         backends = FAST + (("compile",) if args.compile else ())
         doc = bench(_opts(model, (360, 480), runs=10, warmup=2, backends=backends),
                     ["pixelwise", "bench", "--model", model, "--size", "360", "480", "--runs", "10", "--warmup", "2",
-                     "--backend", ",".join(backends)])
+                     *threads, "--backend", ",".join(backends)])
         return {**doc, "about_model": about}
     if name == "accuracy":
         return {"about_model": about, **{b: run_task({"task": "eval", "model": model, "backend": b, "threads": THREADS,
                                                      "size": [360, 480], "camvid": str(CAMVID), "limit": args.limit})
-                                         for b in ("eager", "onnxruntime-int8")}}
+                                         for b in ("eager", "bf16", "onnxruntime-int8")}}
     if name == "geometry":
         return run_task({"task": "geometry", "model": VGG, "threads": THREADS, "camvid": str(CAMVID), "limit": 4})
     if name == "large":
@@ -119,9 +140,11 @@ def main() -> None:
                    help="skip torch.compile (it compiles for about a minute per model on 2 cores)")
     args = p.parse_args()
     doc = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"sections": {}}
+    global THREADS
     if not args.report:
         doc["machine"] = machine_info()
         for name in args.only or SECTIONS:
+            THREADS = doc["threads"] = choose_threads(doc)
             t0 = time.perf_counter()
             print(f"[{time.strftime('%H:%M:%S')}] {name} ...", file=sys.stderr, flush=True)
             doc["sections"][name] = {**section(name, args), "wall_s": None}

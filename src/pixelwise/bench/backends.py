@@ -9,6 +9,8 @@ and tests compare every backend with ``eager`` numerically.
 ``eager``          the model as built: fp32, NCHW, ``inference_mode`` (the plain baseline)
 ``channels_last``  NHWC weights and activations: oneDNN convolutions without layout reorders
 ``compile``        ``torch.compile`` (inductor) with freezing: weights pre-packed, conv+ReLU fused
+``bf16``           bfloat16 weights and activations, NHWC (oneDNN: AMX / AVX512-BF16 tiles where the
+                   CPU has them, else emulated and slow -- chosen by measurement); fp32 logits out
 ``onnxruntime``    fp32 ONNX export run by onnxruntime (MLAS NCHWc kernels, fused graph)
 ``onnxruntime-int8``  static int8 quantisation of that export (QDQ, per-channel weights)
 =================  ==========================================================================
@@ -25,7 +27,7 @@ from torch import nn
 
 from ..errors import PixelwiseError, unknown_name
 
-BACKENDS = ("eager", "channels_last", "compile", "onnxruntime", "onnxruntime-int8")
+BACKENDS = ("eager", "channels_last", "compile", "bf16", "onnxruntime", "onnxruntime-int8")
 #: backends that keep full fp32 precision (goal checks compare fp32 paths among themselves)
 FP32_BACKENDS = ("eager", "channels_last", "compile", "onnxruntime")
 DEFAULT_CACHE = Path.home() / ".cache" / "pixelwise" / "bench"
@@ -77,13 +79,16 @@ def _as_list(out: torch.Tensor | dict[str, torch.Tensor], heads: Sequence[str]) 
     return [out[h] for h in heads] if isinstance(out, dict) else [out]
 
 
-def _torch_runner(model: nn.Module, channels_last: bool) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+def _torch_runner(model: nn.Module, channels_last: bool,
+                  dtype: torch.dtype = torch.float32) -> Callable[[torch.Tensor], list[torch.Tensor]]:
     heads = list(model.heads)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def run(x: torch.Tensor) -> list[torch.Tensor]:
         with torch.inference_mode():
-            return _as_list(model(x.contiguous(memory_format=fmt)), heads)
+            out = _as_list(model(x.to(dtype).contiguous(memory_format=fmt)), heads)
+        # argmax/softmax downstream want fp32, as from every other backend
+        return [o.float() for o in out] if dtype != torch.float32 else out
     return run
 
 
@@ -114,10 +119,11 @@ def prepare(model: nn.Module, backend: str, *, threads: int | None = None, cache
     model = model.eval()
     if threads:
         torch.set_num_threads(threads)
-    if backend in ("eager", "channels_last"):
-        if backend == "channels_last":
-            model = model.to(memory_format=torch.channels_last)
-        return BackendModel(model, backend, _torch_runner(model, backend == "channels_last"))
+    if backend in ("eager", "channels_last", "bf16"):
+        dtype = torch.bfloat16 if backend == "bf16" else torch.float32
+        if backend != "eager":
+            model = model.to(dtype=dtype, memory_format=torch.channels_last)
+        return BackendModel(model, backend, _torch_runner(model, backend != "eager", dtype))
     if backend == "compile":
         return BackendModel(model, backend, _compiled_runner(model))
     from . import ort

@@ -92,8 +92,9 @@ def time_runs(fn: Callable[[], object], warmup: int, runs: int) -> list[float]:
     return times
 
 
-def matmul_peak(threads: int, n: int = 4096, runs: int = 5) -> float:
-    """Measured fp32 matrix-multiply throughput in GFLOP/s: median of ``runs`` ``n x n @ n x n``.
+def matmul_peak(threads: int, n: int = 4096, runs: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Measured matrix-multiply throughput in GFLOP/s: median of ``runs`` ``n x n @ n x n`` in
+    ``dtype`` (fp32: the reference for fp32 paths; bf16: what AMX/AVX512-BF16 units give, if any).
 
     ``n = 4096`` is large enough that packing and threading overheads are noise (137 GFLOP per
     call); tests pass a small ``n``.  The thread count is restored afterwards.
@@ -102,8 +103,8 @@ def matmul_peak(threads: int, n: int = 4096, runs: int = 5) -> float:
     torch.set_num_threads(threads)
     try:
         gen = torch.Generator().manual_seed(0)
-        a, b = torch.randn(n, n, generator=gen), torch.randn(n, n, generator=gen)
-        out = torch.empty(n, n)
+        a, b = (torch.randn(n, n, generator=gen).to(dtype) for _ in range(2))
+        out = torch.empty(n, n, dtype=dtype)
         times = time_runs(lambda: torch.mm(a, b, out=out), warmup=1, runs=runs)
     finally:
         torch.set_num_threads(old)

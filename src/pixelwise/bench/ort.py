@@ -34,7 +34,7 @@ from ..errors import PixelwiseError
 #: ``reduce_range``: 7-bit weights, because AVX2 without VNNI multiplies u8 x s8 with
 #: ``vpmaddubsw``, whose int16 pair sums saturate with full 8-bit weights.
 INT8_SETTINGS = {"format": "QDQ", "activations": "uint8", "weights": "int8 per-channel, 7-bit range",
-                 "calibration": "MinMax", "ops": ["Conv"],
+                 "calibration": "MinMax", "ops": ["Conv", "Relu", "Clip", "MaxPool"],
                  "fp32_kept": ["first conv", "score layers", "depthwise convs"]}
 
 

@@ -129,9 +129,14 @@ def bench(opts: BenchOptions, command: Sequence[str] | None = None) -> dict:
     mm = run_task({"task": "matmul", "threads": opts.threads, "n": opts.matmul_n}, timeout_s=opts.timeout_s)
     peak = mm.get("gflops")
     doc["matmul_peak_gflops"] = peak
+    peaks = {"fp32": peak}
+    if "bf16" in opts.backends:  # a bf16 path is compared with what bf16 matmul units give
+        mm16 = run_task({"task": "matmul", "threads": opts.threads, "n": opts.matmul_n, "dtype": "bf16"},
+                        timeout_s=opts.timeout_s)
+        peaks["bf16"] = doc["bf16_matmul_peak_gflops"] = mm16.get("gflops")
     backends = list(dict.fromkeys((["eager"] if opts.baselines else []) + list(opts.backends)))
     flops = subject["conv_gflop"] * 1e9
-    doc["results"] = [_row(opts, subject, b, _infer(opts, b), peak, flops) for b in backends]
+    doc["results"] = [_row(opts, subject, b, _infer(opts, b), peaks.get(b, peak), flops) for b in backends]
     if opts.baselines and opts.model != TORCHVISION_FCN:
         tv_flops = subject_flops(TORCHVISION_FCN, tuple(opts.size), opts.batch, num_classes=subject["num_classes"])
         tv = _infer(dataclasses.replace(opts, num_classes=subject["num_classes"]), "eager", TORCHVISION_FCN)
@@ -158,7 +163,9 @@ def format_table(doc: dict) -> str:
     """The results as an aligned text table, machine line first."""
     m = doc["machine"]
     lines = [f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, onnxruntime {m.get('onnxruntime')}, {m['date']}",
-             f"fp32 matmul peak at {doc['options']['threads']} thread(s): {_num(doc.get('matmul_peak_gflops'))} GFLOP/s"]
+             f"fp32 matmul peak at {doc['options']['threads']} thread(s): {_num(doc.get('matmul_peak_gflops'))} GFLOP/s"
+             + (f"; bf16 {_num(doc['bf16_matmul_peak_gflops'])} GFLOP/s (the bf16 row's %peak)"
+                if "bf16_matmul_peak_gflops" in doc else "")]
     head = (f"{'model':<26} {'geometry':<8} {'backend':<17} {'size':>9} {'N':>2} {'ms':>9} {'img/s':>7} "
             f"{'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7} {'x eager':>7} {'x tv':>6}")
     lines += [head, "-" * len(head)]

@@ -129,8 +129,9 @@ def task_train(t: dict) -> dict:
 
 
 def task_matmul(t: dict) -> dict:
-    return {"gflops": machine.matmul_peak(t["threads"], n=t.get("n", 4096), runs=t.get("runs", 5)),
-            "n": t.get("n", 4096)}
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[t.get("dtype", "fp32")]
+    return {"gflops": machine.matmul_peak(t["threads"], n=t.get("n", 4096), runs=t.get("runs", 5), dtype=dtype),
+            "n": t.get("n", 4096), "dtype": t.get("dtype", "fp32")}
 
 
 def task_profile(t: dict) -> dict:
