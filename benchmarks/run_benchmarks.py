@@ -51,9 +51,9 @@ def camvid_model() -> tuple[str, str]:
 
     if (WEIGHTS_DIR / "camvid.safetensors").is_file():
         return "camvid", "shipped weights (src/pixelwise/weights/camvid.safetensors)"
-    run = REPO / "runs" / "camvid-fcn4s-lite0" / "best.safetensors"
-    if run.is_file():
-        return str(run), "training checkpoint runs/camvid-fcn4s-lite0/best.safetensors (shipped file not yet installed)"
+    runs = sorted(REPO.glob("runs/camvid-*/best.safetensors"), key=lambda q: q.stat().st_mtime)
+    if runs:
+        return str(runs[-1]), f"training checkpoint {runs[-1].relative_to(REPO)} (shipped file not yet installed)"
     return "fcn4s_efficientnet_lite0", "random-weight fcn4s_efficientnet_lite0 (no trained model available)"
 
 
@@ -118,16 +118,16 @@ def section(name: str, args: argparse.Namespace) -> dict:
                                            "threads": THREADS, "camvid": str(CAMVID), "runs": 1}),
                 "camvid_360x480": run_task({"task": "profile", "model": model, "size": [360, 480],
                                             "threads": THREADS, "camvid": str(CAMVID), "runs": 5})}
-    if name == "train":
-        camvid_cfg, voc_cfg = str(REPO / "configs" / "camvid-fcn4s-lite0.yaml"), str(REPO / "configs" / "voc-fcn8s.yaml")
-        return {
-            "camvid_recipe": run_task({"task": "train", "model": "fcn4s_efficientnet_lite0", "num_classes": 11,
-                                       "size": [288, 384], "batch": 4, "threads": THREADS, "recipe": camvid_cfg,
-                                       "camvid": str(CAMVID), "runs": 3, "warmup": 1}),
-            "voc_fcn8s_paper_recipe": run_task({"task": "train", "model": VGG, "size": [500, 500], "batch": 1,
-                                                "threads": THREADS, "recipe": voc_cfg, "camvid": str(CAMVID),
-                                                "runs": 2, "warmup": 1}),
-        }
+    if name == "train":  # one process at THREADS threads, synthetic batches of the recipes' crop size
+        voc_cfg = str(REPO / "configs" / "voc-fcn8s.yaml")
+        out = {f"camvid_recipe_{trunk}": run_task({
+            "task": "train", "model": f"fcn4s_efficientnet_{trunk}", "num_classes": 11, "size": [288, 384],
+            "batch": 4, "threads": THREADS, "recipe": str(REPO / "configs" / f"camvid-fcn4s-{trunk}.yaml"),
+            "camvid": str(CAMVID), "runs": 3, "warmup": 1}) for trunk in ("lite0", "lite2")}
+        out["voc_fcn8s_paper_recipe"] = run_task({"task": "train", "model": VGG, "size": [500, 500], "batch": 1,
+                                                  "threads": THREADS, "recipe": voc_cfg, "camvid": str(CAMVID),
+                                                  "runs": 2, "warmup": 1})
+        return out
     raise SystemExit(f"unknown section {name}")
 
 

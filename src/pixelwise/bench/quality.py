@@ -92,7 +92,10 @@ def _photo(t: dict, path: Path) -> None:
 def task_predict(t: dict) -> dict:
     """``pixelwise predict PHOTO --model M --out DIR [extra args]``: seconds and peak RSS of the
     whole command (model loading included), on a fresh ``H x W`` JPEG."""
+    import contextlib
     import gc
+    import io
+    import re
     import tempfile
 
     from ..cli import main as cli_main
@@ -103,12 +106,20 @@ def task_predict(t: dict) -> dict:
         gc.collect()
         reset = machine.reset_peak_rss()
         base = machine.peak_rss_mb()
+        printed = io.StringIO()
         t0 = time.perf_counter()
-        rc = cli_main(["predict", str(photo), "--model", t["model"], "--out", str(Path(tmp) / "out"),
-                       "--device", "cpu", *t.get("args", [])])
+        with contextlib.redirect_stdout(printed):
+            rc = cli_main(["predict", str(photo), "--model", t["model"], "--out", str(Path(tmp) / "out"),
+                           "--device", "cpu", *t.get("args", [])])
         seconds = time.perf_counter() - t0
     h, w = t["size"]
-    return {"rc": rc, "seconds": seconds, "megapixels": h * w / 1e6, "seconds_per_megapixel": seconds / (h * w / 1e6),
+    mp = h * w / 1e6
+    # the command prints "PHOTO (WxH, N window(s), S.SSs): ..." per image: read + network + outputs,
+    # without the model load, so s/MP of this figure is what has to be linear in pixel count
+    found = re.search(r"window\(s\), ([0-9.]+)s\)", printed.getvalue())
+    image_s = float(found.group(1)) if found else None
+    return {"rc": rc, "seconds": seconds, "megapixels": mp, "seconds_per_megapixel": seconds / mp,
+            "image_seconds": image_s, "image_seconds_per_megapixel": image_s / mp if image_s else None,
             "peak_rss_mb": machine.peak_rss_mb(), "rss_before_mb": base, "peak_rss_includes_setup": not reset,
             "args": t.get("args", [])}
 

@@ -7,9 +7,12 @@ import argparse
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     """``--flip``, ``--scales`` (test-time averaging) and ``--backend`` (fast path)."""
-    p.add_argument("--flip", action="store_true", help="average with the horizontally flipped image")
-    p.add_argument("--scales", default="1", type=scales_arg,
-                   help="comma-separated input scales to average, e.g. 0.75,1,1.25 (default 1)")
+    # None = the checkpoint's recorded views (the shipped CamVid model: flip, scales 1,1.25,1.5)
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="average with the horizontally flipped image (default: as the checkpoint records, else no)")
+    p.add_argument("--scales", default=None, type=scales_arg,
+                   help="comma-separated input scales to average, e.g. 0.75,1,1.25 (default: as the checkpoint "
+                        "records, else 1); --no-flip --scales 1 is one plain forward")
     # names checked when the command runs (pixelwise.engine.backend): the parser stays torch-free
     p.add_argument("--backend", default="eager",
                    help="how the network runs: eager PyTorch (default), channels_last, compile, onnxruntime, "

@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_model
     from ..engine.distributed import pick_device
+    from ..engine.forward import test_time_views
     from ..engine.predict import Options
     from ..engine.predict_files import predict_files
     from ..errors import PixelwiseError
@@ -43,12 +44,13 @@ def run(args: argparse.Namespace) -> int:
         raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
     device = pick_device(args.device)
     model = resolve_model(args.model, device=device)
+    flip, scales = test_time_views(model, args.flip, args.scales)
     if args.backend != "eager":
         from ..engine.backend import calibration_from_files, with_backend
 
         calib = calibration_from_files(inputs) if args.backend == "onnxruntime-int8" else None
         model = with_backend(model, args.backend, device, calibration=calib)
-    opts = Options(tile=args.tile, overlap=args.overlap, flip=args.flip, scales=args.scales, amp=args.amp)
+    opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
     if args.tile is not None and args.overlap >= args.tile:
         raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
     records = predict_files(model, inputs, args.out, device=device, options=opts,

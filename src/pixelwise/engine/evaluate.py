@@ -83,13 +83,14 @@ def _check_classes(model: nn.Module, ds, heads: Mapping[str, int]) -> None:
 def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data_args: list[str] = (),
                    batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
-                   progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,),
+                   progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
                    backend: str = "eager") -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
     Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
     palette PNG (``DIR/<id>.png``, multi-head ``DIR/<head>/<id>.png``, cropped to the image's own
-    size) and the confusion matrix as a PNG.  ``flip``/``scales``: test-time averaging;
+    size) and the confusion matrix as a PNG.  ``flip``/``scales``: test-time averaging (None: the
+    views the checkpoint records, see :func:`~pixelwise.engine.forward.test_time_views`);
     ``backend``: run the network through a fast path (:mod:`pixelwise.engine.backend`); its int8
     scales are calibrated on images of the ``train`` split, never on the split being scored.
     """
@@ -105,8 +106,10 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
 
     dev = pick_device(device)
     from .backend import calibration_from_dataset, with_backend
+    from .forward import test_time_views
 
     model = resolve_model(model_spec, device=dev)
+    flip, scales = test_time_views(model, flip, scales)
     extra = key_values(list(data_args), "--data-arg")
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
@@ -129,7 +132,9 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     table = format_table(metrics, first_names)
     for h in list(heads)[1:]:
         table += f"\n\nhead '{h}'\n" + format_table(metrics["heads"][h], names[h])
-    table += f"\n\n{len(ds)} images of {dataset}/{split}, {metrics['labelled_pixels']} labelled pixels"
+    views = "one plain view" if not flip and scales == (1.0,) else (
+        f"{len(scales) * (1 + flip)} views averaged (scales {','.join(f'{x:g}' for x in scales)}{', flipped' if flip else ''})")
+    table += f"\n\n{len(ds)} images of {dataset}/{split}, {metrics['labelled_pixels']} labelled pixels, {views}"
     return {"json": _finite(metrics), "table": table}
 
 

@@ -66,3 +66,12 @@ def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int],
                 total[head] = total[head] + logits if head in total else logits
             views += 1
     return {head: t / views for head, t in total.items()} if views > 1 else total
+
+
+def test_time_views(model: nn.Module, flip: bool | None, scales: tuple[float, ...] | None) -> tuple[bool, tuple[float, ...]]:
+    """The views to average: those asked for, else the checkpoint's own (``test_time`` in its
+    metadata: the views its reported metrics were measured with), else one plain view."""
+    recorded = (getattr(model, "checkpoint", None) or {}).get("test_time") or {}
+    flip = bool(recorded.get("flip", False)) if flip is None else flip
+    scales = tuple(float(s) for s in recorded.get("scales", (1.0,))) if scales is None else tuple(scales)
+    return flip, scales
