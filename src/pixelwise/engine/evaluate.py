@@ -97,17 +97,16 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from pathlib import Path
 
     from ..data import get_dataset
+    from .backend import calibration_from_dataset, with_backend
     from .checkpoint import resolve_model
     from .config import key_values
     from .distributed import pick_device
+    from .forward import test_time_views
     from .loaders import FirstN, collate_sized
     from .outputs import confusion_png as draw_confusion
     from .outputs import format_table
 
     dev = pick_device(device)
-    from .backend import calibration_from_dataset, with_backend
-    from .forward import test_time_views
-
     model = resolve_model(model_spec, device=dev)
     flip, scales = test_time_views(model, flip, scales)
     extra = key_values(list(data_args), "--data-arg")
