@@ -154,7 +154,7 @@ def _quality(s: dict) -> list[str]:
                 img = r.get("image_seconds")
                 lines.append(f"| {r['size'][0]} x {r['size'][1]} | {r['megapixels']:.2f} | {' '.join(r['args']) or '(default)'} | "
                              f"{r['seconds']:.2f} | {img if img is None else f'{img:.2f}'} | "
-                             f"{r['image_seconds_per_megapixel'] or 0:.2f} | {r['peak_rss_mb']:.0f} |")
+                             f"{r.get('image_seconds_per_megapixel') or 0:.2f} | {r['peak_rss_mb']:.0f} |")
             else:
                 lines.append(f"| {r['size'][0]} x {r['size'][1]} | | | error: {r.get('error')} | | |")
         lines.append("")

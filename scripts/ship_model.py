@@ -1,7 +1,7 @@
 """Package a trained run's best checkpoint as shipped weights (fp16) with measured val metrics.
 
-    .venv/bin/python scripts/ship_model.py runs/camvid-fcn4s-lite0 --name camvid \
-        --dataset camvid --root ../shared/datasets/camvid --split val
+    .venv/bin/python scripts/ship_model.py runs/camvid-fcn4s-lite2 --name camvid \
+        --dataset camvid --root ../shared/datasets/camvid --split val --flip --scales 1,1.25,1.5
 
 Steps: load ``RUN/best.safetensors``; store its tensors as float16 (half the size; the model is
 evaluated from that very file, so the reported metrics are those of what ships); evaluate on the

@@ -1,6 +1,6 @@
 """Shipped weights: trained pixelwise checkpoints inside the package, addressed by name.
 
-``get_model("fcn8s_efficientnet_lite0", weights="camvid")`` and ``pixelwise predict --model camvid``
+``get_model("fcn4s_efficientnet_lite2", weights="camvid")`` and ``pixelwise predict --model camvid``
 resolve here; nothing is downloaded.  A shipped file is an ordinary pixelwise checkpoint
 (safetensors + metadata: architecture, classes, palette, preprocessing, metrics, config, commit).
 """
