@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from pixelwise.cli.common import scales_arg
 from pixelwise.engine.checkpoint import load_model, read_metadata, save_model
 from pixelwise.engine.evaluate import evaluate_split
 from pixelwise.models.weights import WEIGHTS_DIR
@@ -42,10 +43,11 @@ def main() -> int:
     ap.add_argument("--root", required=True)
     ap.add_argument("--split", default="val")
     ap.add_argument("--flip", action="store_true", help="record flip averaging as the model's test-time views")
-    ap.add_argument("--scales", default="1", help="record these input scales as its test-time views, e.g. 1,1.25,1.5")
+    ap.add_argument("--scales", default=(1.0,), type=scales_arg,
+                    help="record these input scales as its test-time views, e.g. 1,1.25,1.5")
     args = ap.parse_args()
     # the views eval/predict use by default for this model; its headline metrics are measured with them
-    test_time = {"flip": args.flip, "scales": [float(x) for x in args.scales.split(",")]}
+    test_time = {"flip": args.flip, "scales": list(args.scales)}
     best = args.run / "best.safetensors"
     meta = read_metadata(best)
     model = load_model(best).half()

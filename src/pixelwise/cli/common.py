@@ -15,7 +15,7 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                         "records, else 1); --no-flip --scales 1 is one plain forward")
     # names checked when the command runs (pixelwise.engine.backend): the parser stays torch-free
     p.add_argument("--backend", default="eager",
-                   help="how the network runs: eager PyTorch (default), channels_last, compile, onnxruntime, "
+                   help="how the network runs: eager PyTorch (default), channels_last, bf16, compile, onnxruntime, "
                         "onnxruntime-int8 (CPU; int8 scales calibrated on 4 images)")
 
 

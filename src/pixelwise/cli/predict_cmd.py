@@ -28,13 +28,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_model
     from ..engine.distributed import pick_device
-    from ..engine.forward import test_time_views
+    from ..engine.forward import describe_views, test_time_views
     from ..engine.predict import Options
     from ..engine.predict_files import predict_files
     from ..errors import PixelwiseError
 
     if args.tile is not None and args.tile < 1 or args.overlap < 0:
         raise PixelwiseError("--tile must be >= 1 and --overlap >= 0")
+    if args.tile is not None and args.overlap >= args.tile:
+        raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
     inputs = list(args.inputs)
     if args.demo:
         from ..demo import sample_images
@@ -51,10 +53,8 @@ def run(args: argparse.Namespace) -> int:
         calib = calibration_from_files(inputs) if args.backend == "onnxruntime-int8" else None
         model = with_backend(model, args.backend, device, calibration=calib)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
-    if args.tile is not None and args.overlap >= args.tile:
-        raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
     records = predict_files(model, inputs, args.out, device=device, options=opts,
                             probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha)
-    views = len(opts.scales) * (2 if opts.flip else 1)
-    print(f"predicted {len(records)} image(s) with {args.model} ({views} view(s) each, {args.backend}) -> {args.out}")
+    print(f"predicted {len(records)} image(s) with {args.model} ({describe_views(flip, scales)}, {args.backend})"
+          f" -> {args.out}")
     return 0

@@ -15,7 +15,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..metrics import ConfusionMatrix
-from .forward import as_dict, autocast, averaged_logits, model_input
+from .forward import as_dict, averaged_logits, model_input
 
 #: called with (batch, {head: int64 N x H x W predictions}) after every batch
 BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
@@ -40,11 +40,7 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
         batches = tqdm(loader, desc="eval", unit="batch", leave=False)
     for batch in batches:
         x = model_input(model, batch, device)
-        if flip or tuple(scales) != (1.0,):
-            out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
-        else:
-            with autocast(device, amp):
-                out = as_dict(model(x), heads)
+        out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
         target = as_dict(batch["target"], heads)
         preds = {h: out[h].argmax(1).cpu() for h in heads}
         for h in heads:
@@ -101,7 +97,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from .checkpoint import resolve_model
     from .config import key_values
     from .distributed import pick_device
-    from .forward import test_time_views
+    from .forward import describe_views, test_time_views
     from .loaders import FirstN, collate_sized
     from .outputs import confusion_png as draw_confusion
     from .outputs import format_table
@@ -131,9 +127,8 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     table = format_table(metrics, first_names)
     for h in list(heads)[1:]:
         table += f"\n\nhead '{h}'\n" + format_table(metrics["heads"][h], names[h])
-    views = "one plain view" if not flip and scales == (1.0,) else (
-        f"{len(scales) * (1 + flip)} views averaged (scales {','.join(f'{x:g}' for x in scales)}{', flipped' if flip else ''})")
-    table += f"\n\n{len(ds)} images of {dataset}/{split}, {metrics['labelled_pixels']} labelled pixels, {views}"
+    table += (f"\n\n{len(ds)} images of {dataset}/{split}, {metrics['labelled_pixels']} labelled pixels, "
+              f"{describe_views(flip, scales)}")
     return {"json": _finite(metrics), "table": table}
 
 

@@ -42,11 +42,12 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int], device: torch.device, *,
                     flip: bool = False, scales: tuple[float, ...] = (1.0,), amp: str = "none") -> dict[str, torch.Tensor]:
     """Test-time averaging: preprocessed ``N x C x H x W`` -> ``{head: N x K x H x W}`` float logits
-    on the CPU, the mean over every (scale, flip) view.
+    on ``device``, the mean over every (scale, flip) view.
 
     Each view's logits are mapped back to the input grid (un-mirrored, resized bilinearly) before
-    averaging, so one view at scale 1 without flip is exactly the plain forward.  Downscaled views
-    are antialiased (a photo shrunk without it aliases thin poles into dashes).
+    averaging, so one view at scale 1 without flip is exactly the plain forward (callers need no
+    special case for it).  Downscaled views are antialiased (a photo shrunk without it aliases
+    thin poles into dashes).
     """
     h, w = x.shape[-2:]
     total: dict[str, torch.Tensor] = {}
@@ -62,7 +63,6 @@ def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int],
                 logits = logits.flip(-1) if mirrored else logits
                 if s != 1:
                     logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-                logits = logits.cpu()
                 total[head] = total[head] + logits if head in total else logits
             views += 1
     return {head: t / views for head, t in total.items()} if views > 1 else total
@@ -75,3 +75,11 @@ def test_time_views(model: nn.Module, flip: bool | None, scales: tuple[float, ..
     flip = bool(recorded.get("flip", False)) if flip is None else flip
     scales = tuple(float(s) for s in recorded.get("scales", (1.0,))) if scales is None else tuple(scales)
     return flip, scales
+
+
+def describe_views(flip: bool, scales: tuple[float, ...]) -> str:
+    """Human summary of the test-time views, for what eval and predict print."""
+    if not flip and tuple(scales) == (1.0,):
+        return "one plain view"
+    return f"{len(scales) * (1 + flip)} views averaged (scales {','.join(f'{x:g}' for x in scales)}" \
+           f"{', flipped' if flip else ''})"

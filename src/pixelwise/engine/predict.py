@@ -57,7 +57,7 @@ class Predictor:
         """Preprocessed window ``1 x C x h x w`` -> ``{head: K x h x w}`` logits averaged over views."""
         out = averaged_logits(self.model, x, self.heads, self.device, flip=self.opt.flip, scales=self.opt.scales,
                               amp=self.opt.amp)
-        return {head: logits[0] for head, logits in out.items()}
+        return {head: logits[0].cpu() for head, logits in out.items()}  # bands are summed on the CPU
 
     def _tile(self, h: int, w: int) -> tuple[int, int]:
         t = self.opt.tile
