@@ -119,8 +119,12 @@ class Task:
 
     # -- training and inference --------------------------------------------------------------------
     def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
-             weight: torch.Tensor | None = None) -> torch.Tensor:
-        """Scalar loss of ``logits`` (N x C x H x W) against ``target`` (N x H x W)."""
+             weight: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+        """Scalar float32 loss of ``logits`` (N x C x H x W) against ``target`` (N x H x W).
+
+        ``reduction``: ``mean`` over valid pixels or ``sum`` (the paper's semantic loss);
+        ``weight``: per-class weights (semantic); ``options``: the config's ``task_options`` for
+        this head (e.g. ``{"loss": "silog"}`` for depth) -- ignore the ones you do not know."""
         raise NotImplementedError
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
