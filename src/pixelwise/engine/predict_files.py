@@ -104,8 +104,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     predictor = Predictor(model, device, options)
-    heads = dict(model.heads)
-    names = getattr(model, "class_names", None)
+    heads, meta = dict(model.heads), model.meta
     records = []
     for path, stem in zip(paths, _stems(paths)):
         t0 = time.perf_counter()
@@ -115,15 +114,15 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
         if probabilities:
             for head, k in heads.items():
                 suffix = "" if len(heads) == 1 else f"_{head}"
-                head_names = names.get(head) if isinstance(names, dict) else names
-                writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w, head_names)
+                writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w,
+                                            meta.class_names(head))
         labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
         written = [str(wr.path) for wr in writers.values()]
         for wr in writers.values():
             wr.close()
         for head, lab in labels.items():
             suffix = "" if len(heads) == 1 else f"_{head}"
-            pal = palette_for(_head_value(model.palette, head), heads[head])
+            pal = palette_for(meta.palette(head), heads[head])
             save_label_png(out_dir / f"{stem}{suffix}.png", lab, pal)
             written.append(str(out_dir / f"{stem}{suffix}.png"))
             if overlays:
@@ -131,14 +130,10 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
                 written.append(str(out_dir / f"{stem}{suffix}_overlay.jpg"))
         rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
                "seconds": time.perf_counter() - t0, "outputs": written,
-               "classes": _class_shares(labels[next(iter(heads))], _head_value(names, next(iter(heads))))}
+               "classes": _class_shares(labels[next(iter(heads))], meta.class_names())}
         log(_describe(rec))
         records.append(rec)
     return records
-
-
-def _head_value(value, head: str):
-    return value.get(head) if isinstance(value, dict) else value
 
 
 def _class_shares(labels: torch.Tensor, names: list[str] | None, top: int = 3) -> list[tuple[str, float]]:
