@@ -59,6 +59,9 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
     ``sample_size`` is the H x W traced with; it should be at least the model's output stride
     for aligned models, but any size then runs.  Uses the ``torch.export``-based exporter.
     """
+    if not isinstance(model, nn.Module):  # a runtime backend or an .onnx file: nothing to trace
+        raise PixelwiseError(f"export needs a PyTorch model; this is a {type(model).__name__} "
+                             "(export the checkpoint it came from instead)")
     try:
         import onnx  # noqa: F401  (the exporter needs it; fail with a clear message here)
         import onnxscript  # noqa: F401

@@ -84,7 +84,8 @@ def _compiled_runner(model: nn.Module) -> Callable[[torch.Tensor], list[torch.Te
 
 def prepare(model: nn.Module, backend: str, *, threads: int | None = None, cache_dir: str | Path | None = None,
             calibration: Sequence[torch.Tensor] | None = None) -> BackendModel:
-    """``model`` (eval mode, fp32) made ready to run on ``backend``.
+    """``model`` (eval mode, fp32) made ready to run on ``backend`` (``channels_last``/``bf16``
+    convert ``model`` itself, in place: no second copy of the weights).
 
     ``threads``: intra-op threads (torch's global setting for torch backends; the session's for
     onnxruntime).  ``cache_dir``: where ONNX exports are cached.  ``calibration``: preprocessed
