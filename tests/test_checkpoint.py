@@ -157,3 +157,28 @@ def test_training_state_roundtrip(tmp_path):
         ckpt.load_state(tmp_path / "bad.pt")
     with pytest.raises(PixelwiseError, match="missing"):
         ckpt.load_state(tmp_path / "none.pt")
+
+
+def test_load_model_resolves_shipped_names_like_the_cli():
+    from pixelwise.engine.checkpoint import resolve_model
+
+    by_api, by_cli = pixelwise.load_model("camvid"), resolve_model("camvid")
+    assert by_api.config == by_cli.config and by_api.meta == by_cli.meta
+    assert by_api.meta.source == "camvid" and by_api.meta.class_names()[0] == "Sky"
+    x = torch.zeros(1, 3, 16, 16)
+    torch.testing.assert_close(by_api(x), by_cli(x), rtol=0, atol=0)
+    with pytest.raises(PixelwiseError, match="checkpoint not found.*shipped weights: camvid"):
+        pixelwise.load_model("camvid2")
+
+
+def test_registry_name_without_weights_is_refused_unless_random_weights(tmp_path, capsys):
+    img = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (20, 16)).save(img)
+    args = ["predict", "--model", tiny_model.NAME, str(img), "-o", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "without trained weights" in err and "--random-weights" in err
+    assert main(args + ["--random-weights"]) == 0
+    assert (tmp_path / "out" / "x.png").is_file()

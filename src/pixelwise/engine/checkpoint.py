@@ -39,7 +39,7 @@ def resolve_model(spec: str, *, device: str | torch.device = "cpu", random_weigh
     if spec in list_models():
         if not random_weights:
             raise PixelwiseError(
-                f"'{spec}' is an architecture without trained weights: train it (pixelwise train --config ...), "
+                f"'{spec}' is an architecture without trained weights: train it (pixelwise train --config CONFIG.yaml), "
                 f"use a checkpoint or shipped weights ({', '.join(sorted(SHIPPED))}), or add --random-weights")
         return get_model(spec).to(device).eval()
     raise unknown_name("model (checkpoint path, shipped weights or registry name)", spec,
