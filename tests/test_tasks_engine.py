@@ -12,7 +12,7 @@ from PIL import Image
 
 import pixelwise
 from pixelwise.cli import main
-from pixelwise.engine.checkpoint import load_model, save_model
+from pixelwise.engine.checkpoint import load_model, read_metadata, save_model
 from test_data_folder import make_folder
 from test_data_nyud_depth import SHARED, make_archive
 
@@ -40,7 +40,8 @@ def two_heads(archive, tmp_path_factory) -> Path:
 def test_two_head_model_round_trips(two_heads) -> None:
     model = load_model(two_heads)
     assert model.heads == {"semantic": 40, "depth": 1} and model.tasks == {"semantic": "semantic", "depth": "depth"}
-    assert model.checkpoint["tasks"] == {"semantic": "semantic", "depth": "depth"}
+    assert read_metadata(two_heads)["tasks"] == {"semantic": "semantic", "depth": "depth"}
+    assert {h: hd.task for h, hd in model.meta.heads.items()} == {"semantic": "semantic", "depth": "depth"}
     out = model(torch.zeros(1, 3, 40, 48))
     assert out["semantic"].shape == (1, 40, 40, 48) and out["depth"].shape == (1, 1, 40, 48)
 
@@ -140,7 +141,7 @@ def test_depth_training_learns_on_nyud(tmp_path) -> None:
     cfg = config.resolve(dict(
         model=MODEL, weights="imagenet", dataset="nyud", root=str(root), dataset_kwargs={"targets": "depth"},
         val_split="train", hflip=True, workers=0, optimizer="adamw", lr=0.003, weight_decay=0.0,
-        iterations=24, interval=8, batch_size=4, seed=0, device="cpu", threads=2))
+        iterations=24, interval=8, batch_size=4, seed=0, device="cpu", threads=2, freeze_bn=True))
     train(cfg, tmp_path / "run")
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     seen = [(r["train_loss"], r["val"]["delta1"], r["val"]["abs_rel"]) for r in log]
