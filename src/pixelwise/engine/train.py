@@ -119,12 +119,13 @@ class Trainer:
             init_from(model, cfg["init_from"])
         self.model = model.to(world.device)
         self.optimizer = recipe.build_optimizer(self.model, cfg)
+        from ..tasks import get_task, head_tasks
+
+        self.tasks = head_tasks(model)  # models without a ``tasks`` attribute are semantic
         weights = loaders.class_weights(self.train_ds, cfg, self.heads)
         self.loss_fn = recipe.SegmentationLoss(cfg["loss_reduction"], weights, cfg["head_weights"],
-                                               tasks=model.tasks, task_options=cfg.get("task_options"))
-        from ..tasks import get_task
-
-        self.best_metric = cfg["best_metric"] or get_task(model.tasks[next(iter(model.heads))]).best_metric
+                                               tasks=self.tasks, task_options=cfg.get("task_options"))
+        self.best_metric = cfg["best_metric"] or get_task(self.tasks[next(iter(model.heads))]).best_metric
         self.class_weights = {h: w.tolist() for h, w in (weights or {}).items()}
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg["amp"] == "fp16" and world.device.type == "cuda")
         self.steps_per_epoch = loaders.steps_per_epoch(self.train_ds, cfg, world)
@@ -277,8 +278,8 @@ class Trainer:
             return {}
         loader = loaders.val_loader(self.val_ds, self.cfg, self.world)
         metrics = evaluate(self.model, loader, self.heads, self.world.device, amp=self.cfg["amp"],
-                           tasks=self.model.tasks)
-        return summarize(metrics, self.val_ds.class_names, tasks=self.model.tasks)
+                           tasks=self.tasks)
+        return summarize(metrics, self.val_ds.class_names, tasks=self.tasks)
 
 
 def train(cfg: Mapping, out_dir: str | Path, *, resume: bool = False) -> dict:
