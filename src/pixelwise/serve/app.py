@@ -240,10 +240,6 @@ def _install_errors(app: FastAPI) -> None:
     async def pixelwise_error(request, exc: PixelwiseError) -> JSONResponse:
         return body(400, str(exc))
 
-    @app.exception_handler(BodyTooLarge)
-    async def too_large(request, exc: BodyTooLarge) -> JSONResponse:
-        return body(413, str(exc))
-
     @app.exception_handler(RequestValidationError)
     async def invalid(request, exc: RequestValidationError) -> JSONResponse:
         parts = [f"{'.'.join(str(x) for x in e.get('loc', ()))}: {e.get('msg', '')}" for e in exc.errors()]
@@ -260,7 +256,10 @@ class BodyTooLarge(Exception):
 
 class BodyLimit:
     """ASGI middleware: refuse bodies over ``limit`` bytes -- up front from Content-Length, or as
-    they stream in (chunked uploads) -- so a huge upload is never spooled to disk."""
+    they stream in (chunked uploads) -- so a huge upload is never spooled to disk.
+
+    Frameworks wrap errors raised while the form is parsed (FastAPI answers 400 "error parsing the
+    body"), so once the limit is passed the app's own response is replaced by the 413."""
 
     def __init__(self, app: Any, limit: int) -> None:
         self.app, self.limit = app, limit
@@ -271,15 +270,37 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             msg = f"request body is {int(declared)} bytes; the limit is {self.limit} (--max-bytes plus form framing)"
-            return await JSONResponse({"error": msg}, status_code=413, headers={"Connection": "close"})(scope, receive, send)
-        seen = 0
+            return await self._refuse(msg, send)
+        seen, exceeded, replaced = 0, False, False
 
         async def limited() -> dict:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                exceeded = True
                 raise BodyTooLarge(f"request body passed {self.limit} bytes (--max-bytes plus form framing)")
             return message
 
-        await self.app(scope, limited, send)
+        async def guarded(message: dict) -> None:
+            nonlocal replaced
+            if exceeded:  # whatever the app answers to the aborted body, the client gets the 413
+                if not replaced:
+                    replaced = True
+                    await self._refuse(f"request body passed {self.limit} bytes (--max-bytes plus form framing)", send)
+                return
+            await send(message)
+
+        try:
+            await self.app(scope, limited, guarded)
+        except BodyTooLarge as e:
+            if not replaced:
+                await self._refuse(str(e), send)
+
+    @staticmethod
+    async def _refuse(message: str, send: Any) -> None:
+        body = json.dumps({"error": message}).encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})

@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -134,14 +135,15 @@ def server_process(args: Sequence[str], *, entry: Sequence[str] | None = None, s
     port = free_port()
     cmd = [*(entry or [sys.executable, "-m", "pixelwise.cli"]), "serve", *args, "--host", "127.0.0.1",
            "--port", str(port)]
-    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
+    proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_s
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited with {proc.returncode}: {proc.stdout.read()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"server exited with {proc.returncode}: {log.read()[-2000:]}")
             try:
                 if get_json(url, "/readyz")[0] == 200:
                     break
@@ -158,3 +160,4 @@ def server_process(args: Sequence[str], *, entry: Sequence[str] | None = None, s
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+        log.close()
