@@ -133,7 +133,7 @@ def server_process(args: Sequence[str], *, entry: Sequence[str] | None = None, s
     yields its base URL once ``/readyz`` says ready.  ``entry``: the command before ``serve``
     (default: this Python running ``pixelwise.cli``)."""
     port = free_port()
-    cmd = [*(entry or [sys.executable, "-m", "pixelwise.cli"]), "serve", *args, "--host", "127.0.0.1",
+    cmd = [*(entry or [sys.executable, "-c", "import sys; from pixelwise.cli import main; sys.exit(main())"]), "serve", *args, "--host", "127.0.0.1",
            "--port", str(port)]
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True)
