@@ -152,35 +152,46 @@ def _routes(app: FastAPI) -> None:
                                                            "label_png, overlay"),
                       head: str | None = Query(None, description="head for ?return= images (default: the first)"),
                       ) -> Any:
-        t0 = time.perf_counter()
-        served = _pick_model(models, model)
-        wanted = [w for w in include.split(",") if w.strip()]
-        _check_outputs(served, return_, wanted, head)
-        if file is None:
-            ctype = request.headers.get("content-type", "")
-            if not ctype.startswith("multipart/form-data"):
-                raise ServeError(415, f"request body is {ctype or 'empty'}: send multipart/form-data with the image "
-                                      "in field 'file' (curl -F file=@photo.jpg)")
-            raise ServeError(400, "no 'file' field in the form: send the image as multipart field 'file'")
-        check_content_type(file.content_type)
-        data = await file.read(limits.max_bytes + 1)
-        loop = asyncio.get_running_loop()
-        image = await loop.run_in_executor(app.state.io, decode_image, data, limits)
-        t1 = time.perf_counter()
-        outcome = await batcher.submit(served, image)
-        t2 = time.perf_counter()
-        if return_ != "json":
-            info = next(h for h in served.heads if h.name == (head or served.heads[0].name))
-            body = await loop.run_in_executor(app.state.io, renderer_for(info).encode, return_,
-                                              outcome.results[info.name], image, info)
-            return Response(body, media_type=renderer_for(info).outputs[return_],
-                            headers={"X-Inference-Ms": f"{1000 * outcome.inference_s:.1f}"})
-        heads = await loop.run_in_executor(app.state.io, _head_results, served, outcome, image, wanted)
-        t3 = time.perf_counter()
-        return {"model": served.name, "width": int(image.shape[-1]), "height": int(image.shape[-2]), "heads": heads,
-                "timings": {"decode_ms": 1000 * (t1 - t0), "queue_ms": 1000 * outcome.queue_s,
-                            "inference_ms": 1000 * outcome.inference_s, "encode_ms": 1000 * (t3 - t2),
-                            "total_ms": 1000 * (t3 - t0), "batch_size": outcome.batch_size, "path": outcome.path}}
+        return await _segment(app, request, file, model, return_, include, head)
+
+
+async def _segment(app: FastAPI, request: Request, file: UploadFile | None, model: str | None, return_: str,
+                   include: str, head: str | None) -> Any:
+    """Validate, decode (I/O thread), queue for the batcher, encode (I/O thread)."""
+    t0 = time.perf_counter()
+    served = _pick_model(app.state.models, model)
+    wanted = [w for w in include.split(",") if w.strip()]
+    _check_outputs(served, return_, wanted, head)
+    data = await _read_upload(request, file, app.state.limits)
+    loop = asyncio.get_running_loop()
+    image = await loop.run_in_executor(app.state.io, decode_image, data, app.state.limits)
+    t1 = time.perf_counter()
+    outcome = await app.state.batcher.submit(served, image)
+    t2 = time.perf_counter()
+    if return_ != "json":
+        info = next(h for h in served.heads if h.name == (head or served.heads[0].name))
+        body = await loop.run_in_executor(app.state.io, renderer_for(info).encode, return_,
+                                          outcome.results[info.name], image, info)
+        return Response(body, media_type=renderer_for(info).outputs[return_],
+                        headers={"X-Inference-Ms": f"{1000 * outcome.inference_s:.1f}"})
+    heads = await loop.run_in_executor(app.state.io, _head_results, served, outcome, image, wanted)
+    t3 = time.perf_counter()
+    return {"model": served.name, "width": int(image.shape[-1]), "height": int(image.shape[-2]), "heads": heads,
+            "timings": {"decode_ms": 1000 * (t1 - t0), "queue_ms": 1000 * outcome.queue_s,
+                        "inference_ms": 1000 * outcome.inference_s, "encode_ms": 1000 * (t3 - t2),
+                        "total_ms": 1000 * (t3 - t0), "batch_size": outcome.batch_size, "path": outcome.path}}
+
+
+async def _read_upload(request: Request, file: UploadFile | None, limits: Limits) -> bytes:
+    """The uploaded bytes; 415 for a body that is not multipart or a part that is not an image."""
+    if file is None:
+        ctype = request.headers.get("content-type", "")
+        if not ctype.startswith("multipart/form-data"):
+            raise ServeError(415, f"request body is {ctype or 'empty'}: send multipart/form-data with the image "
+                                  "in field 'file' (curl -F file=@photo.jpg)")
+        raise ServeError(400, "no 'file' field in the form: send the image as multipart field 'file'")
+    check_content_type(file.content_type)
+    return await file.read(limits.max_bytes + 1)
 
 
 def _pick_model(models: dict[str, ServedModel], name: str | None) -> ServedModel:
