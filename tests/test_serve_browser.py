@@ -83,7 +83,7 @@ def test_page_segments_an_uploaded_camvid_image(browser, camvid_root, tmp_path):
                                "s.dispatchEvent(new Event('input'));")
         # nothing was fetched from anywhere but the server itself
         resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-        assert resources and all(r.startswith(url) or r.startswith("data:") or r.startswith("blob:") for r in resources)
+        assert resources and all(r.startswith((url, "data:", "blob:")) for r in resources)
         shot = tmp_path / "serve.png"
         browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000

@@ -57,7 +57,7 @@ class ServeConfig:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "ServeConfig":
+    def from_json(cls, text: str) -> ServeConfig:
         d = json.loads(text)
         return cls(**{**d, "limits": Limits(**d.get("limits", {}))})
 
