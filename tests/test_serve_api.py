@@ -18,7 +18,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 from serve_helpers import bad_uploads, claimed_png, png_bytes  # noqa: E402
 
-from pixelwise.cli import main  # noqa: E402
 from pixelwise.engine.checkpoint import save_model  # noqa: E402
 from pixelwise.engine.outputs import overlay  # noqa: E402
 from pixelwise.engine.predict import Options, Predictor  # noqa: E402
@@ -221,18 +220,6 @@ def test_config_round_trip_and_worker_factory(tiny_ckpt, monkeypatch):
         app_from_env()
     monkeypatch.setenv("PIXELWISE_SERVE_CONFIG", config.to_json())
     assert app_from_env().state.limits.max_batch == 3
-
-
-def test_cli_refuses_public_host_and_names_missing_extra(tiny_ckpt, monkeypatch, capsys):
-    assert main(["serve", "--model", str(tiny_ckpt), "--host", "0.0.0.0"]) == 2
-    assert "--expose" in capsys.readouterr().err
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "uvicorn" else real(name, *a))
-    assert main(["serve", "--model", str(tiny_ckpt)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "pip install 'pixelwise[serve]'" in err and "missing: uvicorn" in err
 
 
 def test_duplicate_names_and_rgbd_models_refused(tiny_ckpt):

@@ -56,3 +56,11 @@ def test_concurrent_clients_with_bad_uploads_mixed_in(tmp_path):
             shares = tuple((c["name"], round(c["share"], 3)) for c in r.body["heads"][0]["classes"])
             by_image.setdefault(r.upload.name, set()).add(shares)
     assert all(len(v) == 1 for v in by_image.values()), by_image
+
+
+def test_several_uvicorn_workers_on_one_port():
+    # the shipped model: worker processes are fresh interpreters (the test-only tiny model is unknown there)
+    args = ["--model", "camvid", "--no-flip", "--scales", "1", "--threads", "1", "--workers", "2"]
+    with server_process(args, env={"OMP_NUM_THREADS": "1"}, startup_s=240) as url:
+        replies = run_load(url, [Upload("a.png", png_bytes(48, 64))], clients=3, requests=2, timeout_s=60)
+    assert [r.status for r in replies] == [200] * 6
