@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import warnings
 
 import numpy as np
 import pytest
@@ -14,7 +15,9 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 pytest.importorskip("httpx", reason="httpx (test extra) is needed by FastAPI's TestClient")
 
 import tiny_model  # noqa: E402  (registers tiny_fcn_test)
-from fastapi.testclient import TestClient  # noqa: E402
+with warnings.catch_warnings():  # newer Starlette asks for httpx2 instead of httpx; either works
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 from serve_helpers import bad_uploads, claimed_png, png_bytes  # noqa: E402
 
@@ -65,6 +68,12 @@ def test_models_listing(tiny_ckpt):
                            "outputs": ["label_png", "overlay"]}]
     assert m["input"]["preprocessing"]["mean"] == [0.5, 0.5, 0.5] and m["input"]["modalities"] == ["image"]
     assert m["test_time"] == {"flip": False, "scales": [1.0]}
+    # the OpenAPI schema documents the upload and its options
+    with client_for(tiny_ckpt) as c:
+        op = c.get("/openapi.json").json()["paths"]["/api/segment"]["post"]
+    assert "multipart/form-data" in op["requestBody"]["content"]
+    assert {p["name"] for p in op["parameters"]} == {"model", "return", "include", "head"}
+    assert {"400", "404", "413", "415", "503", "504"} <= set(op["responses"])
 
 
 def test_segment_matches_the_engine(tiny_ckpt):

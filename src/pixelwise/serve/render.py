@@ -55,7 +55,8 @@ class SemanticRenderer:
         return list(labels)
 
     def summary(self, result: torch.Tensor, head: HeadInfo) -> dict:
-        counts = torch.bincount(result.reshape(-1).long(), minlength=head.channels).tolist()
+        # numpy, not torch: this runs in an I/O thread and must not start a second torch thread pool
+        counts = np.bincount(result.numpy().ravel(), minlength=head.channels).tolist()
         total = max(1, sum(counts))
         classes = [{"index": i, "name": head.class_names[i], "color": list(head.palette[i]), "share": c / total}
                    for i, c in enumerate(counts[:head.channels]) if c > 0]
