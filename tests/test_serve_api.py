@@ -16,7 +16,7 @@ pytest.importorskip("httpx", reason="httpx (test extra) is needed by FastAPI's T
 
 import tiny_model  # noqa: E402  (registers tiny_fcn_test)
 with warnings.catch_warnings():  # newer Starlette asks for httpx2 instead of httpx; either works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 from PIL import Image  # noqa: E402
 from serve_helpers import bad_uploads, claimed_png, png_bytes  # noqa: E402
