@@ -214,6 +214,23 @@ def test_large_images_take_the_sliding_window_path(tmp_path):
     torch.testing.assert_close(outcome.results["out"], whole, rtol=0, atol=0)
 
 
+def test_onnx_model_is_served_like_its_checkpoint(tiny_ckpt, tmp_path):
+    pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    from pixelwise.interop.onnx_export import export_onnx
+
+    served = _served(tiny_ckpt)
+    export_onnx(served.model, tmp_path / "tiny.onnx")
+    data = png_bytes(30, 44, seed=5)
+    with client_for(tiny_ckpt) as c:
+        ref = c.post("/api/segment?return=label_png", files=upload(data)).content
+    with TestClient(build_app(ServeConfig(models=[str(tmp_path / "tiny.onnx")]))) as c:
+        listing = c.get("/api/models").json()["models"][0]
+        got = c.post("/api/segment?model=tiny&return=label_png", files=upload(data)).content
+    assert listing["name"] == "tiny" and listing["heads"][0]["classes"] == NAMES
+    a, b = (np.asarray(Image.open(io.BytesIO(x))) for x in (ref, got))
+    assert (a != b).mean() < 1e-3  # onnxruntime vs PyTorch: float noise may flip a tie
+
+
 def test_unknown_task_kind_is_refused_at_startup(tiny_ckpt):
     served = _served(tiny_ckpt)
     served.heads[0] = type(served.heads[0])("out", "depth", 4, NAMES, [tuple(p) for p in PALETTE])

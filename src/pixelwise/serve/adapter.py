@@ -70,7 +70,7 @@ def head_kinds(model: nn.Module) -> dict[str, str]:
 
     Until task metadata exists every head is a class-label (semantic) head.
     """
-    meta = getattr(model, "checkpoint", None) or {}
+    meta = getattr(model, "checkpoint", None) or getattr(model, "metadata", None) or {}  # .onnx: metadata
     tasks = meta.get("tasks") or {}
     out = {}
     for head in model.heads:
