@@ -269,3 +269,11 @@ def test_shipped_camvid_model(camvid_root):
     names = [c["name"] for c in body["heads"][0]["classes"]]
     assert {"Road", "Sky", "Building"} <= set(names[:5])
     assert sum(c["share"] for c in body["heads"][0]["classes"]) == pytest.approx(1.0)
+
+
+def test_app_can_start_again_after_shutdown(tiny_ckpt):
+    app = build_app(ServeConfig(models=[f"tiny={tiny_ckpt}"]))
+    for _ in range(2):  # lifespan creates the threads and the queue each time
+        with TestClient(app) as c:
+            assert c.post("/api/segment", files=upload(png_bytes(8, 8))).status_code == 200
+        assert TestClient(app).get("/readyz").status_code == 503  # no lifespan: not ready, says so

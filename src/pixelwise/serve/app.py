@@ -91,19 +91,19 @@ def create_app(models: dict[str, ServedModel], limits: Limits = Limits(), device
             raise PixelwiseError(f"model {served.name!r} takes {'+'.join(served.modalities)} input; "
                                  "pixelwise serve accepts RGB images only")
     batcher = Batcher(limits, torch.device(device))
-    io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pixelwise-io")  # decode/encode, never torch math
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        app.state.io = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pixelwise-io")  # decode/encode only
         await batcher.start()
         yield
         await batcher.stop()
-        io.shutdown(wait=False)
+        app.state.io.shutdown(wait=False)
 
     app = FastAPI(title="pixelwise serve", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Semantic segmentation with Fully Convolutional Networks. Upload an image to "
                               "`POST /api/segment` as multipart field `file`.")
-    app.state.models, app.state.limits, app.state.batcher, app.state.io = models, limits, batcher, io
+    app.state.models, app.state.limits, app.state.batcher = models, limits, batcher
     _install_errors(app)
     app.add_middleware(BodyLimit, limit=limits.max_bytes + 64 * 1024)  # + multipart framing
     _routes(app)

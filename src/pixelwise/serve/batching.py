@@ -53,13 +53,14 @@ class Batcher:
         self.batches = 0
         self._queue: asyncio.Queue[Job] | None = None
         self._task: asyncio.Task | None = None
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixelwise-infer")
+        self._worker: ThreadPoolExecutor | None = None
 
     @property
     def running(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def start(self) -> None:
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pixelwise-infer")
         self._queue = asyncio.Queue()
         self._task = asyncio.create_task(self._dispatch(), name="pixelwise-batcher")
 
@@ -74,7 +75,8 @@ class Batcher:
             job = self._queue.get_nowait()
             if not job.future.done():
                 job.future.set_exception(ServeError(503, "server is shutting down"))
-        self._worker.shutdown(wait=True)
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
 
     async def submit(self, model: ServedModel, image: torch.Tensor) -> Outcome:
         """Queue one image and wait for its outcome (503 when full, 504 after ``timeout_s``)."""
