@@ -8,7 +8,7 @@ bash scripts/setup.sh test,serve
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing chromium + chromium-driver for the browser test" >&2
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         chromium chromium-driver; } >/dev/null 2>&1 || echo "could not install chromium: the browser test will skip" >&2
   fi
 fi
