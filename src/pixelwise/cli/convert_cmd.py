@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_out_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("convert", help="convert models from other frameworks into pixelwise checkpoints")
@@ -18,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "pascalcontext-fcn{32s,16s,8s}, vgg16-ilsvrc")
     c.add_argument("--num-classes", type=int, default=None, metavar="K",
                    help="expected classes (read from the file; for vgg16-ilsvrc: the new head's, default 21)")
-    c.add_argument("-o", "--output", required=True, help="checkpoint to write (.safetensors)")
+    add_out_arg(c, "checkpoint to write (.safetensors)")
     c.set_defaults(func=run_caffe)
 
 
@@ -30,7 +32,7 @@ def run_caffe(args: argparse.Namespace) -> int:
 
     model = convert_caffemodel(args.caffemodel, args.arch, args.num_classes)
     recipe = {"converted_from": {"format": "caffe", "file": Path(args.caffemodel).name, "arch": args.arch}}
-    out = save_model(model, args.output, class_names=model.class_names, palette=model.palette, recipe=recipe)
+    out = save_model(model, args.out, class_names=model.class_names, palette=model.palette, recipe=recipe)
     n = sum(t.numel() for t in model.state_dict().values())
     print(f"wrote {out}: {model.config['name']} {dict(model.heads)}, {n / 1e6:.1f}M values, "
           f"preprocessing {model.preprocessing.channel_order} mean {tuple(round(m, 3) for m in model.preprocessing.mean)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_inference_args
+from .common import add_inference_args, add_out_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--demo", action="store_true",
                    help="add the sample photos that ship with scikit-learn / scikit-image (the main job)")
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
-    p.add_argument("--out", "-o", required=True, metavar="OUTDIR", help="output folder")
+    add_out_arg(p, "output folder", metavar="DIR")
     p.add_argument("--tile", type=int, help="sliding-window size (default: whole image up to 1600x1600, else 512)")
     p.add_argument("--overlap", type=int, default=128, help="sliding-window overlap in pixels (default 128)")
     p.add_argument("--probabilities", choices=("npy", "safetensors"), help="also write K x H x W softmax (float16)")
