@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap", type=int, default=128, help="sliding-window overlap in pixels (default 128)")
     p.add_argument("--probabilities", choices=("npy", "safetensors"), help="also write K x H x W softmax (float16)")
     p.add_argument("--no-overlay", action="store_true", help="write only the label PNGs")
+    p.add_argument("--no-legend", action="store_true",
+                   help="overlays without the legend strip below (swatch, class name, share of pixels)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
@@ -54,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         model = with_backend(model, args.backend, device, calibration=calib)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
     records = predict_files(model, inputs, args.out, device=device, options=opts,
-                            probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha)
+                            probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha,
+                            legends=not args.no_legend)
     print(f"predicted {len(records)} image(s) with {args.model} ({describe_views(flip, scales)}, {args.backend})"
           f" -> {args.out}")
     return 0

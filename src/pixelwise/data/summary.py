@@ -115,32 +115,44 @@ def _overlay(image: np.ndarray, target: np.ndarray, palette: list, alpha: float)
 
 
 def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6, alpha: float = 0.55) -> Path:
-    """PNG grid: one row per sample (spread over the split): image | label overlay per head.
+    """PNG grid: one row per sample (spread over the split): image | label overlay per head, each
+    overlay with its legend below (swatch, class name, share of the labelled pixels; void unlisted).
 
     Written atomically, so a crash never leaves half a PNG.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazy: only the sheet needs it
     from matplotlib.figure import Figure
 
+    from ..legend import with_legend
+
     path = Path(path)
     idx = np.linspace(0, len(ds) - 1, min(num, len(ds))).round().astype(int).tolist()
     palettes = ds.palette if isinstance(ds.palette, dict) else {next(iter(ds.heads)): ds.palette}
-    cols = 1 + len(palettes)
-    fig = Figure(figsize=(3.2 * cols, 2.6 * len(idx)))
-    FigureCanvasAgg(fig)
-    for r, i in enumerate(idx):
+    names = ds.class_names if isinstance(ds.class_names, dict) else {next(iter(ds.heads)): ds.class_names}
+    rows = []
+    for i in idx:
         sample = ds.load_sample(ds.records[i])  # raw, untransformed
         image = sample["image"].permute(1, 2, 0).numpy() if "image" in sample else None
-        targets = _head_items(ds, sample["target"])
-        panels = [("image", image)] + [
-            (h, _overlay(image if image is not None else np.zeros((*t.shape, 3), np.uint8), t.numpy(), palettes[h], alpha))
-            for h, t in targets.items()
-        ]
+        panels = [("image", image)]
+        for h, t in _head_items(ds, sample["target"]).items():
+            base = image if image is not None else np.zeros((*t.shape, 3), np.uint8)
+            # text sized for a panel about 320 pixels wide (the sheet scales each image to fit)
+            size = max(12, round(t.shape[1] / 28))
+            panels.append((h, with_legend(_overlay(base, t.numpy(), palettes[h], alpha), t.numpy(), names[h],
+                                          palettes[h], size=size)))
+        rows.append((sample["id"], panels))
+    cols = 1 + len(palettes)
+    # each row as tall as its tallest panel (overlays grew a legend strip) at 3.2 inches per column
+    heights = [max(a.shape[0] / a.shape[1] for _, a in panels if a is not None) * 3.2 + 0.3 for _, panels in rows]
+    fig = Figure(figsize=(3.2 * cols, sum(heights)))
+    FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(len(rows), cols, height_ratios=heights)
+    for r, (sid, panels) in enumerate(rows):
         for c, (title, arr) in enumerate(panels):
-            ax = fig.add_subplot(len(idx), cols, r * cols + c + 1)
+            ax = fig.add_subplot(grid[r, c])
             if arr is not None:
                 ax.imshow(arr)
-            ax.set_title(f"{sample['id']} {title}", fontsize=7)
+            ax.set_title(f"{sid} {title}", fontsize=7)
             ax.axis("off")
     fig.tight_layout()
     with atomic_path(path) as tmp:
