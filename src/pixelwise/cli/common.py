@@ -11,19 +11,22 @@ from __future__ import annotations
 import argparse
 
 
-def add_dataset_args(p: argparse.ArgumentParser, *, split: str | None = "", required: bool = True) -> None:
+def add_dataset_args(p: argparse.ArgumentParser, *, split: bool = True, split_default: str | None = None,
+                     required: bool = True) -> None:
     """``--dataset``, ``--root``, ``--split`` and the repeatable ``--data-arg KEY=VALUE``.
 
-    ``split``: its default (``""``: the flag is required; ``None``: no ``--split`` flag at all).
-    ``required=False`` leaves ``--dataset``/``--root`` unset unless given (``train``: the YAML decides).
+    ``split=False``: no ``--split`` flag (``train`` names two splits); ``split_default``: the split
+    when none is given (else ``--split`` is required).  ``required=False`` leaves ``--dataset`` and
+    ``--root`` out of the parsed arguments unless given (``train``: the YAML config decides).
     """
     unset = {} if required else {"default": argparse.SUPPRESS}
     p.add_argument("--dataset", "-d", required=required, metavar="NAME", **unset,
                    help="dataset name (camvid, voc, sbd, nyud, siftflow, pascal_context, folder)")
     p.add_argument("--root", "-r", required=required, metavar="DIR", **unset, help="dataset folder, as distributed")
-    if split is not None:
-        p.add_argument("--split", "-s", required=not split, default=split or None, metavar="SPLIT",
-                       help="split name (train, val, trainval, all, ...)" + (f"; default {split}" if split else ""))
+    if split:
+        p.add_argument("--split", "-s", required=split_default is None, default=split_default, metavar="SPLIT",
+                       help="split name (train, val, trainval, all, ...)"
+                            + (f"; default {split_default}" if split_default else ""))
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
                    help="extra dataset argument, e.g. sbd_root=DIR, modalities=color,hha (repeatable)")
 
@@ -35,10 +38,9 @@ def data_kwargs(args: argparse.Namespace) -> dict[str, str]:
     return key_values(list(args.data_arg), "--data-arg")
 
 
-def add_out_arg(p: argparse.ArgumentParser, help: str, *, required: bool = True, metavar: str = "PATH",
-                **kw) -> None:
+def add_out_arg(p: argparse.ArgumentParser, help: str, *, required: bool = True, metavar: str = "PATH") -> None:
     """The output flag every command spells the same: ``--out`` (short ``-o``); read as ``args.out``."""
-    p.add_argument("--out", "-o", required=required, metavar=metavar, help=help, **kw)
+    p.add_argument("--out", "-o", required=required, metavar=metavar, help=help)
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="print the resolved config (the run folder's config.yaml) and exit without training")
     keys = p.add_argument_group("config keys (override the YAML file)")
     # the dataset flags every data command shares (--data-arg adds to dataset_kwargs); splits are keys
-    add_dataset_args(keys, split=None, required=False)
+    add_dataset_args(keys, split=False, required=False)
     for key, spec in SPEC.items():
         flag = "--" + key.replace("_", "-")
         if key in ("dataset", "root"):
