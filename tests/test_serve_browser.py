@@ -86,6 +86,12 @@ def test_page_segments_an_uploaded_camvid_image(browser, camvid_root, tmp_path):
         assert resources and all(r.startswith((url, "data:", "blob:")) for r in resources)
         shot = tmp_path / "serve.png"
         browser.save_screenshot(str(shot))
+        # a file that is not an image: the page shows the server's one-line reason
+        notes = tmp_path / "notes.txt"
+        notes.write_text("not a picture")
+        browser.find_element(By.ID, "file").send_keys(str(notes))
+        wait.until(lambda d: d.find_element(By.ID, "status").get_attribute("data-state") == "error")
+        assert browser.find_element(By.ID, "status").text.startswith("415: upload has content type 'text/plain'")
     assert shot.stat().st_size > 10_000
     if os.environ.get("PIXELWISE_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, REPO / "docs" / "img" / "serve.png")
