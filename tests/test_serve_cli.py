@@ -10,12 +10,12 @@ BLOCK = """
 import importlib.abc, sys
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('fastapi', 'uvicorn', 'multipart', 'starlette'):
+        if name.split('.')[0] in ('fastapi', 'uvicorn', 'multipart', 'python_multipart', 'starlette'):
             raise ModuleNotFoundError(f'No module named {name!r}', name=name)
 sys.meta_path.insert(0, Block())
 import importlib.util
 _find = importlib.util.find_spec
-importlib.util.find_spec = lambda n, *a: None if n.split('.')[0] in ('fastapi', 'uvicorn', 'multipart') else _find(n, *a)
+importlib.util.find_spec = lambda n, *a: None if n.split('.')[0] in ('fastapi', 'uvicorn', 'multipart', 'python_multipart') else _find(n, *a)
 from pixelwise.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -35,7 +35,7 @@ def test_serve_without_the_extra_is_one_line_naming_it():
     out = run("serve", "--model", "camvid")
     assert out.returncode == 2
     assert out.stderr.strip() == ("error: pixelwise serve needs the serve extra: pip install 'pixelwise[serve]' "
-                                  "(missing: fastapi, uvicorn, multipart)")
+                                  "(missing: fastapi, uvicorn, python-multipart)")
 
 
 def test_public_host_needs_expose():

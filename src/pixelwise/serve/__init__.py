@@ -17,6 +17,8 @@ def require_extra() -> None:
 
     from ..errors import PixelwiseError
 
-    missing = [m for m in ("fastapi", "uvicorn", "multipart") if importlib.util.find_spec(m) is None]
+    # python-multipart's module is python_multipart (older releases: multipart)
+    found = {"fastapi": ("fastapi",), "uvicorn": ("uvicorn",), "python-multipart": ("python_multipart", "multipart")}
+    missing = [pkg for pkg, mods in found.items() if all(importlib.util.find_spec(m) is None for m in mods)]
     if missing:
         raise PixelwiseError(f"{EXTRA_HINT} (missing: {', '.join(missing)})")
