@@ -100,7 +100,7 @@ def test_export_keeps_every_head(two_heads, tmp_path, capsys) -> None:
 
 def test_inspect_reports_depth(archive, capsys) -> None:
     assert main(["data", "inspect", "--dataset", "nyud", "--root", str(archive), "--split", "train",
-                 "--targets", "depth", "--json"]) == 0
+                 "--data-arg", "targets=depth", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)["heads"]["depth"]
     assert d["valid_pixels"] == 2 * (40 * 48 - 1) and d["invalid_pixels"] == 2
     assert d["min_m"] == pytest.approx(0.720) and d["max_m"] == pytest.approx((40 * 48 - 1) * 0.02 + 0.701)
