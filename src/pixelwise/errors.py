@@ -22,3 +22,17 @@ def unknown_name(kind: str, name: str, valid: Iterable[str]) -> PixelwiseError:
     close = difflib.get_close_matches(name, valid, n=3, cutoff=0.4)
     hint = f"did you mean {', '.join(close)}?" if close else f"valid: {', '.join(valid)}"
     return PixelwiseError(f"unknown {kind} '{name}': {hint}")
+
+
+def one_line(error: BaseException) -> str:
+    """The user's message of ``error`` on one line.
+
+    A :class:`PixelwiseError` raised in a ``DataLoader`` worker reaches the main process re-raised
+    as ``PixelwiseError("Caught PixelwiseError in DataLoader worker process 0. Original Traceback
+    ...")``: its last line holds the original message, which is what the user should see.
+    """
+    text = str(error)
+    if text.startswith("Caught ") and "Traceback" in text:
+        last = text.rstrip().splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split("\n")).strip()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..ranges import scales_arg  # noqa: F401  (re-exported: scripts/ship_model.py parses --scales with it)
+
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     """``--flip``, ``--scales`` (test-time averaging) and ``--backend`` (fast path)."""
@@ -17,14 +19,3 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="eager",
                    help="how the network runs: eager PyTorch (default), channels_last, bf16, compile, onnxruntime, "
                         "onnxruntime-int8 (CPU; int8 scales calibrated on 4 images)")
-
-
-def scales_arg(text: str) -> tuple[float, ...]:
-    """``"0.75,1,1.25"`` -> ``(0.75, 1.0, 1.25)``; positive numbers only."""
-    try:
-        scales = tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expects numbers like 0.75,1,1.25, got '{text}'") from None
-    if not scales or any(s <= 0 for s in scales):
-        raise argparse.ArgumentTypeError(f"must be positive numbers, got '{text}'")
-    return scales

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..ranges import arg
 from .common import add_inference_args
+
+DEFAULT_MAX_PIXELS = 100_000_000  # pixelwise.data.fileio.DEFAULT_MAX_PIXELS (the parser stays torch-free)
+DEFAULT_TILE = 512  # pixelwise.engine.predict: the window on images over Options.max_pixels
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,13 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="add the sample photos that ship with scikit-learn / scikit-image (the main job)")
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
     p.add_argument("--out", "-o", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--tile", type=int, help="sliding-window size (default: whole image up to 1600x1600, else 512)")
-    p.add_argument("--overlap", type=int, default=128, help="sliding-window overlap in pixels (default 128)")
+    p.add_argument("--tile", type=arg("tile"), help="sliding-window size (default: whole image up to 1600x1600, else 512)")
+    p.add_argument("--overlap", type=arg("overlap"), default=128, help="sliding-window overlap in pixels (default 128)")
     p.add_argument("--probabilities", choices=("npy", "safetensors"), help="also write K x H x W softmax (float16)")
     p.add_argument("--no-overlay", action="store_true", help="write only the label PNGs")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
+    p.add_argument("--alpha", type=arg("alpha"), default=0.5, help="overlay opacity of the label colours (0 to 1)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
+    p.add_argument("--skip-bad", action="store_true", help="report unreadable images and go on with the others")
+    p.add_argument("--max-pixels", type=arg("max_pixels"), default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse larger images (decompression bombs; default {DEFAULT_MAX_PIXELS:_})")
     add_inference_args(p)
     p.set_defaults(func=run)
 
@@ -31,12 +38,14 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.forward import describe_views, test_time_views
     from ..engine.predict import Options
     from ..engine.predict_files import predict_files
+    from ..atomic import check_dir
     from ..errors import PixelwiseError
 
-    if args.tile is not None and args.tile < 1 or args.overlap < 0:
-        raise PixelwiseError("--tile must be >= 1 and --overlap >= 0")
-    if args.tile is not None and args.overlap >= args.tile:
-        raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
+    # without --tile, images over 1600 x 1600 are cut into 512 x 512 windows: the overlap must fit those too
+    tile = args.tile if args.tile is not None else DEFAULT_TILE
+    if args.overlap >= tile:
+        raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than the tile ({tile}"
+                             f"{'' if args.tile is not None else ', the default; set --tile'})")
     inputs = list(args.inputs)
     if args.demo:
         from ..demo import sample_images
@@ -44,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         inputs += [str(p) for p in sample_images()]
     if not inputs:
         raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
+    check_dir(args.out)  # before loading the model: an unwritable --out fails now, in one line
     device = pick_device(args.device)
     model = resolve_model(args.model, device=device)
     flip, scales = test_time_views(model, args.flip, args.scales)
@@ -54,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
         model = with_backend(model, args.backend, device, calibration=calib)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
     records = predict_files(model, inputs, args.out, device=device, options=opts,
-                            probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha)
-    print(f"predicted {len(records)} image(s) with {args.model} ({describe_views(flip, scales)}, {args.backend})"
+                            probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha,
+                            skip_bad=args.skip_bad, max_pixels=args.max_pixels)
+    skipped = sum("skipped" in r for r in records)
+    print(f"predicted {len(records) - skipped} image(s){f' (skipped {skipped} unreadable)' if skipped else ''} with {args.model} ({describe_views(flip, scales)}, {args.backend})"
           f" -> {args.out}")
     return 0
