@@ -8,6 +8,7 @@ do.  The CLI prints ``error: <message>`` and exits with status 2 -- never a trac
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Iterable
 
 
@@ -36,3 +37,20 @@ def one_line(error: BaseException) -> str:
         last = text.rstrip().splitlines()[-1]
         text = last.split(": ", 1)[1] if ": " in last else last
     return " ".join(text.split("\n")).strip()
+
+
+def require_readable(path: str | Path, what: str, missing: str | None = None) -> Path:
+    """``path`` if it is a file this process can read; else a one-line error that says which of
+    missing / a folder / permission denied it is (``Path.is_file`` alone reports an unreadable
+    folder on the way as a missing file).  ``missing``: the message when it does not exist."""
+    path = Path(path)
+    try:
+        with open(path, "rb"):
+            pass
+    except PermissionError:
+        raise PixelwiseError(f"cannot read {what} {path}: permission denied") from None
+    except IsADirectoryError:
+        raise PixelwiseError(f"{what} {path} is a folder, not a file") from None
+    except OSError:
+        raise PixelwiseError(missing or f"missing {what}: {path}") from None
+    return path

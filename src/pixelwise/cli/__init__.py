@@ -47,7 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a bad flag (one line printed) or --help: a status, as from the commands
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
     restore = _terminate_like_interrupt()
     try:
         code = int(args.func(args) or 0)

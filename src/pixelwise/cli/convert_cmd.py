@@ -25,9 +25,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_caffe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..atomic import check_file
     from ..engine.checkpoint import save_model
     from ..interop.caffe_arch import convert_caffemodel
 
+    check_file(args.output, "--output")  # before reading a 228 MB .caffemodel
     model = convert_caffemodel(args.caffemodel, args.arch, args.num_classes)
     recipe = {"converted_from": {"format": "caffe", "file": Path(args.caffemodel).name, "arch": args.arch}}
     out = save_model(model, args.output, class_names=model.class_names, palette=model.palette, recipe=recipe)

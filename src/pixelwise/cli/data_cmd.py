@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from ..ranges import arg
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("data", help="inspect datasets, export them in the folder layout")
@@ -16,9 +18,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--split", required=True, help="split name (train, val, ...)")
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--sheet", metavar="PNG", help="write a contact sheet of images with label overlays")
-    q.add_argument("--sheet-count", type=int, default=6, help="images on the contact sheet")
-    q.add_argument("--limit", type=int, help="inspect only the first N samples")
+    q.add_argument("--sheet-count", type=arg("count"), default=6, help="images on the contact sheet")
+    q.add_argument("--limit", type=arg("limit"), help="inspect only the first N samples")
     q.add_argument("--skip-bad", action="store_true", help="skip unreadable samples with a warning")
+    q.add_argument("--max-pixels", type=arg("max_pixels"), default=100_000_000,
+                   help="refuse larger images (decompression bombs; default 100_000_000)")
     q.add_argument("--sbd-root", help="voc seg11valid: SBD dataset/ folder")
     q.add_argument("--context-root", help="pascal_context: folder with trainval/ and labels.txt")
     q.add_argument("--modalities", help="nyud: comma-separated color,depth,hha")
@@ -28,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--root", required=True, help="dataset folder, as distributed")
     e.add_argument("--split", required=True, help="split name")
     e.add_argument("--out", "-o", required=True, help="folder to write")
-    e.add_argument("--limit", type=int, help="export only the first N samples")
+    e.add_argument("--limit", type=arg("limit"), help="export only the first N samples")
     e.set_defaults(func=export_command)
 
 
@@ -54,9 +58,11 @@ def _print_table(stats: dict) -> None:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    from ..atomic import check_dir
     from ..data import get_dataset
     from ..data.export import export_folder
 
+    check_dir(args.out)
     n = export_folder(get_dataset(args.dataset, args.root, args.split), args.out, limit=args.limit)
     print(f"wrote {n} samples of {args.dataset}/{args.split} to {args.out} (images/, masks/, classes.txt)")
     return 0
@@ -66,7 +72,12 @@ def inspect_command(args: argparse.Namespace) -> int:
     from ..data import get_dataset
     from ..data.summary import summarize, write_contact_sheet
 
-    ds = get_dataset(args.dataset, args.root, args.split, skip_bad=args.skip_bad, **_reader_kwargs(args))
+    from ..atomic import check_file
+
+    if args.sheet:
+        check_file(args.sheet, "--sheet")
+    ds = get_dataset(args.dataset, args.root, args.split, skip_bad=args.skip_bad, max_pixels=args.max_pixels,
+                     **_reader_kwargs(args))
     stats = summarize(ds, limit=args.limit)
     if args.sheet:
         stats["sheet"] = str(write_contact_sheet(ds, args.sheet, num=args.sheet_count))

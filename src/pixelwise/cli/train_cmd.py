@@ -58,9 +58,11 @@ def resolve_args(args: argparse.Namespace) -> tuple[dict, Path, bool]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_dir
     from ..engine.train import train
 
     cfg, run_dir, resume = resolve_args(args)
+    check_dir(run_dir)  # before datasets and model are built: an unwritable run folder fails now
     result = train(cfg, run_dir, resume=resume)
     if result.get("best_step") is not None:
         print(f"done: {result['steps']} steps; best val {cfg['best_metric']} "
