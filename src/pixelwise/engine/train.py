@@ -146,6 +146,13 @@ class Trainer:
     def run(self) -> dict:
         """Train to ``total`` steps; returns the last validation metrics (or {})."""
         bar = self._progress()
+        try:
+            return self._loop(bar)
+        finally:  # also on errors: the error message then starts on a line of its own
+            if bar is not None:
+                bar.close()
+
+    def _loop(self, bar) -> dict:
         window: dict[str, Any] = {"loss": 0.0, "n": 0, "images": 0, "t": time.perf_counter()}
         last: dict = {}
         while self.step < self.total:
@@ -174,8 +181,6 @@ class Trainer:
                     break
             else:
                 self.epoch, self.offset = self.epoch + 1, 0
-        if bar is not None:
-            bar.close()
         return last
 
     def _progress(self):
