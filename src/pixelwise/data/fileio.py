@@ -74,9 +74,14 @@ def _open_loaded(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tup
             raise PixelwiseError(
                 f"image {path} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of "
                 f"{max_pixels / 1e6:g} (raise it with --max-pixels if you trust the file)")
+        orientation = _orientation(im)  # read before load: Pillow's TIFF reader applies and drops it
+        if im.format == "TIFF" and orientation >= 5:
+            # Pillow (10-13 at least) scrambles the pixels of TIFFs rotated by 90 degrees
+            raise PixelwiseError(f"image {path} is a TIFF with EXIF orientation {orientation} (rotated 90 degrees), "
+                                 "which Pillow decodes wrongly: save it as PNG or JPEG")
         im.load()  # force decoding now so truncation surfaces here, not later
-        orientation = _orientation(im)
-        if orientation != 1:
+        if _orientation(im) != 1:  # PNG/JPEG/WebP: ours to apply (a PNG's eXIf chunk may follow the pixels)
+            orientation = _orientation(im)
             im = ImageOps.exif_transpose(im)
     except FileNotFoundError:
         raise PixelwiseError(f"missing file: {path}") from None
@@ -212,4 +217,4 @@ def image_size(path: Path) -> tuple[int, int]:
         raise PixelwiseError(f"cannot read {path}: permission denied") from None
     except _READ_ERRORS as e:
         raise PixelwiseError(f"cannot read image {path}: {e}") from None
-    return (w, h) if orientation >= 5 else (h, w)
+    return (w, h) if orientation >= 5 and im.format != "TIFF" else (h, w)  # TIFF: Pillow swapped already
