@@ -71,23 +71,23 @@ def check_file(path: str | Path, what: str = "--out") -> Path:
     path = Path(path)
     if path.is_dir():
         raise PixelwiseError(f"{what} {path} is a folder: name the file to write")
-    _probe(path.parent, what)
+    _probe(path.parent, what, path)
     return path
 
 
-def _probe(folder: Path, what: str) -> None:
+def _probe(folder: Path, what: str, named: Path | None = None) -> None:
     """Create and remove a file in ``folder`` (or the nearest existing folder above it): the only
     test that is right for read-only mounts, ACLs and root alike."""
     existing = folder
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise PixelwiseError(f"{what} {folder}: {existing} is a file, not a folder")
+        raise PixelwiseError(f"{what} {named or folder}: {existing} is a file, not a folder")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".pixelwise-probe.", dir=existing)
     except OSError as e:
         why = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
-        raise PixelwiseError(f"cannot write to {what} {folder}: {why} in {existing.resolve()}") from None
+        raise PixelwiseError(f"cannot write {what} {named or folder}: {why} in {existing.resolve()}") from None
     os.close(fd)
     os.unlink(tmp)
 

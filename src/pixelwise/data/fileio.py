@@ -72,8 +72,8 @@ def _open_loaded(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tup
         w, h = im.size
         if max_pixels is not None and w * h > max_pixels:
             raise PixelwiseError(
-                f"image {path} is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the limit of "
-                f"{max_pixels / 1e6:g} (raise it with --max-pixels if you trust the file)")
+                f"image {path} is {w}x{h} = {w * h:_} pixels, over the limit of {max_pixels:_} "
+                "(raise it with --max-pixels if you trust the file)")
         orientation = _orientation(im)  # read before load: Pillow's TIFF reader applies and drops it
         if im.format == "TIFF" and orientation >= 5:
             # Pillow (10-13 at least) scrambles the pixels of TIFFs rotated by 90 degrees
