@@ -114,7 +114,7 @@ def decode_image(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     im, orientation = _open_loaded(Path(path), max_pixels)
     notes = [f"EXIF orientation {orientation} applied"] if orientation != 1 else []
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
-        gray, note = _wide_to_8bit(np.asarray(im, dtype=np.float64), im.mode, path)
+        gray, note = _wide_to_8bit(np.asarray(im, dtype=np.float32), im.mode, path)
         notes += [note] if note else []
         arr = np.repeat(gray[None], 3, axis=0)
     else:
