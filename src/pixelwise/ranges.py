@@ -89,6 +89,7 @@ RANGES: dict[str, Range] = {
     "overlap": Range(int, 0, 8191),
     "max_pixels": Range(int, 1),
     "count": Range(int, 1, 10_000),
+    "num_classes": Range(int, 1, 100_000),
     "size": Range(int, 1, 16_384),
     "runs": Range(int, 1, 10_000),
     "warmup_runs": Range(int, 0, 10_000),

@@ -33,7 +33,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = _Parser(prog="pixelwise", description="Fully Convolutional Networks.")
+    parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:

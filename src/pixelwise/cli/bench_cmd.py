@@ -7,6 +7,7 @@ import os
 import sys
 
 from ..ranges import arg
+from .common import add_out_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--geometry", choices=("caffe", "aligned"), help="run the model in this geometry (same weights)")
     p.add_argument("--backend", action="append", default=None, metavar="B",
                    help="eager, channels_last, compile, onnxruntime, onnxruntime-int8 (repeat or comma-separate)")
-    p.add_argument("--num-classes", type=int, help="classes of a registry model (default 21)")
+    p.add_argument("--num-classes", type=arg("num_classes"), help="classes of a registry model (default 21)")
     p.add_argument("--train", action="store_true", help="also measure training throughput")
     p.add_argument("--recipe", help="training config YAML whose optimizer/loss are used with --train")
     p.add_argument("--runs", type=arg("runs"), default=3, help="timed runs per configuration; the median is reported")
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="CamVid root for calibration/sample images (default ../shared/datasets/camvid)")
     p.add_argument("--cache-dir", help="where ONNX exports are cached (default ~/.cache/pixelwise/bench)")
     p.add_argument("--json", action="store_true", help="print the result document as JSON instead of a table")
-    p.add_argument("--output", "-o", help="also write the JSON document to this file")
+    add_out_arg(p, "also write the JSON document to this file", required=False)
     p.set_defaults(func=run)
 
 
@@ -45,16 +46,16 @@ def run(args: argparse.Namespace) -> int:
     from .. import atomic
     from ..bench import BenchOptions, bench, format_table
 
-    if args.output:
-        atomic.check_file(args.output)
+    if args.out:
+        atomic.check_file(args.out)
     opts = BenchOptions(model=args.model, size=tuple(args.size), batch=args.batch, threads=args.threads,
                         geometry=args.geometry, backends=_backends(args.backend), num_classes=args.num_classes,
                         train=args.train, recipe=args.recipe, warmup=args.warmup, runs=args.runs,
                         baselines=not args.no_baselines, malloc_env=args.malloc_env, cache_dir=args.cache_dir,
                         camvid=args.data)
     doc = bench(opts, command=["pixelwise", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else None)
-    if args.output:
-        atomic.write_text(args.output, json.dumps(doc, indent=1))
+    if args.out:
+        atomic.write_text(args.out, json.dumps(doc, indent=1))
     print(json.dumps(doc, indent=1) if args.json else format_table(doc))
     failed = _failures(doc)
     for what in failed:

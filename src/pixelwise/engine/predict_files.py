@@ -19,10 +19,10 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .. import atomic
+from .. import atomic, legend
 from ..data.fileio import DEFAULT_MAX_PIXELS, decode_image
 from ..errors import PixelwiseError
-from .outputs import overlay, palette_for, save_label_png, save_probabilities, save_rgb
+from .outputs import overlay, overlay_with_legend, palette_for, save_label_png, save_probabilities, save_rgb
 from .predict import Options, Predictor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -119,9 +119,11 @@ class _ProbWriter:
 
 def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
                   options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
-                  alpha: float = 0.5, skip_bad: bool = False, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-                  log: Callable[[str], None] = print) -> list[dict]:
+                  alpha: float = 0.5, legends: bool = True, skip_bad: bool = False,
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS, log: Callable[[str], None] = print) -> list[dict]:
     """Predict every input image; returns one record per image (paths written, size, seconds).
+
+    ``legends``: overlays carry a legend strip below the image (swatch, class name, share of pixels).
 
     With ``skip_bad`` an unreadable image is reported on stderr and recorded as ``{"input", "skipped"}``
     instead of stopping the run.
@@ -141,14 +143,12 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
             print(f"warning: skipped {path}: {e}", file=sys.stderr)
             records.append({"input": str(path), "skipped": str(e)})
             continue
-        labels, written = _predict_one(model, predictor, decoded.image, Path(out_dir) / name,
-                                       probabilities=probabilities, overlays=overlays, alpha=alpha)
+        shares, written = _predict_one(model, predictor, decoded.image, Path(out_dir) / name,
+                                       probabilities=probabilities, overlays=overlays, alpha=alpha, legends=legends)
         h, w = decoded.image.shape[-2:]
-        heads = dict(model.heads)
         rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
                "seconds": time.perf_counter() - t0, "outputs": written, "notes": list(decoded.notes),
-               "classes": _class_shares(labels[next(iter(heads))],
-                                        _head_value(getattr(model, "class_names", None), next(iter(heads))))}
+               "classes": [(e.name, e.share) for e in shares[:3]]}
         log(_describe(rec))
         records.append(rec)
     return records
@@ -165,8 +165,9 @@ def _refuse_overwriting_inputs(paths: Sequence[Path], names: Sequence[str], out_
 
 
 def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tensor, base: Path, *,
-                 probabilities: str | None, overlays: bool, alpha: float) -> tuple[dict, list[str]]:
-    """Labels of one uint8 ``3 x H x W`` image, written as ``base.png`` etc. -> (labels, paths written)."""
+                 probabilities: str | None, overlays: bool, alpha: float, legends: bool) -> tuple[list, list[str]]:
+    """Labels of one uint8 ``3 x H x W`` image, written as ``base.png`` etc. -> (legend entries of
+    the first head, largest share first; paths written)."""
     heads = dict(model.heads)
     names = getattr(model, "class_names", None)
     h, w = image.shape[-2:]
@@ -185,27 +186,23 @@ def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tens
     written = [str(wr.path) for wr in writers.values()]
     for wr in writers.values():
         wr.close()
+    shares = {}
     for head, lab in labels.items():
         suffix = "" if len(heads) == 1 else f"_{head}"
         pal = palette_for(_head_value(model.palette, head), heads[head])
         save_label_png(Path(f"{base}{suffix}.png"), lab, pal)
         written.append(f"{base}{suffix}.png")
+        shares[head] = legend.entries(legend.label_counts(lab, heads[head]), _head_value(names, head), pal)
         if overlays:
-            save_rgb(Path(f"{base}{suffix}_overlay.jpg"), overlay(image, lab, pal, alpha))
+            picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
+                       else overlay(image, lab, pal, alpha))
+            save_rgb(Path(f"{base}{suffix}_overlay.jpg"), picture)
             written.append(f"{base}{suffix}_overlay.jpg")
-    return labels, written
+    return shares[next(iter(heads))], written
 
 
 def _head_value(value, head: str):
     return value.get(head) if isinstance(value, dict) else value
-
-
-def _class_shares(labels: torch.Tensor, names: list[str] | None, top: int = 3) -> list[tuple[str, float]]:
-    counts = torch.bincount(labels.reshape(-1).long())
-    total = float(counts.sum())
-    order = counts.argsort(descending=True)[:top]
-    return [((names[i] if names and i < len(names) else f"class {int(i)}"), float(counts[i]) / total)
-            for i in order.tolist() if counts[i] > 0]
 
 
 def _describe(rec: dict) -> str:
