@@ -14,7 +14,7 @@ import sys
 from ..errors import PixelwiseError
 
 # command modules, in help order; each defines register(subparsers)
-COMMANDS = ["models", "data", "train", "eval", "predict", "convert", "export", "bench"]
+COMMANDS = ["models", "data", "train", "eval", "predict", "tune_crf", "convert", "export", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_model
+    from ..engine.crf import requested_params
     from ..engine.distributed import pick_device
     from ..engine.forward import describe_views, test_time_views
     from ..engine.predict import Options
@@ -47,14 +48,16 @@ def run(args: argparse.Namespace) -> int:
     device = pick_device(args.device)
     model = resolve_model(args.model, device=device)
     flip, scales = test_time_views(model, args.flip, args.scales)
+    crf = requested_params(model, args.crf, args.crf_params)
     if args.backend != "eager":
         from ..engine.backend import calibration_from_files, with_backend
 
         calib = calibration_from_files(inputs) if args.backend == "onnxruntime-int8" else None
         model = with_backend(model, args.backend, device, calibration=calib)
-    opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
+    opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)
     records = predict_files(model, inputs, args.out, device=device, options=opts,
                             probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha)
-    print(f"predicted {len(records)} image(s) with {args.model} ({describe_views(flip, scales)}, {args.backend})"
+    print(f"predicted {len(records)} image(s) with {args.model} ({describe_views(flip, scales)}, {args.backend}"
+          f"{', dense CRF' if crf else ''})"
           f" -> {args.out}")
     return 0
