@@ -155,8 +155,9 @@ class BandRefiner:
     """
 
     def __init__(self, image: torch.Tensor, num_classes: int, params: CRFParams,
-                 emit: Callable[[int, torch.Tensor], None], *, max_pixels: int = MAX_PIXELS, margin: int = MARGIN
+                 emit: Callable[[int, torch.Tensor], None], *, max_pixels: int | None = None, margin: int = MARGIN
                  ) -> None:
+        max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
         self.image, self.params, self.emit = image, params, emit
         self.k, (self.h, self.w) = num_classes, image.shape[-2:]
         whole = self.h * self.w <= max_pixels
@@ -200,7 +201,7 @@ class BandRefiner:
 
 
 def refine_image(probs: torch.Tensor, image: torch.Tensor, params: CRFParams = CRFParams(), *,
-                 max_pixels: int = MAX_PIXELS, margin: int = MARGIN) -> torch.Tensor:
+                 max_pixels: int | None = None, margin: int = MARGIN) -> torch.Tensor:
     """Refined K x H x W probabilities of a whole image (``probs`` K x H x W, ``image`` uint8 3 x H x W),
     banded above ``max_pixels`` exactly as ``predict`` does."""
     out = torch.empty(probs.shape, dtype=torch.float32)
