@@ -6,7 +6,7 @@
 
 The network runs once per image (its softmax cached, float16); then the plain argmax, the model's
 tuned CRF (metadata ``crf``, from ``pixelwise tune-crf``) and the untuned defaults are scored on
-the same probabilities.  Prints a Markdown table (the README's) and writes the numbers as JSON.
+the same probabilities.  Prints Markdown tables (the README's) and writes the numbers as JSON.
 Seconds are wall time of one process with one thread: label them with the machine's load.
 """
 
@@ -28,22 +28,17 @@ from pixelwise.engine.forward import describe_views, test_time_views
 
 
 def table(rows: dict[str, dict], class_names: list[str]) -> str:
-    """Markdown: one column per setting, rows = metrics (percent) and seconds per image."""
-    names = list(rows)
-    lines = ["| | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-
-    def line(label: str, values: list[str]) -> None:
-        lines.append(f"| {label} | " + " | ".join(values) + " |")
-
+    """Two Markdown tables, one row per setting: the summary (percent, seconds per image), then IU per class."""
     pct = lambda x: "n/a" if x is None or x != x else f"{100 * x:.2f}"  # noqa: E731
-    line("mean IU", [pct(rows[n]["mean_iou"]) for n in names])
-    line("pixel accuracy", [pct(rows[n]["pixel_accuracy"]) for n in names])
-    radius = rows[names[0]]["boundary_radius"]
-    line(f"boundary-region accuracy (<= {radius} px of an edge)", [pct(rows[n]["boundary_accuracy"]) for n in names])
-    for i, c in enumerate(class_names):
-        line(f"IU {c}", [pct(rows[n]["per_class_iou"][i]) for n in names])
-    line("network s/image", [f"{rows[n]['net_seconds_per_image']:.3f}" for n in names])
-    line("CRF s/image", [f"{rows[n]['crf_seconds_per_image']:.3f}" for n in names])
+    radius = next(iter(rows.values()))["boundary_radius"]
+    lines = [f"| | mean IU | pixel acc | boundary-region acc (<= {radius} px) | network s/image | CRF s/image |",
+             "| --- " * 6 + "|"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | {pct(m['mean_iou'])} | {pct(m['pixel_accuracy'])} | {pct(m['boundary_accuracy'])} "
+                     f"| {m['net_seconds_per_image']:.2f} | {m['crf_seconds_per_image']:.2f} |")
+    lines += ["", "| IU per class | " + " | ".join(class_names) + " |", "| --- " * (len(class_names) + 1) + "|"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | " + " | ".join(pct(x) for x in m["per_class_iou"]) + " |")
     return "\n".join(lines)
 
 

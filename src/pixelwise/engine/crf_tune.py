@@ -34,12 +34,14 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
 
 @dataclass
 class Cached:
-    """One image's network output: ``probs`` float16 K x H x W, ``image`` uint8 3 x H x W,
-    ``target`` int64 H x W, and the seconds the network took (all its views)."""
+    """One image's network output: ``probs`` float16 K x H x W, ``labels`` its float32 argmax
+    (exactly what ``eval`` scores without the CRF), ``image`` uint8 3 x H x W, ``target`` int64
+    H x W, and the seconds the network took (all its views)."""
 
     id: str
     image: torch.Tensor
     probs: torch.Tensor
+    labels: torch.Tensor
     target: torch.Tensor
     net_seconds: float
 
@@ -68,8 +70,8 @@ def cache_probabilities(model: nn.Module, ds, indices: Sequence[int], device: to
         probs = logits[0].float().softmax(0).cpu()
         seconds = time.perf_counter() - t0
         target = s["target"][head] if isinstance(s["target"], Mapping) else s["target"]
-        out.append(Cached(str(ds.ids[i]) if hasattr(ds, "ids") else str(i), s["image"], probs.half(), target,
-                          seconds))
+        out.append(Cached(str(ds.ids[i]) if hasattr(ds, "ids") else str(i), s["image"], probs.half(),
+                          logits[0].argmax(0).cpu(), target, seconds))
         if log is not None and (n + 1) % 20 == 0:
             log(f"network: {n + 1}/{len(indices)} images")
     return out
@@ -103,7 +105,7 @@ def score_setting(entries: Sequence[Cached], params: CRFParams | None, num_class
     seconds = 0.0
     for e in entries:
         t0 = time.perf_counter()
-        pred = e.probs.float().argmax(0) if params is None else refine(e.probs, e.image, params).argmax(0)
+        pred = e.labels if params is None else refine(e.probs, e.image, params).argmax(0)
         seconds += time.perf_counter() - t0 if params is not None else 0.0
         cm.update(pred, e.target)
         band = boundary_band(e.target, radius, ignore_index)
