@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -29,7 +30,9 @@ from pixelwise.engine.forward import describe_views, test_time_views
 
 def table(rows: dict[str, dict], class_names: list[str]) -> str:
     """Two Markdown tables, one row per setting: the summary (percent, seconds per image), then IU per class."""
-    pct = lambda x: "n/a" if x is None or x != x else f"{100 * x:.2f}"  # noqa: E731
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}"
+
     radius = next(iter(rows.values()))["boundary_radius"]
     lines = [f"| | mean IU | pixel acc | boundary-region acc (<= {radius} px) | network s/image | CRF s/image |",
              "| --- " * 6 + "|"]

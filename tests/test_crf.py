@@ -9,8 +9,8 @@ import sys
 
 import numpy as np
 import pytest
-import torch
 import tiny_model  # noqa: F401
+import torch
 from PIL import Image
 
 import pixelwise

@@ -27,8 +27,8 @@ import torch
 
 from ..errors import PixelwiseError
 
-#: whole-image refinement up to this many pixels (the lattice of a 1600x1600 image with 21 classes
-#: takes about 1 GB); larger images are refined in bands of about this many pixels
+#: whole-image refinement up to this many pixels (1600 x 1600); larger images are refined in bands
+#: of about this many pixels (peak memory measured in the README's CRF section)
 MAX_PIXELS = 1600 * 1600
 #: rows of context above and below a band (several times the smoothness kernel's width)
 MARGIN = 64
@@ -63,8 +63,8 @@ class CRFParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, base: "CRFParams | None" = None, what: str = "CRF parameters"
-                  ) -> "CRFParams":
+    def from_dict(cls, d: Mapping[str, Any], *, base: CRFParams | None = None, what: str = "CRF parameters"
+                  ) -> CRFParams:
         """``base`` (default: the defaults) with the keys of ``d`` replaced; unknown keys are an error."""
         names = [f.name for f in fields(cls)]
         unknown = [k for k in d if k not in names]
@@ -133,9 +133,11 @@ def refine(probs: torch.Tensor | np.ndarray, image: torch.Tensor | np.ndarray, p
     k, h, w = p.shape
     if img.shape != (3, h, w) or img.dtype != np.uint8:
         raise ValueError(f"image must be uint8 3 x {h} x {w}, got {img.dtype} {tuple(img.shape)}")
-    unary = -np.log(np.clip(p.reshape(k, -1), EPS, 1.0)).astype(np.float32)
+    unary = np.clip(p.reshape(k, -1), EPS, 1.0)  # one K x N copy, then in place: -log p
+    np.log(unary, out=unary)
+    np.negative(unary, out=unary)
     crf = dcrf.DenseCRF2D(w, h, k)
-    crf.setUnaryEnergy(np.ascontiguousarray(unary))
+    crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
     crf.addPairwiseGaussian(sxy=params.smooth_sxy, compat=params.smooth_weight)
     crf.addPairwiseBilateral(sxy=params.appearance_sxy, srgb=params.appearance_srgb,
                              rgbim=np.ascontiguousarray(img.transpose(1, 2, 0)), compat=params.appearance_weight)

@@ -105,7 +105,7 @@ class Predictor:
             for h in band:
                 rs = row_sinks.get(h)
                 self._finish_rows(band[h][:, :done], count[:, :done], labels[h][y:y + done],
-                                  (lambda x0, p, rs=rs: rs(y, x0, p)) if rs is not None else None)
+                                  (lambda x0, p, rs=rs, y=y: rs(y, x0, p)) if rs is not None else None)
             # copies, so the finished band's memory is released before the next one is allocated
             carry = {h: b[:, done:].clone() for h, b in band.items()}
             carry_n = count[:, done:].clone()
