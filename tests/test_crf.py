@@ -74,16 +74,18 @@ def test_bands_cover_every_row_once_and_bound_memory():
         out[:, y:y + q.shape[1]] = q
 
     out = torch.empty(2, 96, 40)
-    r = BandRefiner(image, 2, CRFParams(), emit, max_pixels=40 * 24, margin=4)
+    r = BandRefiner(image, 2, CRFParams(), emit, max_pixels=40 * 24, overlap=8)
     for y in range(0, 96, 7):  # rows in uneven blocks, each in two column chunks
         rows = probs[:, y:y + 7]
         r.push(y, 0, rows[:, :, :25])
         r.push(y, 25, rows[:, :, 25:])
         held.append(r.rows.shape[1])
     r.flush()
-    assert r.band == 24 - 8 and max(held) <= r.band + 2 * r.margin + 7
+    assert r.band == 24 and max(held) <= r.band + 7  # one band (plus the block being pushed) held
+    # bands of 24 rows advancing by 16 (8 shared rows, blended): every row emitted once, in order
     assert [y for y, _ in emitted] == list(range(0, 96, 16)) and sum(n for _, n in emitted) == 96
     assert (out.argmax(0) == truth).float().mean() > 0.98  # bands clean the square too
+    assert (out.argmax(0) == whole.argmax(0)).float().mean() > 0.98  # and agree with the whole-image CRF
     with pytest.raises(ValueError, match="in order"):
         BandRefiner(image, 2, CRFParams(), emit).push(5, 0, probs[:, 5:6])
 

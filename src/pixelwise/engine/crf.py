@@ -11,10 +11,10 @@ inference with a permutohedral lattice (``pydensecrf2``, the optional ``crf`` ex
   colour edges, where an FCN's coarse, upsampled scores are blurred.
 
 It runs after the network on the (test-time averaged) probabilities, so it works with every
-runtime backend.  Memory: an image of up to ``max_pixels`` is refined whole; a larger one in
-horizontal bands of about ``max_pixels`` pixels that overlap by ``margin`` rows above and below,
+runtime backend.  Memory: an image of up to ``MAX_PIXELS`` is refined whole; a larger one in
+horizontal bands of about ``MAX_PIXELS`` pixels that overlap by ``OVERLAP`` rows, blended there,
 so the lattice never holds more than a band.  The CRF's long-range pairs are then cut at the band
-edges (an approximation only above ``max_pixels``; each band still sees ``margin`` rows of context).
+edges (an approximation only above ``MAX_PIXELS``).
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from ..errors import PixelwiseError
 #: whole-image refinement up to this many pixels (1600 x 1600); larger images are refined in bands
 #: of about this many pixels (peak memory measured in the README's CRF section)
 MAX_PIXELS = 1600 * 1600
-#: rows of context above and below a band (several times the smoothness kernel's width)
-MARGIN = 64
+#: rows shared by consecutive bands, where their refined probabilities are blended
+OVERLAP = 128
 #: probabilities are clipped here before ``-log`` (float32 softmax underflows to 0)
 EPS = 1e-8
 
@@ -150,23 +150,26 @@ class BandRefiner:
 
     ``push(y, x0, probs)`` takes K x r x c blocks in row order (a row range may arrive in column
     chunks, as :class:`~pixelwise.engine.predict.Predictor` finalises them); ``emit(y, probs)``
-    receives refined K x r x W rows; ``flush()`` after the last row.  Images of at most
-    ``max_pixels`` are refined in one piece (exactly the whole-image CRF); larger ones in bands of
-    ``band`` rows with ``margin`` rows of context each side, so at most
-    ``K x (band + 2 margin) x W`` probabilities are held.
+    receives refined K x r x W rows, top to bottom; ``flush()`` after the last row checks that all
+    were emitted.  Images of at most ``max_pixels`` are refined in one piece (exactly the
+    whole-image CRF).  Larger ones in bands of about ``max_pixels`` pixels (``band`` rows) that
+    overlap by ``overlap`` rows; in an overlap the two bands' refined probabilities are blended
+    with linear weights (each band's edge rows, which lack context on one side, count least), so
+    no seam shows where bands meet.  At most ``K x (band + overlap) x W`` probabilities are held.
     """
 
     def __init__(self, image: torch.Tensor, num_classes: int, params: CRFParams,
-                 emit: Callable[[int, torch.Tensor], None], *, max_pixels: int | None = None, margin: int = MARGIN
-                 ) -> None:
+                 emit: Callable[[int, torch.Tensor], None], *, max_pixels: int | None = None,
+                 overlap: int = OVERLAP) -> None:
         max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
         self.image, self.params, self.emit = image, params, emit
         self.k, (self.h, self.w) = num_classes, image.shape[-2:]
         whole = self.h * self.w <= max_pixels
-        self.margin = 0 if whole else margin
-        self.band = self.h if whole else max(margin, max_pixels // self.w - 2 * margin)
+        self.overlap = 0 if whole else overlap
+        self.band = self.h if whole else max(2 * overlap, max_pixels // self.w)
         self.rows = torch.empty(num_classes, 0, self.w)  # probabilities of image rows [start, start + len)
-        self.start = 0
+        self.start = 0  # first row of the next band
+        self.tail: torch.Tensor | None = None  # the previous band's refined rows [start, start + overlap)
         self.emitted = 0  # rows [0, emitted) are refined and emitted
         self.pending: torch.Tensor | None = None  # a row range still arriving column chunk by chunk
 
@@ -180,20 +183,23 @@ class BandRefiner:
             return
         self.rows = torch.cat([self.rows, self.pending], dim=1)
         self.pending = None
-        # a band is refined once its lower context has arrived (or the image has ended)
-        while self.emitted < self.h and self.start + self.rows.shape[1] >= min(self.h, self.emitted + self.band
-                                                                                + self.margin):
+        # a band is refined once all its rows have arrived (or the image has ended)
+        while self.emitted < self.h and self.start + self.rows.shape[1] >= min(self.h, self.start + self.band):
             self._refine_band()
 
     def _refine_band(self) -> None:
-        stop = min(self.h, self.emitted + self.band + self.margin)  # context rows end here
+        stop = min(self.h, self.start + self.band)
         q = refine(self.rows[:, :stop - self.start], self.image[:, self.start:stop], self.params)
-        keep = min(self.band, self.h - self.emitted)
-        self.emit(self.emitted, q[:, self.emitted - self.start:self.emitted - self.start + keep])
-        self.emitted += keep
-        new_start = max(0, self.emitted - self.margin)  # the next band's upper context
-        self.rows = self.rows[:, new_start - self.start:].clone()
-        self.start = new_start
+        if self.tail is not None:  # blend the overlap: weight of this band rises from ~0 to ~1
+            n = self.tail.shape[1]
+            wt = (torch.arange(n, dtype=torch.float32) + 0.5).div_(n).view(1, n, 1)
+            q[:, :n] = self.tail * (1 - wt) + q[:, :n] * wt
+        keep = q.shape[1] if stop == self.h else q.shape[1] - self.overlap  # the rest waits for the next band
+        self.emit(self.start, q[:, :keep])
+        self.emitted = self.start + keep
+        self.tail = q[:, keep:].clone() if stop < self.h else None
+        self.rows = self.rows[:, keep:].clone()
+        self.start += keep
 
     def flush(self) -> None:
         """Check that the whole image was refined (``push`` refines the last band as soon as the
@@ -203,7 +209,7 @@ class BandRefiner:
 
 
 def refine_image(probs: torch.Tensor, image: torch.Tensor, params: CRFParams = CRFParams(), *,
-                 max_pixels: int | None = None, margin: int = MARGIN) -> torch.Tensor:
+                 max_pixels: int | None = None, overlap: int = OVERLAP) -> torch.Tensor:
     """Refined K x H x W probabilities of a whole image (``probs`` K x H x W, ``image`` uint8 3 x H x W),
     banded above ``max_pixels`` exactly as ``predict`` does."""
     out = torch.empty(probs.shape, dtype=torch.float32)
@@ -211,7 +217,7 @@ def refine_image(probs: torch.Tensor, image: torch.Tensor, params: CRFParams = C
     def emit(y: int, q: torch.Tensor) -> None:
         out[:, y:y + q.shape[1]] = q
 
-    refiner = BandRefiner(image, probs.shape[0], params, emit, max_pixels=max_pixels, margin=margin)
+    refiner = BandRefiner(image, probs.shape[0], params, emit, max_pixels=max_pixels, overlap=overlap)
     refiner.push(0, 0, probs.float().cpu())
     refiner.flush()
     return out
