@@ -10,8 +10,8 @@ band is ``K x tile x W``: for very wide images choose a smaller ``tile``.)
 
 With ``Options.crf`` the final probability rows go through a dense CRF
 (:class:`~pixelwise.engine.crf.BandRefiner`) before they become labels: images up to
-``crf.MAX_PIXELS`` are refined whole, larger ones band by band with context rows, so memory stays
-bounded by that limit rather than by the image.
+``crf.MAX_PIXELS`` are refined whole, larger ones in overlapping bands blended where they meet,
+so memory stays bounded by that limit rather than by the image.
 """
 
 from __future__ import annotations
