@@ -183,3 +183,18 @@ def test_one_pixel_image_warns_nothing(tmp_path, ckpt):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # PyTorch's "non-writable array" UserWarning included
         assert _predict(ckpt, [tmp_path / "dot.png"], tmp_path / "o") == 0
+
+
+def test_server_uploads_use_the_same_decoder(tmp_path):
+    """``pixelwise serve`` decodes uploads with the same code: a 16-bit upload is not saturated."""
+    import io
+
+    from pixelwise.data.fileio import decode_image
+    from pixelwise.serve.limits import Limits
+    from pixelwise.serve.limits import decode_image as decode_upload
+
+    g = _gray()
+    buf = io.BytesIO()
+    Image.fromarray(g.astype(np.uint16) * 257).save(buf, format="PNG")
+    Image.fromarray(g, "L").save(tmp_path / "eight.png")
+    assert torch.equal(decode_upload(buf.getvalue(), Limits()), decode_image(tmp_path / "eight.png").image)

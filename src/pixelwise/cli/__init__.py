@@ -18,7 +18,7 @@ import sys
 from ..errors import PixelwiseError, one_line
 
 # command modules, in help order; each defines register(subparsers)
-COMMANDS = ["models", "data", "train", "eval", "predict", "convert", "export", "bench"]
+COMMANDS = ["models", "data", "train", "eval", "predict", "tune_crf", "convert", "export", "bench", "serve"]
 
 
 class Terminated(KeyboardInterrupt):

@@ -74,15 +74,7 @@ def _open_loaded(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tup
             raise PixelwiseError(
                 f"image {path} is {w}x{h} = {w * h:_} pixels, over the limit of {max_pixels:_} "
                 "(raise it with --max-pixels if you trust the file)")
-        orientation = _orientation(im)  # read before load: Pillow's TIFF reader applies and drops it
-        if im.format == "TIFF" and orientation >= 5:
-            # Pillow (10-13 at least) scrambles the pixels of TIFFs rotated by 90 degrees
-            raise PixelwiseError(f"image {path} is a TIFF with EXIF orientation {orientation} (rotated 90 degrees), "
-                                 "which Pillow decodes wrongly: save it as PNG or JPEG")
-        im.load()  # force decoding now so truncation surfaces here, not later
-        if _orientation(im) != 1:  # PNG/JPEG/WebP: ours to apply (a PNG's eXIf chunk may follow the pixels)
-            orientation = _orientation(im)
-            im = ImageOps.exif_transpose(im)
+        im, orientation = load_upright(im, str(path))
     except FileNotFoundError:
         raise PixelwiseError(f"missing file: {path}") from None
     except PermissionError:
@@ -91,6 +83,23 @@ def _open_loaded(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tup
         if isinstance(e, PixelwiseError):
             raise
         raise PixelwiseError(f"cannot read image {path}: {e}") from None
+    return im, orientation
+
+
+def load_upright(im: Image.Image, name: str) -> tuple[Image.Image, int]:
+    """Decode an opened PIL image and apply its EXIF orientation -> (image, orientation applied).
+
+    ``name`` (the file, or "upload") is named in errors.  PIL's own errors propagate.
+    """
+    orientation = _orientation(im)  # read before load: Pillow's TIFF reader applies and drops it
+    if im.format == "TIFF" and orientation >= 5:
+        # Pillow (10-13 at least) scrambles the pixels of TIFFs rotated by 90 degrees
+        raise PixelwiseError(f"image {name} is a TIFF with EXIF orientation {orientation} (rotated 90 degrees), "
+                             "which Pillow decodes wrongly: save it as PNG or JPEG")
+    im.load()  # force decoding now so truncation surfaces here, not later
+    if _orientation(im) != 1:  # PNG/JPEG/WebP: ours to apply (a PNG's eXIf chunk may follow the pixels)
+        orientation = _orientation(im)
+        im = ImageOps.exif_transpose(im)
     return im, orientation
 
 
@@ -112,6 +121,15 @@ def decode_image(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     orientation is applied, so the result is upright as image viewers show it.
     """
     im, orientation = _open_loaded(Path(path), max_pixels)
+    return upright_rgb(im, orientation, str(path))
+
+
+def upright_rgb(im: Image.Image, orientation: int, name: str) -> Decoded:
+    """A loaded, upright PIL image (:func:`load_upright`) in any mode -> :class:`Decoded` uint8 RGB.
+
+    Shared by :func:`decode_image` and the server's upload decoder (``pixelwise.serve``).
+    """
+    path = name
     notes = [f"EXIF orientation {orientation} applied"] if orientation != 1 else []
     if im.mode in ("I", "F") or im.mode.startswith("I;16"):
         gray, note = _wide_to_8bit(np.asarray(im, dtype=np.float32), im.mode, path)
@@ -128,7 +146,7 @@ def decode_image(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> 
     return Decoded(torch.from_numpy(arr), tuple(notes))
 
 
-def _wide_to_8bit(a: np.ndarray, mode: str, path: Path) -> tuple[np.ndarray, str | None]:
+def _wide_to_8bit(a: np.ndarray, mode: str, path: str) -> tuple[np.ndarray, str | None]:
     """``H x W`` values of a 16/32-bit or float image -> uint8, by the range the values really use.
 
     Values already in 0..255 (an 8-bit image stored wide) are kept; floats in 0..1 are scaled by

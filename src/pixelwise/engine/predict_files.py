@@ -120,10 +120,14 @@ class _ProbWriter:
 def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
                   options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
                   alpha: float = 0.5, legends: bool = True, skip_bad: bool = False,
-                  max_pixels: int | None = DEFAULT_MAX_PIXELS, log: Callable[[str], None] = print) -> list[dict]:
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS, log: Callable[[str], None] = print,
+                  shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """Predict every input image; returns one record per image (paths written, size, seconds).
 
     ``legends``: overlays carry a legend strip below the image (swatch, class name, share of pixels).
+    ``shard=(rank, world_size)``: only inputs ``i`` with ``i % world_size == rank`` (processes under
+    torchrun split a folder: each file done once; output names are made unique over all inputs first,
+    so they do not depend on the split).
 
     With ``skip_bad`` an unreadable image is reported on stderr and recorded as ``{"input", "skipped"}``
     instead of stopping the run.
@@ -131,9 +135,12 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     paths = collect_inputs(inputs)
     names = output_names(paths)
     _refuse_overwriting_inputs(paths, names, Path(out_dir))
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise PixelwiseError(f"rank {rank} is outside a world of {world} processes (RANK / WORLD_SIZE)")
     predictor = Predictor(model, device, options)
     records = []
-    for path, name in zip(paths, names):
+    for path, name in [(p, n) for i, (p, n) in enumerate(zip(paths, names)) if i % world == rank]:
         t0 = time.perf_counter()
         try:
             decoded = decode_image(path, max_pixels=max_pixels)
