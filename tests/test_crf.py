@@ -196,7 +196,7 @@ def test_eval_predict_tune_crf_cli(tmp_path, capsys):
 
 
 def test_shipped_model_records_its_tuned_parameters():
-    from pixelwise.models.weights import shipped_path
+    from pixelwise.checkpoint import shipped_path
 
     meta = read_metadata(shipped_path("camvid"))
     assert model_crf_params(load_model(shipped_path("camvid"))) == CRFParams.from_dict(meta["crf"])
