@@ -131,7 +131,8 @@ def skip_decoder(channels: int, deep: FeatureInfo, skips: list[FeatureInfo], *, 
 #: decoder family (``Task.decoder``) -> "module:factory" under ``pixelwise.models``, imported when
 #: first used; a factory takes ``(channels, deep_tap, skip_taps, *, caffe, learnable_upsampling,
 #: skip_scales, final_kernel)`` and returns a module with ``forward(taps, (H, W)) -> N x C x H x W``
-DECODERS: dict[str, str] = {"skip": "fcn:skip_decoder"}
+DECODERS: dict[str, str] = {"skip": "fcn:skip_decoder",
+                             "side_outputs": "side_outputs:side_output_decoder"}  # HED (boundary task)
 
 
 def decoder_factory(name: str):
