@@ -15,7 +15,6 @@ A class absent from both truth and prediction has IU = 0/0 = NaN and is skipped 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 
@@ -58,9 +57,6 @@ class ConfusionMatrix:
             dist.all_reduce(h)
             self.hist = h
 
-    def reset(self) -> None:
-        self.hist.zero_()
-
     # -- metrics -------------------------------------------------------------------------------
     def _parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         h = self.hist.double()
@@ -101,15 +97,3 @@ def _nanmean(values: list[float]) -> float:
     vals = [v for v in values if not math.isnan(v)]
     return sum(vals) / len(vals) if vals else math.nan
 
-
-def evaluate_predictions(
-    pairs: "list[tuple[torch.Tensor, torch.Tensor]]", num_classes: int, ignore_index: int = 255
-) -> dict:
-    """Convenience: metrics over an iterable of ``(pred, target)`` pairs."""
-    cm = ConfusionMatrix(num_classes, ignore_index)
-    for p, t in pairs:
-        cm.update(p, t)
-    return cm.compute()
-
-
-MetricFn = Callable[[ConfusionMatrix], dict]

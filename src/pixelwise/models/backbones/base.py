@@ -12,6 +12,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from ...errors import PixelwiseError
 from ...preprocessing import Preprocessing
 from ..geometry import CoordMap
 
@@ -31,12 +32,17 @@ class Backbone(nn.Module):
     """Base class: subclasses set ``feature_info`` (shallow to deep) and ``preprocessing``.
 
     ``geometry`` is ``"caffe"`` (the reference nets: 100-pixel pad, output cropped by derived
-    offsets) or ``"aligned"`` (input padded to a multiple of ``output_stride``, no crops).
+    offsets) or ``"aligned"`` (input padded to a multiple of ``output_stride``, no crops);
+    ``geometries`` lists those a class supports, its default first (a class that lists several
+    takes a ``geometry=`` constructor argument).  Register a subclass with
+    :func:`pixelwise.models.register_backbone`; override :meth:`load_imagenet` if ImageNet
+    weights exist for it.
     """
 
     feature_info: list[FeatureInfo]
     preprocessing: Preprocessing
     geometry: str = "aligned"
+    geometries: tuple[str, ...] = ("aligned",)
 
     @property
     def output_stride(self) -> int:
@@ -57,3 +63,11 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def load_imagenet(self) -> None:
+        """Initialise the trunk in place from its ImageNet classifier (``weights="imagenet"``).
+
+        Subclasses with published weights override this (fetching them is
+        :mod:`pixelwise.models.pretrained`'s job); the default says there are none.
+        """
+        raise PixelwiseError(f"no ImageNet weights are known for the {type(self).__name__} backbone: use weights=None")

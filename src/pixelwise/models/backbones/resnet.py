@@ -7,7 +7,9 @@ import torch
 from torchvision.models import resnet as tv_resnet
 
 from ...preprocessing import TORCHVISION_IMAGENET
+from .. import pretrained, surgery
 from ..geometry import CoordMap
+from ..registry import ALL_VARIANTS, register_backbone
 from .base import Backbone, FeatureInfo
 
 #: depth -> (torchvision builder name, channels of layer1..layer4)
@@ -18,6 +20,9 @@ RESNETS = {
 }
 
 
+@register_backbone("resnet101", depth=101, fcn=ALL_VARIANTS)
+@register_backbone("resnet50", depth=50, fcn=ALL_VARIANTS)
+@register_backbone("resnet18", depth=18, fcn=ALL_VARIANTS)
 class ResNet(Backbone):
     """``N x C_in x H x W`` -> ``{"layer1": stride 4, "layer2": 8, "layer3": 16, "layer4": 32}``."""
 
@@ -44,3 +49,8 @@ class ResNet(Backbone):
             x = getattr(self, name)(x)
             taps[name] = x
         return taps
+
+    def load_imagenet(self) -> None:
+        """torchvision's ImageNet weights (downloaded once), minus the classifier ``fc``."""
+        sd = pretrained.torchvision_state_dict(f"resnet{self.depth}")
+        surgery.load_trunk(self, {k: v for k, v in sd.items() if not k.startswith("fc.")})
