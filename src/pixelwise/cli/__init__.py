@@ -1,7 +1,8 @@
 """Thin command-line wiring: ``pixelwise <command> ...``.
 
 Each command lives in its own module exposing ``register(subparsers)``; the module is imported only
-to build the parser, and heavy work is imported inside the command function.  Every
+to build the parser, and heavy work is imported inside the command function.  Code outside the
+package adds a command the same way with :func:`register_command`.  Every
 :class:`~pixelwise.errors.PixelwiseError` becomes ``error: <message>`` and exit status 2.
 """
 
@@ -10,24 +11,35 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import Callable
 
 from ..errors import PixelwiseError
+from ..registry import Registry
 
 # command modules, in help order; each defines register(subparsers)
 COMMANDS = ["models", "data", "train", "eval", "predict", "convert", "export", "bench"]
+#: commands registered from outside this package: name -> register(subparsers)
+EXTRA_COMMANDS: Registry[Callable[[argparse._SubParsersAction], None]] = Registry("command")
+
+
+def register_command(name: str) -> Callable:
+    """Decorator: add command ``name`` to ``pixelwise``, built by the decorated ``register(sub)``.
+
+    ``register`` adds a subparser called ``name`` to ``sub`` and sets ``func`` (``args -> exit
+    status``) with ``set_defaults``, exactly as the built-in ``cli/<name>_cmd.py`` modules do.
+    """
+    if name in COMMANDS:
+        raise ValueError(f"command '{name}' is built in")
+    return EXTRA_COMMANDS.decorator(name)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelwise", description="Fully Convolutional Networks.")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}_cmd")
-        except ModuleNotFoundError as e:  # a command not built yet must not break the others
-            if e.name != f"{__name__}.{name}_cmd":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"{__name__}.{name}_cmd").register(sub)
+    for name in EXTRA_COMMANDS.names():
+        EXTRA_COMMANDS.get(name)(sub)
     return parser
 
 

@@ -66,8 +66,9 @@ def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, num_classes
     skips = [trunk.tap_for_stride(s).name for s in SKIP_STRIDES[variant]]
     if final_kernel and geometry != "caffe":
         final_kernel = None  # the odd AlexNet kernel only makes sense with Caffe's crop arithmetic
+    # the convention in force (ImageNet VGG16 switches to torchvision's) rebuilds with the model
+    config["preprocessing"] = trunk.preprocessing.to_dict()
     model = FCN(trunk, heads, skips, learnable_upsampling, skip_scales, final_kernel, config)
-    config["preprocessing"] = model.preprocessing.to_dict()
     if weights not in (None, "imagenet"):
         from .weights import load_named_weights
 

@@ -8,6 +8,7 @@ coordinate map, so heads size themselves from the table and a contract test can 
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
 import torch
 from torch import nn
@@ -20,12 +21,17 @@ from ..geometry import CoordMap
 @dataclasses.dataclass(frozen=True)
 class FeatureInfo:
     """One tap: ``name`` in the forward dict, ``channels``, nominal ``stride`` w.r.t. the input, and
-    ``coord`` = input-to-tap coordinate map (exact in Caffe geometry, nominal otherwise)."""
+    ``coord`` = input-to-tap coordinate map (exact in Caffe geometry; by default the nominal
+    ``x / stride``, all that aligned geometry needs)."""
 
     name: str
     channels: int
     stride: int
-    coord: CoordMap
+    coord: CoordMap = None  # type: ignore[assignment]  # filled in by __post_init__
+
+    def __post_init__(self) -> None:
+        if self.coord is None:
+            object.__setattr__(self, "coord", CoordMap(a=Fraction(1, self.stride)))
 
 
 class Backbone(nn.Module):

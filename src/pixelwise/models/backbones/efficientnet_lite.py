@@ -14,7 +14,6 @@ from torch import nn
 
 from ...preprocessing import TFLITE_EFFICIENTNET
 from .. import pretrained, surgery
-from ..geometry import CoordMap
 from ..registry import ALL_VARIANTS, register_backbone
 from .base import Backbone, FeatureInfo
 
@@ -98,9 +97,8 @@ class EfficientNetLite(Backbone):
         self._bn1 = _bn(1280)
         self.act = nn.ReLU6(inplace=True)
         self.feature_info = [
-            FeatureInfo(name, c, st, CoordMap(a=CoordMap().a / st))
-            for name, c, st in self._stage_ends.values() if int(name[5:]) in TAP_STAGES
-        ] + [FeatureInfo("head", 1280, 32, CoordMap(a=CoordMap().a / 32))]
+            FeatureInfo(name, c, st) for name, c, st in self._stage_ends.values() if int(name[5:]) in TAP_STAGES
+        ] + [FeatureInfo("head", 1280, 32)]
         self._taps = {i: v[0] for i, v in self._stage_ends.items() if int(v[0][5:]) in TAP_STAGES}
 
     @staticmethod

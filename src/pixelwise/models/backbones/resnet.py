@@ -8,7 +8,6 @@ from torchvision.models import resnet as tv_resnet
 
 from ...preprocessing import TORCHVISION_IMAGENET
 from .. import pretrained, surgery
-from ..geometry import CoordMap
 from ..registry import ALL_VARIANTS, register_backbone
 from .base import Backbone, FeatureInfo
 
@@ -37,10 +36,7 @@ class ResNet(Backbone):
         self.preprocessing = TORCHVISION_IMAGENET
         self.geometry = "aligned"
         # nominal maps: stride-s taps sample input pixel s*i (3x3/2 convs with pad 1 are top-left aligned)
-        self.feature_info = [
-            FeatureInfo(f"layer{i + 1}", c, 4 * 2**i, CoordMap(a=CoordMap().a / (4 * 2**i)))
-            for i, c in enumerate(channels)
-        ]
+        self.feature_info = [FeatureInfo(f"layer{i + 1}", c, 4 * 2**i) for i, c in enumerate(channels)]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
