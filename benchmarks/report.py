@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pixelwise.bench.backends import FP32_BACKENDS
+from pixelwise.bench.runner import format_table
 
 #: the reduced-precision paths of goal 3
 REDUCED = ("bf16", "onnxruntime-int8")
-from pixelwise.bench.runner import format_table
 
 
 def _ok(rows: list[dict]) -> list[dict]:

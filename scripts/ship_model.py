@@ -17,7 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
 import yaml
 
 from pixelwise.cli.common import scales_arg

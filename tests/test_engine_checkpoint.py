@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import tiny_model  # noqa: F401
+import torch
 from safetensors.torch import save_file
 
 import pixelwise

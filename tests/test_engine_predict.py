@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import tiny_model  # noqa: F401
+import torch
 from PIL import Image
 
 import pixelwise

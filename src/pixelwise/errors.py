@@ -8,7 +8,7 @@ do.  The CLI prints ``error: <message>`` and exits with status 2 -- never a trac
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 class PixelwiseError(ValueError):

@@ -42,7 +42,7 @@ class ConfusionMatrix:
         idx = t[keep] * k + p[keep].clamp(0, k - 1)
         self.hist += torch.bincount(idx, minlength=k * k).view(k, k)
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         if other.num_classes != self.num_classes:
             raise ValueError("cannot merge confusion matrices of different class counts")
         self.hist += other.hist
@@ -77,7 +77,7 @@ class ConfusionMatrix:
         iou = self.per_class_iou()
         acc = self.per_class_accuracy()
         freq = [float(r) / total if total else math.nan for r in rows]
-        fw = [f * i for f, i in zip(freq, iou) if f > 0 and not math.isnan(i)]
+        fw = [f * i for f, i in zip(freq, iou, strict=True) if f > 0 and not math.isnan(i)]
         return {
             "pixel_accuracy": float(diag.sum()) / total if total else math.nan,
             "mean_accuracy": _nanmean(acc),
@@ -90,7 +90,7 @@ class ConfusionMatrix:
 
 
 def _div(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-    return [float(x) / float(y) if y > 0 else math.nan for x, y in zip(a, b)]
+    return [float(x) / float(y) if y > 0 else math.nan for x, y in zip(a, b, strict=True)]
 
 
 def _nanmean(values: list[float]) -> float:

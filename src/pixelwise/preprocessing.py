@@ -12,7 +12,7 @@ Modalities: a sample is a dict of raw arrays.  ``image`` and ``hha`` are uint8 3
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -53,7 +53,7 @@ class Preprocessing:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Preprocessing":
+    def from_dict(cls, d: Mapping) -> Preprocessing:
         return cls(
             channel_order=d["channel_order"],
             scale=float(d["scale"]),

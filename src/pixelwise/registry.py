@@ -13,7 +13,8 @@ import difflib
 import functools
 import importlib
 import inspect
-from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
 
 from .errors import PixelwiseError, unknown_name
 

@@ -18,8 +18,8 @@ and tests compare every backend with ``eager`` numerically.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -57,22 +57,22 @@ class BackendModel:
     def num_classes(self) -> int:
         return next(iter(self.heads.values()))
 
-    def eval(self) -> "BackendModel":
+    def eval(self) -> BackendModel:
         return self
 
-    def train(self, mode: bool = True) -> "BackendModel":
+    def train(self, mode: bool = True) -> BackendModel:
         if mode:
             raise PixelwiseError(f"the {self.backend} backend is for inference only")
         return self
 
-    def to(self, *args, **kwargs) -> "BackendModel":
+    def to(self, *args, **kwargs) -> BackendModel:
         return self
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise PixelwiseError(f"expected input N x {self.in_channels} x H x W, got {tuple(x.shape)}")
         outs = self._run(x)
-        return outs[0] if len(self.heads) == 1 else dict(zip(self.heads, outs))
+        return outs[0] if len(self.heads) == 1 else dict(zip(self.heads, outs, strict=True))
 
 
 def _as_list(out: torch.Tensor | dict[str, torch.Tensor], heads: Sequence[str]) -> list[torch.Tensor]:

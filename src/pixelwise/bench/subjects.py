@@ -62,7 +62,7 @@ def build_subject(spec: str, *, num_classes: int | None = None, geometry: str | 
                   seed: int = 0, device: str = "cpu") -> nn.Module:
     """The eval-mode model named by ``spec`` (see the module docstring); ``device="meta"`` builds
     shapes only (for FLOP counting).  Unknown names and impossible options are a PixelwiseError."""
-    from ..engine.checkpoint import _config_kwargs, read_metadata, resolve_model
+    from ..engine.checkpoint import _config_kwargs, resolve_model
     from ..models import get_model, list_models
 
     torch.manual_seed(seed)

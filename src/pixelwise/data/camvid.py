@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
 from .fileio import read_index_png, read_split, require

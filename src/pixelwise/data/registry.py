@@ -7,8 +7,9 @@ cheap; scipy is imported only when a .mat dataset reads a file).
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ..registry import Registry, check_kwargs
 from .base import SegmentationDataset

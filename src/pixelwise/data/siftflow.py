@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
 from .fileio import mat_labels, read_mat, read_split, require

@@ -9,7 +9,7 @@ so every backend sees exactly what the PyTorch model would.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn

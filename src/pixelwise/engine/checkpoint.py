@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import PixelwiseError
 from ..atomic import atomic_path
+from ..errors import PixelwiseError
 
 FORMAT_VERSION = 1
 META_KEY = "pixelwise"

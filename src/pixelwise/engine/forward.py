@@ -8,7 +8,8 @@ single- and multi-head models (SIFT Flow) share every code path.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -11,8 +11,8 @@ band is ``K x tile x W``: for very wide images choose a smaller ``tile``.)
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -93,7 +93,7 @@ class Predictor:
             done = (ys[i + 1] if i + 1 < len(ys) else y + th) - y  # rows no later window touches
             for h in band:
                 self._finish_rows(band[h][:, :done], count[:, :done], labels[h][y:y + done],
-                                  (lambda x0, p, h=h: sink(h, y, x0, p)) if sink is not None else None)
+                                  (lambda x0, p, h=h, y=y: sink(h, y, x0, p)) if sink is not None else None)
             # copies, so the finished band's memory is released before the next one is allocated
             carry = {h: b[:, done:].clone() for h, b in band.items()}
             carry_n = count[:, done:].clone()

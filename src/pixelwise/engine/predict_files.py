@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import glob
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from ..errors import PixelwiseError
 from .. import atomic
+from ..errors import PixelwiseError
 from .outputs import overlay, palette_for, save_label_png, save_probabilities, save_rgb
 from .predict import Options, Predictor
 
@@ -107,7 +107,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     heads = dict(model.heads)
     names = getattr(model, "class_names", None)
     records = []
-    for path, stem in zip(paths, _stems(paths)):
+    for path, stem in zip(paths, _stems(paths), strict=True):
         t0 = time.perf_counter()
         image = read_rgb(path)
         h, w = image.shape[-2:]
@@ -117,7 +117,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
                 suffix = "" if len(heads) == 1 else f"_{head}"
                 head_names = names.get(head) if isinstance(names, dict) else names
                 writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w, head_names)
-        labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
+        labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p, writers=writers: writers[hd](y, x, p)) if writers else None)
         written = [str(wr.path) for wr in writers.values()]
         for wr in writers.values():
             wr.close()

@@ -202,7 +202,7 @@ def _check_crops(net: CaffeNet, arch: Arch, model: nn.Module) -> None:
     for _, _, fcn in _fcns(model, arch):
         for head, (hsfx, _, _) in arch.heads.items():
             dec = fcn.decoders[head]
-            crops = {f"score_{t}{hsfx}c": o for t, o in zip(dec.skips, dec.offsets)}
+            crops = {f"score_{t}{hsfx}c": o for t, o in zip(dec.skips, dec.offsets, strict=True)}
             crops[f"score{hsfx}"] = dec.final_offset
             for name, want in crops.items():
                 if name in by_name and list(by_name[name].param.crop_param.offset) not in ([want], [want, want]):

@@ -53,15 +53,15 @@ class OnnxModel(ContractMixin):
         self.palette = meta.get("palette")
         self.outputs = [o.name for o in self.session.get_outputs()]
 
-    def eval(self) -> "OnnxModel":
+    def eval(self) -> OnnxModel:
         return self
 
-    def train(self, mode: bool = True) -> "OnnxModel":
+    def train(self, mode: bool = True) -> OnnxModel:
         if mode:
             raise PixelwiseError("an ONNX model cannot be trained")
         return self
 
-    def to(self, *args: Any, **kwargs: Any) -> "OnnxModel":
+    def to(self, *args: Any, **kwargs: Any) -> OnnxModel:
         return self  # onnxruntime places the graph itself (providers)
 
     def __call__(self, x: torch.Tensor | np.ndarray) -> torch.Tensor | dict[str, torch.Tensor]:
@@ -72,6 +72,6 @@ class OnnxModel(ContractMixin):
         tensors = [torch.from_numpy(o) for o in outs]
         if len(self.heads) == 1:
             return tensors[0]
-        return dict(zip(self.heads, tensors))
+        return dict(zip(self.heads, tensors, strict=True))
 
     forward = __call__

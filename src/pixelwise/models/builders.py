@@ -7,7 +7,8 @@ backbone -> one skip decoder per head (``FCN``), or several streams (``LateFusio
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..errors import PixelwiseError
 from ..preprocessing import NYUD_COLOR, NYUD_HHA, Preprocessing

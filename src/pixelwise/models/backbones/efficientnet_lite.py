@@ -84,7 +84,7 @@ class EfficientNetLite(Backbone):
         self._bn0 = _bn(32)
         blocks, self._stage_ends, c_in, stride = [], {}, 32, 2
         n_total = sum(self._repeats(depth))
-        for s, ((_, k, st, e, c), reps) in enumerate(zip(B0_STAGES, self._repeats(depth))):
+        for s, ((_, k, st, e, c), reps) in enumerate(zip(B0_STAGES, self._repeats(depth), strict=True)):
             c_out = round_filters(c, width)
             for r in range(reps):
                 rate = drop_path * len(blocks) / n_total
