@@ -60,8 +60,8 @@ def register_backbone(name: str, *, fcn: Sequence[str] = (), **bound: Any) -> Ca
     ``bound`` keyword arguments are fixed for this name (stack decorators for ``resnet18``,
     ``resnet50``, ...).  ``fcn`` lists the FCN variants (``"32s"``, ``"16s"``, ``"8s"``, ``"4s"``)
     to register as models ``fcn<variant>_<name>``; each needs a tap at the strides it fuses.
-    The backbone is built as ``cls(in_channels=..., [geometry=...,] **options)``: it takes
-    ``geometry`` only if it lists several in ``geometries``.
+    The backbone is built as ``cls(in_channels=..., [geometry=...,] **options)`` (``geometry`` if
+    the constructor takes it: classes that list several ``geometries``).
     """
     for variant in fcn:
         if variant not in ALL_VARIANTS:
