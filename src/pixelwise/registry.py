@@ -74,17 +74,21 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
-def accepted_kwargs(fn: Callable[..., Any]) -> set[str] | None:
-    """Keyword names ``fn`` accepts, or ``None`` when it takes ``**kwargs`` (anything goes).
+def named_kwargs(fn: Callable[..., Any]) -> set[str]:
+    """The keyword arguments ``fn`` names in its signature (``**kwargs`` aside).
 
     Arguments already bound by ``functools.partial`` are fixed by the registration, not options.
     """
     fixed = set(fn.keywords) if isinstance(fn, functools.partial) else set()
-    params = inspect.signature(fn).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
     kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    return {p.name for p in params if p.kind in kinds} - fixed
+    return {p.name for p in inspect.signature(fn).parameters.values() if p.kind in kinds} - fixed
+
+
+def accepted_kwargs(fn: Callable[..., Any]) -> set[str] | None:
+    """Keyword names ``fn`` accepts, or ``None`` when it takes ``**kwargs`` (anything goes)."""
+    if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+        return None
+    return named_kwargs(fn)
 
 
 def check_kwargs(what: str, given: Mapping[str, Any] | Iterable[str], valid: Iterable[str]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import nn
 
-from ..registry import Registry, accepted_kwargs, check_kwargs
+from ..registry import Registry, accepted_kwargs, check_kwargs, named_kwargs
 
 #: modules whose import registers the built-in backbones and their models
 _BUILTINS = [f"pixelwise.models.backbones.{m}" for m in ("vgg", "alexnet", "resnet", "efficientnet_lite")]
@@ -23,9 +23,8 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model", _BUILTINS)
 
 #: FCN variants by the stride of their finest fused tap
 ALL_VARIANTS = ("32s", "16s", "8s", "4s")
-#: keyword options every FCN builder takes (see :func:`pixelwise.models.builders.build_fcn`)
-FCN_OPTIONS = frozenset({"num_classes", "weights", "heads", "in_channels", "geometry", "learnable_upsampling",
-                         "preprocessing", "streams"})
+#: ``build_fcn`` arguments that the registration fixes (not user options)
+FCN_FIXED = frozenset({"name", "backbone", "variant", "skip_scales", "final_kernel"})
 #: arguments the FCN builder passes to every backbone itself (not user options)
 BACKBONE_ARGS = frozenset({"in_channels", "geometry"})
 
@@ -49,9 +48,11 @@ class FCNBuilder:
                          skip_scales=self.skip_scales, final_kernel=self.final_kernel, **kwargs)
 
     def options(self) -> set[str] | None:
-        """Keywords the model takes: the FCN's own plus the backbone's options (``None``: unchecked)."""
+        """Keywords the model takes: ``build_fcn``'s own plus the backbone's (``None``: unchecked)."""
+        from .builders import build_fcn
+
         own = accepted_kwargs(BACKBONES.get(self.backbone))
-        return None if own is None else set(FCN_OPTIONS) | (own - BACKBONE_ARGS)
+        return None if own is None else (named_kwargs(build_fcn) - FCN_FIXED) | (own - BACKBONE_ARGS)
 
 
 def register_backbone(name: str, *, fcn: Sequence[str] = (), **bound: Any) -> Callable:
