@@ -12,10 +12,10 @@ from PIL import Image
 from torch import nn
 
 from pixelwise import cli
-from pixelwise.data import SegmentationDataset, collate, get_dataset, list_datasets
-from pixelwise.data.base import Record, to_target
+from pixelwise.data import Record, SegmentationDataset, collate, get_dataset, list_datasets, register_dataset
+from pixelwise.data.base import to_target
 from pixelwise.data.fileio import read_index_png
-from pixelwise.data.registry import DATASETS, register_dataset
+from pixelwise.data.registry import DATASETS
 from pixelwise.errors import PixelwiseError
 from pixelwise.models import Backbone, FeatureInfo, get_model, list_backbones, list_models, register_backbone
 from pixelwise.models.registry import BACKBONES, MODELS
