@@ -18,11 +18,13 @@ from ..registry import Registry
 
 # command modules, in help order; each defines register(subparsers)
 COMMANDS = ["models", "data", "train", "eval", "predict", "convert", "export", "bench"]
+#: ``register(subparsers)``: adds one command's subparser
+AddCommand = Callable[[argparse._SubParsersAction], None]
 #: commands registered from outside this package: name -> register(subparsers)
-EXTRA_COMMANDS: Registry[Callable[[argparse._SubParsersAction], None]] = Registry("command")
+EXTRA_COMMANDS: Registry[AddCommand] = Registry("command")
 
 
-def register_command(name: str) -> Callable:
+def register_command(name: str) -> Callable[[AddCommand], AddCommand]:
     """Decorator: add command ``name`` to ``pixelwise``, built by the decorated ``register(sub)``.
 
     ``register`` adds a subparser called ``name`` to ``sub`` and sets ``func`` (``args -> exit

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import nn
 
 from ..registry import Registry, accepted_kwargs, check_kwargs, named_kwargs
+
+T = TypeVar("T")
 
 #: modules whose import registers the built-in backbones and their models
 _BUILTINS = [f"pixelwise.models.backbones.{m}" for m in ("vgg", "alexnet", "resnet", "efficientnet_lite")]
@@ -55,7 +57,7 @@ class FCNBuilder:
         return None if own is None else (named_kwargs(build_fcn) - FCN_FIXED) | (own - BACKBONE_ARGS)
 
 
-def register_backbone(name: str, *, fcn: Sequence[str] = (), **bound: Any) -> Callable:
+def register_backbone(name: str, *, fcn: Sequence[str] = (), **bound: Any) -> Callable[[T], T]:
     """Class decorator: register a :class:`~pixelwise.models.backbones.base.Backbone` under ``name``.
 
     ``bound`` keyword arguments are fixed for this name (stack decorators for ``resnet18``,
@@ -69,7 +71,7 @@ def register_backbone(name: str, *, fcn: Sequence[str] = (), **bound: Any) -> Ca
             raise ValueError(f"unknown FCN variant '{variant}' for backbone '{name}': use {ALL_VARIANTS}")
     add = BACKBONES.decorator(name, **bound)
 
-    def register(cls: Callable) -> Callable:
+    def register(cls: T) -> T:
         add(cls)
         for variant in fcn:
             MODELS.register(f"fcn{variant}_{name}", FCNBuilder(name, variant))
@@ -78,7 +80,7 @@ def register_backbone(name: str, *, fcn: Sequence[str] = (), **bound: Any) -> Ca
     return register
 
 
-def register_model(name: str, builder: Callable[..., nn.Module] | None = None, **bound: Any) -> Callable:
+def register_model(name: str, builder: Callable[..., nn.Module] | None = None, **bound: Any) -> Callable[..., Any]:
     """Register ``builder`` as model ``name`` (or use as a decorator: ``@register_model("my_net")``).
 
     A builder is called as ``builder(name=..., num_classes=..., weights=..., **options)`` and must
