@@ -149,3 +149,14 @@ def test_unknown_keyword_of_a_plain_builder():
 
     with pytest.raises(PixelwiseError, match="got unknown option 'widht' \\(did you mean 'width'\\?\\)"):
         get_model(tiny_model.NAME, widht=8)
+
+
+def test_config_rebuilds_the_preprocessing_in_force():
+    """``get_model(**model.config)`` is the same model, preprocessing included (what checkpoints rely on)."""
+    hha = Preprocessing("BGR", 1.0, (132.431, 94.076, 118.477), (1.0, 1.0, 1.0), ("hha",))
+    with torch.device("meta"):
+        model = get_model("fcn32s_vgg16", num_classes=2, preprocessing=hha)
+        assert get_model(**model.config).preprocessing == hha
+        rgbd = get_model("fcn32s_vgg16", num_classes=2, in_channels=4)
+        assert rgbd.preprocessing.modalities == ("image", "depth")
+        assert get_model(**rgbd.config).preprocessing == rgbd.preprocessing
