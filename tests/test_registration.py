@@ -160,3 +160,32 @@ def test_config_rebuilds_the_preprocessing_in_force():
         rgbd = get_model("fcn32s_vgg16", num_classes=2, in_channels=4)
         assert rgbd.preprocessing.modalities == ("image", "depth")
         assert get_model(**rgbd.config).preprocessing == rgbd.preprocessing
+
+
+class _EntryPoint:
+    """Stands in for an installed package's ``[project.entry-points."pixelwise.plugins"]`` entry."""
+
+    def __init__(self, name: str, load) -> None:
+        self.name, self.value, self.load = name, f"{name}_package.plugin", load
+
+
+def test_installed_plugins_register_on_first_lookup_and_a_broken_one_only_warns(monkeypatch, capsys):
+    import importlib.metadata
+
+    from pixelwise import registry
+
+    def plugin() -> None:  # what importing the plugin's module does
+        @cli.register_command("plugged")
+        def register(sub) -> None:
+            sub.add_parser("plugged").set_defaults(func=lambda args: print("plugged in"))
+
+    def broken() -> None:
+        raise ImportError("No module named 'missing_dependency'")
+
+    entries = {"pixelwise.plugins": [_EntryPoint("good", plugin), _EntryPoint("bad", broken)]}
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: entries.get(group, []))
+    monkeypatch.setattr(registry, "_plugins_loaded", False)
+    with pytest.warns(UserWarning, match=r"plugin 'bad' \(bad_package.plugin\) failed to load: No module named"):
+        assert cli.main(["plugged"]) == 0
+    assert capsys.readouterr().out == "plugged in\n"
+    assert "fcn8s_vgg16" in list_models()  # the built-ins are untouched

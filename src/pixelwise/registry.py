@@ -3,8 +3,10 @@
 One small class serves backbones, models and datasets (``models/registry.py``,
 ``data/registry.py``): the object registers itself where it is defined
 (``@register_backbone("resnet18", depth=18)``), so adding one touches one file.  A registry imports
-its built-in modules on first lookup, which keeps ``import pixelwise`` cheap.  This module depends
-only on :mod:`pixelwise.errors`, so every package may use it.
+its built-in modules on first lookup, which keeps ``import pixelwise`` cheap, and then the modules
+of installed plugins (entry points in the group ``pixelwise.plugins``), so a separately installed
+package can add backbones, models, datasets and commands.  This module depends only on
+:mod:`pixelwise.errors`, so every package may use it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,32 @@ import difflib
 import functools
 import importlib
 import inspect
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from .errors import PixelwiseError, unknown_name
 
 T = TypeVar("T")
+
+#: entry-point group of installed plugins; each entry names a module whose import registers things
+PLUGIN_GROUP = "pixelwise.plugins"
+_plugins_loaded = False
+
+
+def load_plugins() -> None:
+    """Import every installed plugin module (entry points in :data:`PLUGIN_GROUP`), once."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=PLUGIN_GROUP):
+        try:
+            ep.load()
+        except Exception as e:  # a broken plugin must not take the built-in entries down with it
+            warnings.warn(f"pixelwise plugin '{ep.name}' ({ep.value}) failed to load: {e}", stacklevel=3)
 
 
 class Registry(Generic[T]):
@@ -30,7 +52,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str, builtins: Iterable[str] = ()) -> None:
         self.kind = kind
         self._builtins = tuple(builtins)
-        self._loaded = not self._builtins
+        self._loaded = False
         self._entries: dict[str, T] = {}
 
     def register(self, name: str, obj: T) -> T:
@@ -56,6 +78,7 @@ class Registry(Generic[T]):
             self._loaded = True  # set first: the imported modules call register() on this registry
             for module in self._builtins:
                 importlib.import_module(module)
+        load_plugins()  # after the built-ins, so a plugin's name clash is reported on the plugin
 
     def get(self, name: str) -> T:
         """The object registered under ``name``; an unknown name is a one-line error with suggestions."""
