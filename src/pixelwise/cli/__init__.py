@@ -36,7 +36,10 @@ def register_command(name: str) -> Callable[[AddCommand], AddCommand]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="pixelwise", description="Fully Convolutional Networks.")
+    parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}_cmd").register(sub)

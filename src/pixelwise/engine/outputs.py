@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import atomic
+from .. import atomic, legend
 
 RGB = tuple[int, int, int]
 
@@ -46,18 +46,30 @@ def colorize(labels: torch.Tensor | np.ndarray, palette: Sequence[RGB]) -> np.nd
     return lut[np.asarray(labels, dtype=np.int64).clip(0, 255)]
 
 
-def overlay(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB], alpha: float = 0.5) -> np.ndarray:
+def overlay(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB], alpha: float = 0.5,
+            out: np.ndarray | None = None) -> np.ndarray:
     """Blend the label colours over the RGB ``image`` (uint8 ``3 x H x W``) -> ``H x W x 3`` uint8.
 
-    Works in bands of rows so a 12-megapixel photo needs no full-size float copies.
+    Works in bands of rows so a 12-megapixel photo needs no full-size float copies.  ``out``: an
+    ``H x W x 3`` uint8 array (view) to write into, e.g. the top of a :func:`legend.canvas`.
     """
     rgb = image.permute(1, 2, 0).numpy()
     labels = np.asarray(labels)
-    out = np.empty_like(rgb)
+    out = np.empty_like(rgb) if out is None else out
     for y in range(0, rgb.shape[0], 256):
         band = (1 - alpha) * rgb[y:y + 256].astype(np.float32)
         band += alpha * colorize(labels[y:y + 256], palette).astype(np.float32)
         out[y:y + 256] = band.round().clip(0, 255).astype(np.uint8)
+    return out
+
+
+def overlay_with_legend(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB],
+                        items: Sequence[legend.Entry], alpha: float = 0.5) -> np.ndarray:
+    """:func:`overlay` with the legend of ``items`` (:func:`legend.entries`: swatch, class name,
+    share of pixels) in a strip below: ``(H + h) x max(W, w) x 3`` uint8, no overlay pixel covered."""
+    h, w = labels.shape[-2:]
+    out = legend.canvas(h, w, legend.draw_strip(items, w))  # the one full-size allocation
+    overlay(image, labels, palette, alpha, out=out[:h, :w])
     return out
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import atomic
+from .. import atomic, legend
 from ..errors import PixelwiseError
-from .outputs import overlay, palette_for, save_label_png, save_probabilities, save_rgb
+from .outputs import overlay, overlay_with_legend, palette_for, save_label_png, save_probabilities, save_rgb
 from .predict import Options, Predictor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -96,8 +96,11 @@ class _ProbWriter:
 
 def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
                   options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
-                  alpha: float = 0.5, log: Callable[[str], None] = print) -> list[dict]:
-    """Predict every input image; returns one record per image (paths written, size, seconds)."""
+                  alpha: float = 0.5, legends: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+    """Predict every input image; returns one record per image (paths written, size, seconds).
+
+    ``legends``: overlays carry a legend strip below the image (swatch, class name, share of pixels).
+    """
     from ..data.fileio import read_rgb
 
     paths = collect_inputs(inputs)
@@ -121,17 +124,21 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
         written = [str(wr.path) for wr in writers.values()]
         for wr in writers.values():
             wr.close()
+        shares = {}
         for head, lab in labels.items():
             suffix = "" if len(heads) == 1 else f"_{head}"
             pal = palette_for(_head_value(model.palette, head), heads[head])
             save_label_png(out_dir / f"{stem}{suffix}.png", lab, pal)
             written.append(str(out_dir / f"{stem}{suffix}.png"))
+            shares[head] = legend.entries(legend.label_counts(lab, heads[head]), _head_value(names, head), pal)
             if overlays:
-                save_rgb(out_dir / f"{stem}{suffix}_overlay.jpg", overlay(image, lab, pal, alpha))
+                picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
+                           else overlay(image, lab, pal, alpha))
+                save_rgb(out_dir / f"{stem}{suffix}_overlay.jpg", picture)
                 written.append(str(out_dir / f"{stem}{suffix}_overlay.jpg"))
         rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
                "seconds": time.perf_counter() - t0, "outputs": written,
-               "classes": _class_shares(labels[next(iter(heads))], _head_value(names, next(iter(heads))))}
+               "classes": [(e.name, e.share) for e in shares[next(iter(heads))][:3]]}
         log(_describe(rec))
         records.append(rec)
     return records
@@ -139,14 +146,6 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
 
 def _head_value(value, head: str):
     return value.get(head) if isinstance(value, dict) else value
-
-
-def _class_shares(labels: torch.Tensor, names: list[str] | None, top: int = 3) -> list[tuple[str, float]]:
-    counts = torch.bincount(labels.reshape(-1).long())
-    total = float(counts.sum())
-    order = counts.argsort(descending=True)[:top]
-    return [((names[i] if names and i < len(names) else f"class {int(i)}"), float(counts[i]) / total)
-            for i in order.tolist() if counts[i] > 0]
 
 
 def _describe(rec: dict) -> str:

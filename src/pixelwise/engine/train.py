@@ -25,7 +25,7 @@ from ..errors import PixelwiseError
 from . import checkpoint as ckpt
 from . import distributed as dist_
 from . import loaders, recipe
-from .config import dump, git_commit
+from .config import as_written, git_commit
 from .evaluate import evaluate, summarize
 from .forward import as_dict, autocast, model_input
 from .runlog import RunLog
@@ -256,7 +256,7 @@ def train(cfg: Mapping, out_dir: str | Path, *, resume: bool = False) -> dict:
         cfg = dict(cfg)
         if world.main:
             cfg.setdefault("git_commit", git_commit())
-            RunLog(out_dir).write_config(dump(cfg))
+            RunLog(out_dir).write_config(as_written(cfg))  # what train --print-config shows
         trainer = Trainer(cfg, out_dir, world, resume=resume)
         if world.main:
             print(f"training {cfg['model']} on {cfg['dataset']}/{cfg['train_split']} ({len(trainer.train_ds)} samples): "
