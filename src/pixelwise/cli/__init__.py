@@ -17,7 +17,7 @@ from ..errors import PixelwiseError
 from ..registry import Registry
 
 # command modules, in help order; each defines register(subparsers)
-COMMANDS = ["models", "data", "train", "eval", "predict", "convert", "export", "bench"]
+COMMANDS = ["models", "data", "train", "eval", "predict", "tune_crf", "convert", "export", "bench", "serve"]
 #: ``register(subparsers)``: adds one command's subparser
 AddCommand = Callable[[argparse._SubParsersAction], None]
 #: commands registered from outside this package: name -> register(subparsers)

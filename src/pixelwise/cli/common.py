@@ -44,7 +44,7 @@ def add_out_arg(p: argparse.ArgumentParser, help: str, *, required: bool = True,
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
-    """``--flip``, ``--scales`` (test-time averaging) and ``--backend`` (fast path)."""
+    """``--flip``, ``--scales`` (test-time averaging), ``--backend`` (fast path) and ``--crf``."""
     # None = the checkpoint's recorded views (the shipped CamVid model: flip, scales 1,1.25,1.5)
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the horizontally flipped image (default: as the checkpoint records, else no)")
@@ -55,6 +55,12 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="eager",
                    help="how the network runs: eager PyTorch (default), channels_last, bf16, compile, onnxruntime, "
                         "onnxruntime-int8 (CPU; int8 scales calibrated on 4 images)")
+    # the CRF runs after the network (any backend); parameters parsed when the command runs
+    p.add_argument("--crf", action="store_true",
+                   help="refine the softmax with a dense CRF (needs the crf extra: pip install 'pixelwise[crf]')")
+    p.add_argument("--crf-params", metavar="KEY=VALUE,...",
+                   help="override the model's tuned CRF parameters (implies --crf): iterations, smooth_sxy, "
+                        "smooth_weight, appearance_sxy, appearance_srgb, appearance_weight")
 
 
 def scales_arg(text: str) -> tuple[float, ...]:

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, limit=args.limit, device=args.device, amp=args.amp,
         workers=args.workers, save_predictions=args.save_predictions, confusion_png=args.confusion_png,
         progress=not args.json, flip=args.flip, scales=args.scales, backend=args.backend,
+        crf=args.crf, crf_params=args.crf_params,
     )
     if args.json:
         print(json.dumps(result["json"]))

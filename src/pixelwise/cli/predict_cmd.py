@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_model
-    from ..engine.distributed import pick_device
+    from ..engine.crf import requested_params
+    from ..engine.distributed import launched, pick_device
     from ..engine.forward import describe_views, test_time_views
     from ..engine.predict import Options
     from ..engine.predict_files import predict_files
@@ -46,18 +47,22 @@ def run(args: argparse.Namespace) -> int:
         inputs += [str(p) for p in sample_images()]
     if not inputs:
         raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
-    device = pick_device(args.device)
+    rank, world, local_rank = launched()  # under torchrun: this process's share of the inputs
+    device = pick_device(args.device, local_rank)
     model = resolve_model(args.model, device=device)
     flip, scales = test_time_views(model, args.flip, args.scales)
+    crf = requested_params(model, args.crf, args.crf_params)
     if args.backend != "eager":
         from ..engine.backend import calibration_from_files, with_backend
 
         calib = calibration_from_files(inputs) if args.backend == "onnxruntime-int8" else None
         model = with_backend(model, args.backend, device, calibration=calib)
-    opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
+    opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)
     records = predict_files(model, inputs, args.out, device=device, options=opts,
                             probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha,
-                            legends=not args.no_legend)
-    print(f"predicted {len(records)} image(s) with {args.model} ({describe_views(flip, scales)}, {args.backend})"
+                            legends=not args.no_legend, shard=(rank, world))
+    part = f" (rank {rank} of {world})" if world > 1 else ""
+    print(f"predicted {len(records)} image(s){part} with {args.model} ({describe_views(flip, scales)}, {args.backend}"
+          f"{', dense CRF' if crf else ''})"
           f" -> {args.out}")
     return 0

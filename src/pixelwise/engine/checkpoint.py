@@ -95,6 +95,23 @@ def save_model(model: nn.Module, path: str | Path, **fields: Any) -> Path:
     return path
 
 
+def update_metadata(path: str | Path, **fields: Any) -> Path:
+    """Rewrite checkpoint ``path`` atomically with ``fields`` set in its metadata (a value of None
+    removes the key); the tensors are written back unchanged (same names, dtypes and bytes)."""
+    from safetensors.torch import save_file
+
+    meta = read_metadata(path)
+    tensors = read_tensors(path)
+    for key, value in fields.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = _jsonable(value)
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    return Path(path)
+
+
 def read_metadata(path: str | Path) -> dict:
     """The ``pixelwise`` metadata of a checkpoint; a one-line error for anything else."""
     from safetensors import safe_open

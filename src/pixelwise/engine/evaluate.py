@@ -9,6 +9,7 @@ matrices are summed with :meth:`ConfusionMatrix.all_reduce`, which gives the sin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -17,6 +18,9 @@ from torch.utils.data import DataLoader
 from ..metrics import ConfusionMatrix
 from .forward import as_dict, averaged_logits, model_input
 
+if TYPE_CHECKING:
+    from .crf import CRFParams
+
 #: called with (batch, {head: int64 N x H x W predictions}) after every batch
 BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 
@@ -24,11 +28,13 @@ BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], device: torch.device,
              *, amp: str = "none", ignore_index: int = 255, on_batch: BatchHook | None = None,
-             progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,)) -> dict[str, ConfusionMatrix]:
+             progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,),
+             crf: CRFParams | None = None) -> dict[str, ConfusionMatrix]:
     """Run ``model`` over ``loader`` and accumulate ``hist[true, pred]`` per head (reduced across processes).
 
     ``flip``/``scales``: average the logits of the mirrored and rescaled views (test-time
     augmentation, as ``pixelwise predict``); the default is the plain single forward.
+    ``crf``: refine each image's averaged softmax with a dense CRF (:mod:`pixelwise.engine.crf`).
     """
     was_training = model.training
     model.eval()
@@ -42,7 +48,13 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
         x = model_input(model, batch, device)
         out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
         target = as_dict(batch["target"], heads)
-        preds = {h: out[h].argmax(1).cpu() for h in heads}
+        if crf is not None:
+            from .crf import refine_batch
+
+            sizes = batch.get("size") or [tuple(batch["image"].shape[-2:])] * len(batch["image"])
+            preds = refine_batch({h: out[h] for h in heads}, batch["image"], sizes, crf)
+        else:
+            preds = {h: out[h].argmax(1).cpu() for h in heads}
         for h in heads:
             cms[h].update(preds[h], target[h])
         if on_batch is not None:
@@ -80,7 +92,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                    batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
                    progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
-                   backend: str = "eager") -> dict:
+                   backend: str = "eager", crf: bool = False, crf_params: str | Mapping | None = None) -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
     Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
@@ -90,6 +102,8 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     ``backend``: run the network through a fast path (:mod:`pixelwise.engine.backend`); its int8
     scales are calibrated on images of another split (the dataset's ``calibration_splits``), never on
     the split being scored while another exists.
+    ``crf``: dense-CRF refinement with the checkpoint's parameters (``crf`` metadata) replaced by
+    ``crf_params`` (``"key=value,..."`` or a dict; given alone it implies ``crf``).
     """
     from pathlib import Path
 
@@ -97,6 +111,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from .backend import calibration_from_dataset, with_backend
     from .checkpoint import resolve_model
     from .config import key_values
+    from .crf import requested_params
     from .distributed import pick_device
     from .forward import describe_views, test_time_views
     from .loaders import FirstN, collate_sized
@@ -106,6 +121,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     dev = pick_device(device)
     model = resolve_model(model_spec, device=dev)
     flip, scales = test_time_views(model, flip, scales)
+    crf_set = requested_params(model, crf, crf_params)
     extra = key_values(list(data_args), "--data-arg")
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
@@ -117,10 +133,12 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     names = ds.class_names
     hook = _prediction_writer(Path(save_predictions), heads, ds.palette) if save_predictions else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
-    cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales)
+    cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales,
+                   crf=crf_set)
     metrics = summarize(cms, names)
     metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds),
-                    "flip": flip, "scales": list(scales), "backend": backend})
+                    "flip": flip, "scales": list(scales), "backend": backend,
+                    "crf": crf_set.to_dict() if crf_set else None})
     first = next(iter(heads))
     first_names = names[first] if isinstance(names, Mapping) else names
     if confusion_png:
@@ -129,7 +147,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     for h in list(heads)[1:]:
         table += f"\n\nhead '{h}'\n" + format_table(metrics["heads"][h], names[h])
     table += (f"\n\n{len(ds)} images of {dataset}/{split}, {metrics['labelled_pixels']} labelled pixels, "
-              f"{describe_views(flip, scales)}")
+              f"{describe_views(flip, scales)}{', dense CRF' if crf_set else ''}")
     return {"json": _finite(metrics), "table": table}
 
 

@@ -96,10 +96,14 @@ class _ProbWriter:
 
 def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
                   options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
-                  alpha: float = 0.5, legends: bool = True, log: Callable[[str], None] = print) -> list[dict]:
+                  alpha: float = 0.5, legends: bool = True, log: Callable[[str], None] = print,
+                  shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """Predict every input image; returns one record per image (paths written, size, seconds).
 
     ``legends``: overlays carry a legend strip below the image (swatch, class name, share of pixels).
+    ``shard=(rank, world_size)``: only inputs ``i`` with ``i % world_size == rank`` (processes under
+    torchrun split a folder: each file done once; output names are made unique over all inputs first,
+    so they do not depend on the split).
     """
     from ..data.fileio import read_rgb
 
@@ -110,7 +114,11 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     heads = dict(model.heads)
     names = getattr(model, "class_names", None)
     records = []
-    for path, stem in zip(paths, _stems(paths), strict=True):
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise PixelwiseError(f"rank {rank} is outside a world of {world} processes (RANK / WORLD_SIZE)")
+    mine = [(p, s) for i, (p, s) in enumerate(zip(paths, _stems(paths), strict=True)) if i % world == rank]
+    for path, stem in mine:
         t0 = time.perf_counter()
         image = read_rgb(path)
         h, w = image.shape[-2:]
