@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..ranges import scales_arg  # noqa: F401  (re-exported: scripts/ship_model.py parses --scales with it)
+
 
 def add_dataset_args(p: argparse.ArgumentParser, *, split: bool = True, split_default: str | None = None,
                      required: bool = True) -> None:
@@ -62,13 +64,3 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                    help="override the model's tuned CRF parameters (implies --crf): iterations, smooth_sxy, "
                         "smooth_weight, appearance_sxy, appearance_srgb, appearance_weight")
 
-
-def scales_arg(text: str) -> tuple[float, ...]:
-    """``"0.75,1,1.25"`` -> ``(0.75, 1.0, 1.25)``; positive numbers only."""
-    try:
-        scales = tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expects numbers like 0.75,1,1.25, got '{text}'") from None
-    if not scales or any(s <= 0 for s in scales):
-        raise argparse.ArgumentTypeError(f"must be positive numbers, got '{text}'")
-    return scales

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..atomic import atomic_path
-from ..errors import PixelwiseError
+from ..errors import PixelwiseError, require_readable
 
 FORMAT_VERSION = 1
 META_KEY = "pixelwise"
@@ -116,9 +116,7 @@ def read_metadata(path: str | Path) -> dict:
     """The ``pixelwise`` metadata of a checkpoint; a one-line error for anything else."""
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise PixelwiseError(f"checkpoint not found: {path}")
+    path = require_readable(path, "checkpoint", f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
@@ -201,9 +199,7 @@ def save_state(path: str | Path, state: dict) -> None:
 
 def load_state(path: str | Path) -> dict:
     """Load training state written by :func:`save_state`, executing no pickled code."""
-    path = Path(path)
-    if not path.is_file():
-        raise PixelwiseError(f"no training state to resume: {path} is missing")
+    path = require_readable(path, "training state", f"no training state to resume: {path} is missing")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from ..errors import PixelwiseError
 from .forward import averaged_logits
 
 if TYPE_CHECKING:
@@ -47,11 +48,17 @@ class Options:
     crf: CRFParams | None = None
 
 
+#: window side on images over ``Options.max_pixels`` when no tile is given
+DEFAULT_TILE = 512
+
+
 def positions(size: int, tile: int, overlap: int) -> list[int]:
     """Window starts covering ``[0, size)``: stride ``tile - overlap``, the last flush with the end."""
     if size <= tile:
         return [0]
-    stride = max(1, tile - overlap)
+    if not 0 <= overlap < tile:  # a stride of 0 (or less) would mean millions of windows
+        raise PixelwiseError(f"overlap ({overlap}) must be >= 0 and smaller than the tile ({tile})")
+    stride = tile - overlap
     starts = list(range(0, size - tile, stride))
     return starts + [size - tile]
 
@@ -73,7 +80,7 @@ class Predictor:
     def _tile(self, h: int, w: int) -> tuple[int, int]:
         t = self.opt.tile
         if t is None:
-            t = max(h, w) if h * w <= self.opt.max_pixels else 512
+            t = max(h, w) if h * w <= self.opt.max_pixels else DEFAULT_TILE
         return min(t, h), min(t, w)
 
     @torch.no_grad()

@@ -3,11 +3,15 @@
 For each input ``STEM``: ``OUT/STEM.png`` (palette PNG of class indices), ``OUT/STEM_overlay.jpg``
 (colours blended over the photo) and optionally ``OUT/STEM_prob.npy`` / ``.safetensors``
 (``K x H x W`` float16 softmax).  Multi-head models add the head name: ``STEM_<head>.png``.
+When two inputs share a stem (``a.png``, ``a.jpg``), every output is named by its input's path
+relative to the inputs' common folder, extension kept (``OUT/a.png.png``, ``OUT/a.jpg.png``).
 """
 
 from __future__ import annotations
 
 import glob
+import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import atomic, legend
+from ..data.fileio import DEFAULT_MAX_PIXELS, decode_image
 from ..errors import PixelwiseError
 from .outputs import overlay, overlay_with_legend, palette_for, save_label_png, save_probabilities, save_rgb
 from .predict import Options, Predictor
@@ -26,6 +31,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".p
 def collect_inputs(specs: Sequence[str]) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> image paths, in order, unique."""
     out: list[Path] = []
+    seen: set[Path] = set()
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
@@ -40,19 +46,27 @@ def collect_inputs(specs: Sequence[str]) -> list[Path]:
                 raise PixelwiseError(f"no files match {spec}")
         else:
             raise PixelwiseError(f"input not found: {spec}")
-        out.extend(q for q in found if q not in out)
+        for q in found:  # one file named two ways (a folder and a glob) is predicted once
+            if q.resolve() not in seen:
+                seen.add(q.resolve())
+                out.append(q)
     return out
 
 
-def _stems(paths: Sequence[Path]) -> list[str]:
-    """Output names: file stems, made unique (``a.png`` and ``x/a.jpg`` -> ``a``, ``a_2``)."""
-    seen: dict[str, int] = {}
-    stems = []
-    for p in paths:
-        n = seen.get(p.stem, 0) + 1
-        seen[p.stem] = n
-        stems.append(p.stem if n == 1 else f"{p.stem}_{n}")
-    return stems
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """Output name (relative to OUT, before ``.png`` / ``_overlay.jpg`` ...) of each input.
+
+    Unique by construction, never by a counter suffix that another input's name could equal:
+    file stems when no two inputs share one (compared ignoring case, for case-insensitive file
+    systems); otherwise each input's path relative to the inputs' common folder, extension kept --
+    distinct because the inputs are.
+    """
+    stems = [p.stem for p in paths]
+    if len({s.lower() for s in stems}) == len(stems):
+        return stems
+    resolved = [p.resolve() for p in paths]
+    root = Path(os.path.commonpath([str(r.parent) for r in resolved]))
+    return [r.relative_to(root).as_posix() for r in resolved]
 
 
 class _ProbWriter:
@@ -93,10 +107,20 @@ class _ProbWriter:
         else:
             save_probabilities(self.path, self.array, self.class_names)
 
+    def abort(self) -> None:
+        """Interrupted (error, Ctrl-C, SIGTERM): remove the partial temporary file."""
+        if self.npy:
+            self.file.close()
+            try:
+                self._ctx.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+            except KeyboardInterrupt:
+                pass
+
 
 def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
                   options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
-                  alpha: float = 0.5, legends: bool = True, log: Callable[[str], None] = print,
+                  alpha: float = 0.5, legends: bool = True, skip_bad: bool = False,
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS, log: Callable[[str], None] = print,
                   shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """Predict every input image; returns one record per image (paths written, size, seconds).
 
@@ -104,52 +128,84 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     ``shard=(rank, world_size)``: only inputs ``i`` with ``i % world_size == rank`` (processes under
     torchrun split a folder: each file done once; output names are made unique over all inputs first,
     so they do not depend on the split).
-    """
-    from ..data.fileio import read_rgb
 
+    With ``skip_bad`` an unreadable image is reported on stderr and recorded as ``{"input", "skipped"}``
+    instead of stopping the run.
+    """
     paths = collect_inputs(inputs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(model, device, options)
-    heads = dict(model.heads)
-    names = getattr(model, "class_names", None)
-    records = []
+    names = output_names(paths)
+    _refuse_overwriting_inputs(paths, names, Path(out_dir))
     rank, world = shard
     if not 0 <= rank < world:
         raise PixelwiseError(f"rank {rank} is outside a world of {world} processes (RANK / WORLD_SIZE)")
-    mine = [(p, s) for i, (p, s) in enumerate(zip(paths, _stems(paths), strict=True)) if i % world == rank]
-    for path, stem in mine:
+    predictor = Predictor(model, device, options)
+    records = []
+    for path, name in [(p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if i % world == rank]:
         t0 = time.perf_counter()
-        image = read_rgb(path)
-        h, w = image.shape[-2:]
-        writers = {}
+        try:
+            decoded = decode_image(path, max_pixels=max_pixels)
+        except PixelwiseError as e:
+            if not skip_bad:
+                raise
+            print(f"warning: skipped {path}: {e}", file=sys.stderr)
+            records.append({"input": str(path), "skipped": str(e)})
+            continue
+        shares, written = _predict_one(model, predictor, decoded.image, Path(out_dir) / name,
+                                       probabilities=probabilities, overlays=overlays, alpha=alpha, legends=legends)
+        h, w = decoded.image.shape[-2:]
+        rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
+               "seconds": time.perf_counter() - t0, "outputs": written, "notes": list(decoded.notes),
+               "classes": [(e.name, e.share) for e in shares[:3]]}
+        log(_describe(rec))
+        records.append(rec)
+    return records
+
+
+def _refuse_overwriting_inputs(paths: Sequence[Path], names: Sequence[str], out_dir: Path) -> None:
+    """``--out`` set to the input folder would replace ``a.png`` by its own label map."""
+    inputs = {p.resolve() for p in paths}
+    for name in names:
+        for suffix in (".png", "_overlay.jpg"):
+            target = (out_dir / f"{name}{suffix}").resolve()
+            if target in inputs:
+                raise PixelwiseError(f"writing {target} would overwrite an input image: choose another --out")
+
+
+def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tensor, base: Path, *,
+                 probabilities: str | None, overlays: bool, alpha: float, legends: bool) -> tuple[list, list[str]]:
+    """Labels of one uint8 ``3 x H x W`` image, written as ``base.png`` etc. -> (legend entries of
+    the first head, largest share first; paths written)."""
+    heads = dict(model.heads)
+    names = getattr(model, "class_names", None)
+    h, w = image.shape[-2:]
+    writers = {}
+    try:
         if probabilities:
             for head, k in heads.items():
                 suffix = "" if len(heads) == 1 else f"_{head}"
                 head_names = names.get(head) if isinstance(names, dict) else names
-                writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w, head_names)
-        labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p, writers=writers: writers[hd](y, x, p)) if writers else None)
-        written = [str(wr.path) for wr in writers.values()]
+                writers[head] = _ProbWriter(Path(f"{base}{suffix}_prob.{probabilities}"), k, h, w, head_names)
+        labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
+    except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
         for wr in writers.values():
-            wr.close()
-        shares = {}
-        for head, lab in labels.items():
-            suffix = "" if len(heads) == 1 else f"_{head}"
-            pal = palette_for(_head_value(model.palette, head), heads[head])
-            save_label_png(out_dir / f"{stem}{suffix}.png", lab, pal)
-            written.append(str(out_dir / f"{stem}{suffix}.png"))
-            shares[head] = legend.entries(legend.label_counts(lab, heads[head]), _head_value(names, head), pal)
-            if overlays:
-                picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
-                           else overlay(image, lab, pal, alpha))
-                save_rgb(out_dir / f"{stem}{suffix}_overlay.jpg", picture)
-                written.append(str(out_dir / f"{stem}{suffix}_overlay.jpg"))
-        rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
-               "seconds": time.perf_counter() - t0, "outputs": written,
-               "classes": [(e.name, e.share) for e in shares[next(iter(heads))][:3]]}
-        log(_describe(rec))
-        records.append(rec)
-    return records
+            wr.abort()
+        raise
+    written = [str(wr.path) for wr in writers.values()]
+    for wr in writers.values():
+        wr.close()
+    shares = {}
+    for head, lab in labels.items():
+        suffix = "" if len(heads) == 1 else f"_{head}"
+        pal = palette_for(_head_value(model.palette, head), heads[head])
+        save_label_png(Path(f"{base}{suffix}.png"), lab, pal)
+        written.append(f"{base}{suffix}.png")
+        shares[head] = legend.entries(legend.label_counts(lab, heads[head]), _head_value(names, head), pal)
+        if overlays:
+            picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
+                       else overlay(image, lab, pal, alpha))
+            save_rgb(Path(f"{base}{suffix}_overlay.jpg"), picture)
+            written.append(f"{base}{suffix}_overlay.jpg")
+    return shares[next(iter(heads))], written
 
 
 def _head_value(value, head: str):
@@ -159,5 +215,6 @@ def _head_value(value, head: str):
 def _describe(rec: dict) -> str:
     shares = ", ".join(f"{n} {100 * s:.0f}%" for n, s in rec["classes"])
     h, w = rec["size"]
-    return (f"{rec['input']} ({w}x{h}, {rec['windows']} window(s), {rec['seconds']:.2f}s): {shares}"
+    notes = "".join(f", {n}" for n in rec.get("notes", ()))  # e.g. the EXIF rotation: why W x H looks swapped
+    return (f"{rec['input']} ({w}x{h}{notes}, {rec['windows']} window(s), {rec['seconds']:.2f}s): {shares}"
             f" -> {', '.join(Path(o).name for o in rec['outputs'])}")
