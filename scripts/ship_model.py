@@ -19,10 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from pixelwise.checkpoint import WEIGHTS_DIR, read_metadata, save_model
 from pixelwise.cli.common import scales_arg
-from pixelwise.engine.checkpoint import load_model, read_metadata, save_model
 from pixelwise.engine.evaluate import evaluate_split
-from pixelwise.models.weights import WEIGHTS_DIR
+from pixelwise.models.weights import load_model
 
 
 def training_seconds(run: Path) -> float | None:

@@ -12,10 +12,11 @@ import json
 import pytest
 import torch
 
-from pixelwise.bench import BenchOptions, bench, format_table, machine, prepare
+from pixelwise.bench import BenchOptions, bench, format_table, machine
 from pixelwise.bench.subjects import TORCHVISION_FCN, build_subject, subject_flops
 from pixelwise.cli import main as cli_main
 from pixelwise.errors import PixelwiseError
+from pixelwise.runtime import prepare
 
 SMALL = "fcn8s_efficientnet_lite0"
 
@@ -128,7 +129,7 @@ def test_backend_model_runs_under_the_predictor(small_model, cache):
 
 
 def test_geometry_rebuild_keeps_the_weights(tmp_path):
-    from pixelwise.engine.checkpoint import save_model
+    from pixelwise.checkpoint import save_model
 
     caffe = build_subject("fcn32s_alexnet", num_classes=3, geometry="caffe")
     path = save_model(caffe, tmp_path / "alex.safetensors")

@@ -14,13 +14,14 @@ import torch
 from PIL import Image
 
 import pixelwise
+from pixelwise.checkpoint import read_metadata, read_tensors, save_model, update_metadata
 from pixelwise.cli import main
 from pixelwise.engine import crf as crf_mod
-from pixelwise.engine.checkpoint import load_model, read_metadata, read_tensors, save_model, update_metadata
 from pixelwise.engine.crf import BandRefiner, CRFParams, model_crf_params, parse_overrides, refine, refine_image
 from pixelwise.engine.crf_tune import boundary_band, spread
 from pixelwise.engine.predict import Options, Predictor
 from pixelwise.errors import PixelwiseError
+from pixelwise.models.weights import load_model
 
 try:
     import pydensecrf.densecrf  # noqa: F401
@@ -198,7 +199,7 @@ def test_eval_predict_tune_crf_cli(tmp_path, capsys):
 
 
 def test_shipped_model_records_its_tuned_parameters():
-    from pixelwise.models.weights import shipped_path
+    from pixelwise.checkpoint import shipped_path
 
     meta = read_metadata(shipped_path("camvid"))
     assert model_crf_params(load_model(shipped_path("camvid"))) == CRFParams.from_dict(meta["crf"])

@@ -15,8 +15,9 @@ import tiny_model
 import torch
 from PIL import Image
 
-from pixelwise.engine.checkpoint import load_model, save_model
+from pixelwise.checkpoint import save_model
 from pixelwise.engine.predict_files import predict_files
+from pixelwise.models.weights import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ with warnings.catch_warnings():  # newer Starlette asks for httpx2 instead of ht
 from PIL import Image  # noqa: E402
 from serve_helpers import bad_uploads, claimed_png, png_bytes  # noqa: E402
 
-from pixelwise.engine.checkpoint import save_model  # noqa: E402
+from pixelwise.checkpoint import save_model  # noqa: E402
 from pixelwise.engine.outputs import overlay  # noqa: E402
 from pixelwise.engine.predict import Options, Predictor  # noqa: E402
 from pixelwise.errors import PixelwiseError  # noqa: E402

@@ -17,7 +17,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 import tiny_model  # noqa: E402
 from serve_helpers import bad_uploads, png_bytes  # noqa: E402
 
-from pixelwise.engine.checkpoint import save_model  # noqa: E402
+from pixelwise.checkpoint import save_model  # noqa: E402
 from pixelwise.serve.load import Upload, get_json, run_load, server_process  # noqa: E402
 
 ENTRY = [sys.executable, str(Path(__file__).resolve().parent / "engine_entry.py")]  # registers tiny_fcn_test

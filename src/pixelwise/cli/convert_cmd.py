@@ -31,7 +31,7 @@ def run_caffe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..atomic import check_file
-    from ..engine.checkpoint import save_model
+    from ..checkpoint import save_model
     from ..interop.caffe_arch import convert_caffemodel
 
     check_file(args.out)  # before reading a 228 MB .caffemodel
@@ -40,7 +40,7 @@ def run_caffe(args: argparse.Namespace) -> int:
     if args.prototxt:
         source["prototxt"] = Path(args.prototxt).name
     recipe = {"converted_from": source}
-    out = save_model(model, args.out, class_names=model.class_names, palette=model.palette, recipe=recipe)
+    out = save_model(model, args.out, recipe=recipe)
     n = sum(t.numel() for t in model.state_dict().values())
     print(f"wrote {out}: {model.config['name']} {dict(model.heads)}, {n / 1e6:.1f}M values, "
           f"preprocessing {model.preprocessing.channel_order} mean {tuple(round(m, 3) for m in model.preprocessing.mean)}")

@@ -59,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
     check_dir(args.out)  # before loading the model: an unwritable --out fails now, in one line
     rank, world, local_rank = launched()  # under torchrun: this process's share of the inputs
     device = pick_device(args.device, local_rank)
-    model = resolve_model(args.model, device=device)
+    model = resolve_model(args.model, device=device, random_weights=args.random_weights)
     flip, scales = test_time_views(model, args.flip, args.scales)
     crf = requested_params(model, args.crf, args.crf_params)
     if args.backend != "eager":
-        from ..engine.backend import calibration_from_files, with_backend
+        from ..engine.predict_files import collect_inputs
+        from ..runtime import calibration_from_files, with_backend
 
-        calib = calibration_from_files(inputs) if args.backend == "onnxruntime-int8" else None
+        calib = calibration_from_files(collect_inputs(inputs)) if args.backend == "onnxruntime-int8" else None
         model = with_backend(model, args.backend, device, calibration=calib)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)
     records = predict_files(model, inputs, args.out, device=device, options=opts,

@@ -47,8 +47,9 @@ def _grid(items: list[str]) -> dict[str, tuple[float, ...]]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..checkpoint import update_metadata
     from ..data import get_dataset
-    from ..engine.checkpoint import resolve_model, update_metadata
+    from ..engine.checkpoint import resolve_model
     from ..engine.config import key_values
     from ..engine.crf import densecrf_module
     from ..engine.crf_tune import cache_probabilities, describe, grid, search, spread
@@ -99,10 +100,10 @@ def _checkpoint_path(spec: str):
     """The file ``--write`` rewrites: a checkpoint path, or the shipped weights' file."""
     from pathlib import Path
 
+    from ..checkpoint import SHIPPED, shipped_path
     from ..errors import PixelwiseError
-    from ..models.weights import alias_path
 
-    path = alias_path(spec) or Path(spec)
+    path = shipped_path(spec) if spec in SHIPPED else Path(spec)
     if path.suffix != ".safetensors" or not path.is_file():
         raise PixelwiseError(f"--write needs a .safetensors checkpoint or shipped weights name, got '{spec}'")
     return path

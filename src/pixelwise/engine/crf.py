@@ -94,7 +94,7 @@ def parse_overrides(text: str | None) -> dict[str, str]:
 def model_crf_params(model: Any, overrides: Mapping[str, Any] | str | None = None) -> CRFParams:
     """The CRF parameters for ``model``: the defaults, replaced by those its checkpoint records
     (metadata key ``crf``, written by ``pixelwise tune-crf``), replaced by ``overrides``."""
-    recorded = (getattr(model, "checkpoint", None) or {}).get("crf") or {}
+    recorded = model.meta.extra.get("crf") or {}
     params = CRFParams.from_dict(recorded, what="the checkpoint's 'crf' metadata")
     if isinstance(overrides, str):
         overrides = parse_overrides(overrides)

@@ -15,8 +15,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..contract import head_outputs
 from ..metrics import ConfusionMatrix
-from .forward import as_dict, averaged_logits, model_input
+from .forward import averaged_logits, model_input
 
 if TYPE_CHECKING:
     from .crf import CRFParams
@@ -47,7 +48,7 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
     for batch in batches:
         x = model_input(model, batch, device)
         out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
-        target = as_dict(batch["target"], heads)
+        target = head_outputs(batch["target"], heads)
         if crf is not None:
             from .crf import refine_batch
 
@@ -92,23 +93,25 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                    batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
                    progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
-                   backend: str = "eager", crf: bool = False, crf_params: str | Mapping | None = None) -> dict:
+                   backend: str = "eager", crf: bool = False, crf_params: str | Mapping | None = None,
+                   random_weights: bool = False) -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
     Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
     palette PNG (``DIR/<id>.png``, multi-head ``DIR/<head>/<id>.png``, cropped to the image's own
     size) and the confusion matrix as a PNG.  ``flip``/``scales``: test-time averaging (None: the
     views the checkpoint records, see :func:`~pixelwise.engine.forward.test_time_views`);
-    ``backend``: run the network through a fast path (:mod:`pixelwise.engine.backend`); its int8
+    ``backend``: run the network through a fast path (:mod:`pixelwise.runtime`); its int8
     scales are calibrated on images of another split (the dataset's ``calibration_splits``), never on
-    the split being scored while another exists.
+    the split being scored while another exists; ``random_weights``: allow a bare registry name
+    (untrained; smoke tests only).
     ``crf``: dense-CRF refinement with the checkpoint's parameters (``crf`` metadata) replaced by
     ``crf_params`` (``"key=value,..."`` or a dict; given alone it implies ``crf``).
     """
     from pathlib import Path
 
     from ..data import get_dataset
-    from .backend import calibration_from_dataset, with_backend
+    from ..runtime import calibration_from_dataset, with_backend
     from .checkpoint import resolve_model
     from .config import key_values
     from .crf import requested_params
@@ -119,7 +122,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from .outputs import format_table
 
     dev = pick_device(device)
-    model = resolve_model(model_spec, device=dev)
+    model = resolve_model(model_spec, device=dev, random_weights=random_weights)
     flip, scales = test_time_views(model, flip, scales)
     crf_set = requested_params(model, crf, crf_params)
     extra = key_values(list(data_args), "--data-arg")

@@ -175,16 +175,15 @@ def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tens
                  probabilities: str | None, overlays: bool, alpha: float, legends: bool) -> tuple[list, list[str]]:
     """Labels of one uint8 ``3 x H x W`` image, written as ``base.png`` etc. -> (legend entries of
     the first head, largest share first; paths written)."""
-    heads = dict(model.heads)
-    names = getattr(model, "class_names", None)
+    heads, meta = dict(model.heads), model.meta
     h, w = image.shape[-2:]
     writers = {}
     try:
         if probabilities:
             for head, k in heads.items():
                 suffix = "" if len(heads) == 1 else f"_{head}"
-                head_names = names.get(head) if isinstance(names, dict) else names
-                writers[head] = _ProbWriter(Path(f"{base}{suffix}_prob.{probabilities}"), k, h, w, head_names)
+                writers[head] = _ProbWriter(Path(f"{base}{suffix}_prob.{probabilities}"), k, h, w,
+                                            meta.class_names(head))
         labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
     except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
         for wr in writers.values():
@@ -196,10 +195,10 @@ def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tens
     shares = {}
     for head, lab in labels.items():
         suffix = "" if len(heads) == 1 else f"_{head}"
-        pal = palette_for(_head_value(model.palette, head), heads[head])
+        pal = palette_for(meta.palette(head), heads[head])
         save_label_png(Path(f"{base}{suffix}.png"), lab, pal)
         written.append(f"{base}{suffix}.png")
-        shares[head] = legend.entries(legend.label_counts(lab, heads[head]), _head_value(names, head), pal)
+        shares[head] = legend.entries(legend.label_counts(lab, heads[head]), meta.class_names(head), pal)
         if overlays:
             picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
                        else overlay(image, lab, pal, alpha))
@@ -208,8 +207,6 @@ def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tens
     return shares[next(iter(heads))], written
 
 
-def _head_value(value, head: str):
-    return value.get(head) if isinstance(value, dict) else value
 
 
 def _describe(rec: dict) -> str:

@@ -61,22 +61,9 @@ def split_spec(value: str) -> tuple[str, str]:
     return Path(value).stem if value.endswith((".safetensors", ".onnx")) else value, value
 
 
-def _per_head(value: Any, head: str) -> Any:
-    return value.get(head) if isinstance(value, dict) else value
-
-
 def head_kinds(model: nn.Module) -> dict[str, str]:
-    """``{head: task kind}``: the checkpoint's ``tasks`` record when it has one, else semantic.
-
-    Until task metadata exists every head is a class-label (semantic) head.
-    """
-    meta = getattr(model, "checkpoint", None) or getattr(model, "metadata", None) or {}  # .onnx: metadata
-    tasks = meta.get("tasks") or {}
-    out = {}
-    for head in model.heads:
-        t = tasks.get(head, DEFAULT_KIND) if isinstance(tasks, dict) else DEFAULT_KIND
-        out[head] = t.get("kind", DEFAULT_KIND) if isinstance(t, dict) else str(t)
-    return out
+    """``{head: task kind}`` from the model's metadata (``model.meta``: checkpoint or ``.onnx``)."""
+    return {head: info.task or DEFAULT_KIND for head, info in model.meta.heads.items()}
 
 
 def describe_heads(model: nn.Module) -> list[HeadInfo]:
@@ -86,9 +73,9 @@ def describe_heads(model: nn.Module) -> list[HeadInfo]:
     kinds = head_kinds(model)
     heads = []
     for head, k in dict(model.heads).items():
-        names = _per_head(getattr(model, "class_names", None), head)
+        names = model.meta.class_names(head)
         names = list(names) if names and len(names) >= k else [f"class {i}" for i in range(k)]
-        palette = palette_for(_per_head(getattr(model, "palette", None), head), k)[:k]
+        palette = palette_for(model.meta.palette(head), k)[:k]
         heads.append(HeadInfo(head, kinds[head], int(k), names[:k], palette))
     return heads
 
@@ -97,9 +84,9 @@ def load_served(value: str, *, device: torch.device, backend: str = "eager", fli
                 scales: tuple[float, ...] | None = None) -> ServedModel:
     """Resolve one ``--model`` value (shipped name, checkpoint, ``.onnx``, ``NAME=SPEC``) and wrap it
     in ``backend``; test-time views default to what the checkpoint records."""
-    from ..engine.backend import with_backend
     from ..engine.checkpoint import resolve_model
     from ..engine.forward import test_time_views
+    from ..runtime import with_backend
 
     name, spec = split_spec(value)
     model = resolve_model(spec, device=device)
