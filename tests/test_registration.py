@@ -163,7 +163,7 @@ def test_config_rebuilds_the_preprocessing_in_force():
 
 
 class _EntryPoint:
-    """Stands in for an installed package's ``[project.entry-points."pixelwise.plugins"]`` entry."""
+    """Stands in for an installed package's ``[project.entry-points."pixelwise_plugins"]`` entry."""
 
     def __init__(self, name: str, load) -> None:
         self.name, self.value, self.load = name, f"{name}_package.plugin", load
@@ -182,7 +182,7 @@ def test_installed_plugins_register_on_first_lookup_and_a_broken_one_only_warns(
     def broken() -> None:
         raise ImportError("No module named 'missing_dependency'")
 
-    entries = {"pixelwise.plugins": [_EntryPoint("good", plugin), _EntryPoint("bad", broken)]}
+    entries = {"pixelwise_plugins": [_EntryPoint("good", plugin), _EntryPoint("bad", broken)]}
     monkeypatch.setattr(importlib.metadata, "entry_points", lambda group: entries.get(group, []))
     monkeypatch.setattr(registry, "_plugins_loaded", False)
     with pytest.warns(UserWarning, match=r"plugin 'bad' \(bad_package.plugin\) failed to load: No module named"):

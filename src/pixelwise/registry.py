@@ -4,7 +4,7 @@ One small class serves backbones, models and datasets (``models/registry.py``,
 ``data/registry.py``): the object registers itself where it is defined
 (``@register_backbone("resnet18", depth=18)``), so adding one touches one file.  A registry imports
 its built-in modules on first lookup, which keeps ``import pixelwise`` cheap, and then the modules
-of installed plugins (entry points in the group ``pixelwise.plugins``), so a separately installed
+of installed plugins (entry points in the group ``pixelwise_plugins``), so a separately installed
 package can add backbones, models, datasets and commands.  This module depends only on
 :mod:`pixelwise.errors`, so every package may use it.
 """
@@ -24,7 +24,7 @@ from .errors import PixelwiseError, unknown_name
 T = TypeVar("T")
 
 #: entry-point group of installed plugins; each entry names a module whose import registers things
-PLUGIN_GROUP = "pixelwise.plugins"
+PLUGIN_GROUP = "pixelwise_plugins"
 _plugins_loaded = False
 
 
