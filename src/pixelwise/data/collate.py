@@ -7,7 +7,8 @@ never counts in the loss or the metrics.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -24,6 +24,7 @@ from .base import Record, SegmentationDataset, Target, to_target
 from .fileio import _open_loaded as open_image
 from .fileio import mat_labels, read_depth_png, read_mat, read_rgb, read_split, require
 from .labels import LabelMap, voc_colormap
+from .registry import register_dataset
 
 CLASSES = [
     "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
@@ -38,6 +39,7 @@ SPLITS = ("train", "val", "test")
 TARGETS = ("semantic", "depth")
 
 
+@register_dataset("nyud")
 class NYUD(SegmentationDataset):
     """NYUDv2, 40 classes; ``modalities`` any of ``color``, ``depth``, ``hha`` (default color)."""
 

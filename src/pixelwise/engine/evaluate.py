@@ -9,14 +9,15 @@ matrices are summed with :meth:`ConfusionMatrix.all_reduce`, which gives the sin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..metrics import ConfusionMatrix
 from ..contract import head_outputs
+from ..metrics import ConfusionMatrix
 from ..tasks import Metric
 from .forward import averaged_logits, model_input
 
@@ -188,7 +189,7 @@ def _prediction_writer(out, specs: Mapping) -> BatchHook:
         for h, p in preds.items():
             spec = specs[h]
             folder = out / h if len(specs) > 1 else out
-            for i, (sid, (hh, ww)) in enumerate(zip(batch["id"], batch["size"])):
+            for i, (sid, (hh, ww)) in enumerate(zip(batch["id"], batch["size"], strict=True)):
                 if spec.task == "semantic":
                     save_label_png(folder / f"{sid}.png", p[i, :hh, :ww], palette_for(spec.palette, spec.channels))
                 else:

@@ -6,8 +6,8 @@ that a later step would read as a prediction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

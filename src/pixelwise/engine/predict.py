@@ -16,8 +16,9 @@ so memory stays bounded by that limit rather than by the image.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn

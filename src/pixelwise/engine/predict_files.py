@@ -15,8 +15,8 @@ import glob
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -142,7 +142,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
         raise PixelwiseError(f"rank {rank} is outside a world of {world} processes (RANK / WORLD_SIZE)")
     predictor = Predictor(model, device, options)
     records = []
-    for path, name in [(p, n) for i, (p, n) in enumerate(zip(paths, names)) if i % world == rank]:
+    for path, name in [(p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if i % world == rank]:
         t0 = time.perf_counter()
         try:
             decoded = decode_image(path, max_pixels=max_pixels)

@@ -103,7 +103,7 @@ def format_table(metrics: Mapping, class_names: Sequence[str]) -> str:
 
     width = max([len(n) for n in class_names] + [len("class")])
     lines = [f"{'class':<{width}}      IU    acc", "-" * (width + 14)]
-    for name, iu, acc in zip(class_names, metrics["per_class_iou"], metrics["per_class_accuracy"]):
+    for name, iu, acc in zip(class_names, metrics["per_class_iou"], metrics["per_class_accuracy"], strict=True):
         lines.append(f"{name:<{width}}  {pct(iu)} {pct(acc)}")
     lines.append("-" * (width + 14))
     for key, label in (("pixel_accuracy", "pixel accuracy"), ("mean_accuracy", "mean accuracy"),
