@@ -37,7 +37,20 @@ def _reader_kwargs(args: argparse.Namespace) -> dict:
     return {k: v for k, v in names.items() if v is not None}
 
 
+def _print_boundary_table(stats: dict) -> None:
+    size = stats["image_size"]
+    print(f"{stats['dataset']}: {stats['num_samples']} samples ({stats['source']})")
+    print(f"image size (HxW): min {size['min_hw']} max {size['max_hw']}; most common {size['most_common']}")
+    print(f"annotators per image: {stats['annotators_per_image']}")
+    print(f"boundary pixels: {100 * stats['boundary_share']:.2f}% per annotator, "
+          f"{100 * stats['union_share']:.2f}% marked by any, {100 * stats['consensus_share']:.2f}% by half or more")
+    if stats["num_skipped"]:
+        print(f"skipped {stats['num_skipped']} bad samples")
+
+
 def _print_table(stats: dict) -> None:
+    if stats.get("target_kind") == "boundaries":
+        return _print_boundary_table(stats)
     heads = stats.get("heads", {"out": stats})
     print(f"{stats['dataset']}: {stats['num_samples']} samples ({stats['source']})")
     size = stats["image_size"]

@@ -21,6 +21,7 @@ _READERS = {
     "siftflow": "siftflow:SIFTFlow",
     "camvid": "camvid:CamVid",
     "folder": "folder:Folder",
+    "bsds500": "bsds500:BSDS500",
 }
 
 

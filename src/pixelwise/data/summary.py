@@ -76,6 +76,10 @@ def summarize(ds: SegmentationDataset, limit: int | None = None) -> dict[str, An
     ``ignored_pixels``, ``labelled_pixels``, ``image_size``, ``num_skipped``; for multi-target
     datasets the top level describes the first head and ``heads`` has every head.
     """
+    if getattr(ds, "target_kind", "labels") == "boundaries":  # per-annotator stacks, not class maps
+        from .bsds500 import boundary_summary
+
+        return boundary_summary(ds, limit)
     names = ds.class_names if isinstance(ds.class_names, dict) else {next(iter(ds.heads)): ds.class_names}
     counts = {h: np.zeros(len(n), dtype=np.int64) for h, n in names.items()}
     ignored = {h: 0 for h in names}
@@ -114,6 +118,14 @@ def _overlay(image: np.ndarray, target: np.ndarray, palette: list, alpha: float)
     return np.where(labelled, (1 - alpha) * out + alpha * colour, out).astype(np.uint8)
 
 
+def _boundary_panel(stack: np.ndarray) -> np.ndarray:
+    """Annotator stack ``A x H x W`` (0/1, 255 = absent) -> dark-on-white share of annotators."""
+    valid = stack != IGNORE
+    share = (stack == 1).sum(0) / np.maximum(valid.sum(0), 1)
+    grey = (255 * (1 - share)).round().astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
 def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6, alpha: float = 0.55) -> Path:
     """PNG grid: one row per sample (spread over the split): image | label overlay per head.
 
@@ -133,7 +145,8 @@ def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6,
         image = sample["image"].permute(1, 2, 0).numpy() if "image" in sample else None
         targets = _head_items(ds, sample["target"])
         panels = [("image", image)] + [
-            (h, _overlay(image if image is not None else np.zeros((*t.shape, 3), np.uint8), t.numpy(), palettes[h], alpha))
+            (h, _boundary_panel(t.numpy()) if t.dim() == 3 else
+             _overlay(image if image is not None else np.zeros((*t.shape, 3), np.uint8), t.numpy(), palettes[h], alpha))
             for h, t in targets.items()
         ]
         for c, (title, arr) in enumerate(panels):
