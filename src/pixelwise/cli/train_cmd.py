@@ -63,8 +63,10 @@ def run(args: argparse.Namespace) -> int:
     cfg, run_dir, resume = resolve_args(args)
     result = train(cfg, run_dir, resume=resume)
     if result.get("best_step") is not None:
-        print(f"done: {result['steps']} steps; best val {cfg['best_metric']} "
-              f"{100 * result['best']:.2f} at step {result['best_step']} -> {run_dir / 'best.safetensors'}")
+        from ..engine.train import format_metric
+
+        print(f"done: {result['steps']} steps; best val {result['best_metric']} "
+              f"{format_metric(result['best_metric'], result['best']).rstrip('%')} at step {result['best_step']} -> {run_dir / 'best.safetensors'}")
     else:
         print(f"done: {result['steps']} steps -> {run_dir / 'last.safetensors'}")
     return 0

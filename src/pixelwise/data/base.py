@@ -48,6 +48,9 @@ class SegmentationDataset(Dataset):
     """
 
     name = "base"
+    #: head -> task name for heads that are not semantic (NYUD depth: ``{"depth": "depth"}``);
+    #: float targets (depth) are metres with 0/NaN invalid, see ``pixelwise.tasks``
+    tasks: dict[str, str] = {}
     size_role = "image"
     label_roles: tuple[str, ...] = ("label",)
     ignore_index = IGNORE

@@ -1,7 +1,8 @@
 """Batching samples of different sizes: pad to the batch's largest H and W.
 
 Padding goes to the bottom/right so pixel (0, 0) of every sample stays at (0, 0): inputs are padded
-with 0 and targets with the ignore label, so the padding never counts in the loss or the metrics.
+with 0, integer targets with the ignore label and float targets (depth) with NaN, so the padding
+never counts in the loss or the metrics.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ def _pad_stack(tensors: Sequence[torch.Tensor], h: int, w: int, fill: int | floa
 
     Leading axes are padded too (``C = max C_i``): boundary targets stack a different number of
     annotators per image, and a padded annotator is all ``fill`` (ignore), so it never counts.
-    """
+    ``fill`` None: the target fill (ignore label for integer targets, NaN for float ones)."""
     first = tensors[0]
+    if fill is None:
+        fill = float("nan") if first.is_floating_point() else IGNORE
     lead = [max(t.shape[d] for t in tensors) for d in range(first.dim() - 2)]
     out = first.new_full((len(tensors), *lead, h, w), fill)
     for i, t in enumerate(tensors):
@@ -52,7 +55,7 @@ def collate(samples: Sequence[Sample], ignore_index: int = IGNORE) -> dict[str, 
     batch: dict[str, Any] = {}
     for key, first in samples[0].items():
         values = [s[key] for s in samples]
-        fill = ignore_index if key == "target" else 0
+        fill = (None if ignore_index == IGNORE else ignore_index) if key == "target" else 0
         if isinstance(first, dict):
             batch[key] = {k: _pad_stack([v[k] for v in values], h, w, fill) for k in first}
         elif isinstance(first, torch.Tensor):

@@ -1,10 +1,16 @@
 """NYUDv2 40-class segmentation in the FCN archive layout (Gupta et al. splits).
 
 ``root/{data/images,data/depth,data/hha}/img_N.png``, ``root/segmentation/img_N.mat`` (key
-``segmentation``: 0 = void, classes 1-40) and ``root/{train,val,test}.txt`` listing N.  Any
-combination of the ``color``, ``depth`` and ``hha`` modalities can be loaded; they appear in the
-Sample as ``image`` (uint8 RGB), ``depth`` (float32 1xHxW, raw PNG units) and ``hha`` (uint8, file
-channel order).  Labels follow the FCN layer's ``uint8(label) - 1``: 0 -> 255, 1..40 -> 0..39.
+``segmentation``: 0 = void, classes 1-40) and ``root/{train,val,test}.txt`` listing N.  Images may
+be ``img_N.png`` (the archive) or ``img_N.jpg`` (the shared mirror).  Any combination of the
+``color``, ``depth`` and ``hha`` modalities can be loaded; they appear in the Sample as ``image``
+(uint8 RGB), ``depth`` (float32 1xHxW, raw PNG units) and ``hha`` (uint8, file channel order).
+Labels follow the FCN layer's ``uint8(label) - 1``: 0 -> 255, 1..40 -> 0..39.
+
+``targets`` chooses what the sample's ``target`` holds: ``semantic`` (default: the int64 label map,
+as before), ``depth`` or ``semantic,depth``.  With depth it is a dict by head name (the multi-target
+pattern of SIFT Flow): ``{"semantic": int64 HxW, "depth": float32 HxW metres}``; depth comes from
+the uint16 millimetre PNG, 0 (no reading) stays 0 = invalid for the depth task.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import torch
 
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
+from .fileio import _open_loaded as open_image
 from .fileio import mat_labels, read_depth_png, read_mat, read_rgb, read_split, require
 from .labels import LabelMap, voc_colormap
 
@@ -28,6 +35,7 @@ CLASSES = [
 # modality name (FCN's tops) -> (Sample key, folder under data/)
 MODALITIES = {"color": ("image", "images"), "depth": ("depth", "depth"), "hha": ("hha", "hha")}
 SPLITS = ("train", "val", "test")
+TARGETS = ("semantic", "depth")
 
 
 class NYUD(SegmentationDataset):
@@ -36,7 +44,8 @@ class NYUD(SegmentationDataset):
     name = "nyud"
 
     def __init__(
-        self, root: str | Path, split: str = "train", *, modalities: tuple[str, ...] | str = ("color",), **kw
+        self, root: str | Path, split: str = "train", *, modalities: tuple[str, ...] | str = ("color",),
+        targets: tuple[str, ...] | str = ("semantic",), **kw
     ) -> None:
         root = require(Path(root), "NYUDv2 root folder")
         mods = tuple(modalities.split(",")) if isinstance(modalities, str) else tuple(modalities)
@@ -45,22 +54,39 @@ class NYUD(SegmentationDataset):
             raise PixelwiseError(f"unknown nyud modalities {unknown or mods}: valid {', '.join(MODALITIES)}")
         if split not in SPLITS:
             raise PixelwiseError(f"unknown nyud split '{split}': valid {', '.join(SPLITS)}")
+        tgts = tuple(targets.split(",")) if isinstance(targets, str) else tuple(targets)
+        if not tgts or any(t not in TARGETS for t in tgts) or len(set(tgts)) != len(tgts):
+            raise PixelwiseError(f"bad nyud targets {','.join(tgts)}: choose from {', '.join(TARGETS)} (e.g. semantic,depth)")
         for m in mods:
             require(root / "data" / MODALITIES[m][1], f"NYUDv2 {m} folder")
-        require(root / "segmentation", "NYUDv2 segmentation folder")
+        if "depth" in tgts:
+            require(root / "data" / "depth", "NYUDv2 depth folder")
+        if "semantic" in tgts:
+            require(root / "segmentation", "NYUDv2 segmentation folder")
         split_file = require(root / f"{split}.txt", f"NYUDv2 {split} split file")
-        self.modalities = mods
+        self.modalities, self.targets = mods, tgts
         self.size_role = MODALITIES[mods[0]][0]
+        self.label_roles = tuple("label" if t == "semantic" else "depth" for t in tgts)
         self.label_map = LabelMap.shifted(len(CLASSES), void=(0,))
+        names: dict = {"semantic": list(CLASSES), "depth": ["depth (m)"]}
+        palette: dict = {"semantic": voc_colormap(len(CLASSES) + 1)[1:], "depth": [(255, 255, 255)]}
+        multi = tgts != ("semantic",)  # only the label map alone keeps the plain-tensor target
+        self.tasks = {t: t for t in tgts} if multi else {}
         super().__init__(
-            [self._record(root, n) for n in read_split(split_file)], class_names=list(CLASSES),
-            palette=voc_colormap(len(CLASSES) + 1)[1:], source=str(split_file), **kw,
+            [self._record(root, n) for n in read_split(split_file)],
+            class_names={t: names[t] for t in tgts} if multi else names["semantic"],
+            palette={t: palette[t] for t in tgts} if multi else palette["semantic"], source=str(split_file), **kw,
         )
 
     def _record(self, root: Path, n: str) -> Record:
         stem = n if n.startswith("img_") else f"img_{n}"
         files = {MODALITIES[m][0]: root / "data" / MODALITIES[m][1] / f"{stem}.png" for m in self.modalities}
-        files["label"] = root / "segmentation" / f"{stem}.mat"
+        if "image" in files and not files["image"].exists():  # the shared mirror stores JPEG
+            files["image"] = files["image"].with_suffix(".jpg")
+        if "depth" in self.targets:
+            files["depth"] = root / "data" / "depth" / f"{stem}.png"
+        if "semantic" in self.targets:
+            files["label"] = root / "segmentation" / f"{stem}.mat"
         return Record(stem, files)
 
     def load_inputs(self, rec: Record) -> dict[str, torch.Tensor]:
@@ -71,5 +97,20 @@ class NYUD(SegmentationDataset):
         return out
 
     def load_target(self, rec: Record) -> Target:
-        path = rec.files["label"]
-        return to_target(self.label_map.apply(mat_labels(read_mat(path, "segmentation"), path), path))
+        out: dict[str, torch.Tensor] = {}
+        if "semantic" in self.targets:
+            path = rec.files["label"]
+            out["semantic"] = to_target(self.label_map.apply(mat_labels(read_mat(path, "segmentation"), path), path))
+        if "depth" in self.targets:
+            out["depth"] = read_depth_metres(rec.files["depth"])
+        return out if self.tasks else out["semantic"]
+
+
+def read_depth_metres(path: Path) -> torch.Tensor:
+    """uint16 millimetre depth PNG -> float32 ``H x W`` metres (0 stays 0: no reading)."""
+    import numpy as np
+
+    im = open_image(path)
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        raise PixelwiseError(f"depth {path} has mode {im.mode}; expected a 16-bit PNG of millimetres")
+    return torch.from_numpy(np.asarray(im, dtype=np.float32) / np.float32(1000.0))

@@ -3,7 +3,10 @@
 Inputs (``image``, ``hha``, ``depth``) are wrapped as ``tv_tensors.Image`` and targets (a tensor or
 a dict of them) as ``tv_tensors.Mask``, so v2 applies one random draw to all of them: geometry
 stays aligned, masks are resized with nearest neighbour (class indices must never be blended) and
-padded with the ignore label (padding is not a class).  Photometric jitter touches the RGB
+padded with the ignore label (padding is not a class).  Float targets (depth in metres) are wrapped
+as :class:`FloatMask`: the same nearest-neighbour geometry (a depth edge is never blended into
+phantom surfaces), padded with NaN (no target), values unchanged by scaling (metric depth does not
+depend on the image size; see ``pixelwise.tasks.depth``).  Photometric jitter touches the RGB
 ``image`` only -- HHA and depth are measurements, not colours.
 
 Preprocessing (mean/std, BGR) is *not* here: it belongs to the model (``model.preprocessing``) and
@@ -30,6 +33,14 @@ from .labels import IGNORE
 INPUT_KEYS = ("image", "hha", "depth")
 
 
+class FloatMask(tv_tensors.Mask):
+    """A float target (depth): transformed as a Mask (nearest), padded with NaN instead of 255."""
+
+
+def _as_mask(t: torch.Tensor) -> tv_tensors.Mask:
+    return FloatMask(t) if t.is_floating_point() else tv_tensors.Mask(t)
+
+
 class ToTVTensors:
     """Wrap a Sample's tensors so v2 knows images from masks (plain tensors would be guessed)."""
 
@@ -40,7 +51,7 @@ class ToTVTensors:
                 out[k] = tv_tensors.Image(out[k])
         t = out["target"]
         out["target"] = (
-            {h: tv_tensors.Mask(m) for h, m in t.items()} if isinstance(t, dict) else tv_tensors.Mask(t)
+            {h: _as_mask(m) for h, m in t.items()} if isinstance(t, dict) else _as_mask(t)
         )
         return out
 
@@ -93,9 +104,10 @@ class ImageOnly:
 
 
 def random_crop(crop_size: int | tuple[int, int], ignore_index: int = IGNORE) -> v2.RandomCrop:
-    """Random crop; smaller samples are padded first (inputs with 0, masks with ``ignore_index``)."""
+    """Random crop; smaller samples are padded first (inputs with 0, masks with ``ignore_index``,
+    float targets with NaN)."""
     size = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
-    fill = {tv_tensors.Image: 0, tv_tensors.Mask: ignore_index}
+    fill = {tv_tensors.Image: 0, tv_tensors.Mask: ignore_index, FloatMask: float("nan")}
     return v2.RandomCrop(size, pad_if_needed=True, fill=fill)
 
 

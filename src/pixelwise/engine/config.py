@@ -60,6 +60,7 @@ SPEC: dict[str, Key] = {
     "loss_reduction": Key("mean", "str", "sum over pixels (paper) or mean over labelled pixels"),
     "class_weights": Key(None, "any", "none, median_frequency, enet, or a list of K weights"),
     "head_weights": Key(None, "dict", "multi-head nets: loss weight per head (default 1 each)"),
+    "task_options": Key(None, "dict", "loss options per head or task, e.g. {depth: {loss: silog}} (pixelwise.tasks)"),
     "grad_accum": Key(1, "int", "batches accumulated per optimizer step (FCN-AlexNet: 20)"),
     "schedule": Key("constant", "str", "constant, poly, cosine or onecycle"),
     "warmup": Key(0.0, "float", "warmup: fraction of the run if < 1, else iterations"),
@@ -73,7 +74,8 @@ SPEC: dict[str, Key] = {
     # -- run -------------------------------------------------------------------------------
     "interval": Key(None, "int", "optimizer steps between validation + checkpoint (default: one epoch)"),
     "eval_batch_size": Key(1, "int", "validation batch (padded to the largest image)"),
-    "best_metric": Key("mean_iou", "str", "validation metric that selects best.safetensors"),
+    "best_metric": Key(None, "str", "validation metric that selects best.safetensors, HEAD/KEY for another head "
+                       "(default: the first head's task's: mean_iou, delta1; error metrics count lower-is-better)"),
     "seed": Key(0, "int", "random seed"),
     "device": Key("auto", "str", "auto, cpu, cuda or cuda:N"),
     "threads": Key(None, "int", "torch CPU threads per process"),

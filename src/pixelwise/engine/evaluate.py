@@ -1,4 +1,5 @@
-"""Evaluation: one confusion matrix per head over a whole split (the paper's metrics).
+"""Evaluation: one metric accumulator per head over a whole split (semantic heads: the paper's
+confusion matrix; other tasks: their own, see ``pixelwise.tasks``).
 
 Whole images at their own size -- never resized.  A batch is padded to its largest image by
 ``collate`` with the ignore label, so padding never counts; with batch 1 (the default) the model
@@ -15,24 +16,32 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..metrics import ConfusionMatrix
+from ..tasks import Metric
 from .forward import as_dict, averaged_logits, model_input
 
-#: called with (batch, {head: int64 N x H x W predictions}) after every batch
+#: called with (batch, {head: N x H x W predictions}) after every batch
 BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], device: torch.device,
              *, amp: str = "none", ignore_index: int = 255, on_batch: BatchHook | None = None,
-             progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,)) -> dict[str, ConfusionMatrix]:
-    """Run ``model`` over ``loader`` and accumulate ``hist[true, pred]`` per head (reduced across processes).
+             progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,),
+             tasks: Mapping[str, str] | None = None) -> dict[str, Metric]:
+    """Run ``model`` over ``loader`` and accumulate each head's metric (reduced across processes).
 
+    Semantic heads (the default for heads missing from ``tasks``) accumulate ``hist[true, pred]``;
+    other heads their task's accumulator over ``task.predict`` of the logits.
     ``flip``/``scales``: average the logits of the mirrored and rescaled views (test-time
     augmentation, as ``pixelwise predict``); the default is the plain single forward.
     """
+    from ..tasks import HeadSpec, get_task
+
     was_training = model.training
     model.eval()
-    cms = {h: ConfusionMatrix(k, ignore_index) for h, k in heads.items()}
+    kinds = {h: get_task((tasks or {}).get(h, "semantic")) for h in heads}
+    cms = {h: (ConfusionMatrix(k, ignore_index) if kinds[h].name == "semantic"
+               else kinds[h].new_metric(HeadSpec(h, kinds[h].name, k))) for h, k in heads.items()}
     batches = loader
     if progress:
         from tqdm.auto import tqdm
@@ -42,7 +51,7 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
         x = model_input(model, batch, device)
         out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
         target = as_dict(batch["target"], heads)
-        preds = {h: out[h].argmax(1).cpu() for h in heads}
+        preds = {h: kinds[h].predict(out[h]).cpu() for h in heads}
         for h in heads:
             cms[h].update(preds[h], target[h])
         if on_batch is not None:
@@ -53,11 +62,19 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
     return cms
 
 
-def summarize(cms: Mapping[str, ConfusionMatrix], class_names: list[str] | Mapping[str, list[str]] | None = None) -> dict:
-    """Metrics dict: the first head's metrics at top level; multi-head models add ``heads``."""
+def summarize(cms: Mapping[str, Metric], class_names: list[str] | Mapping[str, list[str]] | None = None,
+              tasks: Mapping[str, str] | None = None) -> dict:
+    """Metrics dict: the first head's metrics at top level; multi-head models add ``heads`` (one
+    object per head, each with its ``task``)."""
+    tasks = {h: (tasks or {}).get(h, "semantic") for h in cms}
     per_head = {h: cm.compute() for h, cm in cms.items()}
+    if len(per_head) > 1 or any(t != "semantic" for t in tasks.values()):
+        for h, m in per_head.items():
+            m["task"] = tasks[h]
     if class_names is not None:
         for h, m in per_head.items():
+            if tasks[h] != "semantic":
+                continue
             names = class_names[h] if isinstance(class_names, Mapping) else class_names
             m["class_names"] = list(names)
     first = next(iter(per_head.values()))
@@ -67,13 +84,19 @@ def summarize(cms: Mapping[str, ConfusionMatrix], class_names: list[str] | Mappi
     return out
 
 
-def _check_classes(model: nn.Module, ds, heads: Mapping[str, int]) -> None:
-    from ..errors import PixelwiseError
+def _dataset_kwargs(dataset: str, model: nn.Module, given: dict) -> dict:
+    """Ask a multi-target reader (``targets=``, e.g. nyud) for the targets the model predicts."""
+    import inspect
 
-    for h, k in ds.heads.items():
-        want = heads.get(h) if len(heads) > 1 else next(iter(heads.values()))
-        if want != k:
-            raise PixelwiseError(f"the model predicts {want} classes for '{h}' but the dataset has {k}")
+    from ..data.registry import dataset_class
+    from ..tasks import head_tasks
+
+    tasks = head_tasks(model)
+    if "targets" in given or all(t == "semantic" for t in tasks.values()):
+        return given
+    if "targets" not in inspect.signature(dataset_class(dataset).__init__).parameters:
+        return given
+    return {**given, "targets": ",".join(dict.fromkeys(tasks.values()))}
 
 
 def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data_args: list[str] = (),
@@ -99,51 +122,57 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from .distributed import pick_device
     from .forward import describe_views, test_time_views
     from .loaders import FirstN, collate_sized
+    from ..tasks import check_heads, get_task, head_specs
     from .outputs import confusion_png as draw_confusion
-    from .outputs import format_table
 
     dev = pick_device(device)
     model = resolve_model(model_spec, device=dev)
     flip, scales = test_time_views(model, flip, scales)
-    extra = key_values(list(data_args), "--data-arg")
+    extra = _dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
         calib = calibration_from_dataset(dataset, root, extra) if backend == "onnxruntime-int8" else None
         model = with_backend(model, backend, dev, calibration=calib)
     ds = FirstN(ds, limit) if limit else ds
     heads = dict(model.heads)
-    _check_classes(model, ds, heads)
-    names = ds.class_names
-    hook = _prediction_writer(Path(save_predictions), heads, ds.palette) if save_predictions else None
+    specs = head_specs(model, ds.class_names, ds.palette)
+    check_heads(specs, head_specs(ds), f"dataset {dataset}/{split}")
+    tasks = {h: sp.task for h, sp in specs.items()}
+    hook = _prediction_writer(Path(save_predictions), specs) if save_predictions else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
-    cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales)
-    metrics = summarize(cms, names)
+    cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales,
+                   tasks=tasks)
+    metrics = summarize(cms, ds.class_names if len(heads) > 1 else specs[next(iter(heads))].class_names, tasks)
     metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds),
                     "flip": flip, "scales": list(scales), "backend": backend})
     first = next(iter(heads))
-    first_names = names[first] if isinstance(names, Mapping) else names
-    if confusion_png:
-        draw_confusion(confusion_png, cms[first].hist, first_names)
-    table = format_table(metrics, first_names)
-    for h in list(heads)[1:]:
-        table += f"\n\nhead '{h}'\n" + format_table(metrics["heads"][h], names[h])
-    table += (f"\n\n{len(ds)} images of {dataset}/{split}, {metrics['labelled_pixels']} labelled pixels, "
-              f"{describe_views(flip, scales)}")
+    if confusion_png and tasks[first] == "semantic":
+        draw_confusion(confusion_png, cms[first].hist, specs[first].class_names)
+    per_head = metrics.get("heads", {first: metrics})
+    table = "\n\n".join((f"head '{h}' ({tasks[h]})\n" if len(heads) > 1 else "")
+                         + get_task(tasks[h]).format_metrics(per_head[h], specs[h]) for h in heads)
+    pixels = ", ".join(f"{per_head[h].get('labelled_pixels', per_head[h].get('valid_pixels'))} "
+                       f"{'labelled' if tasks[h] == 'semantic' else 'valid ' + tasks[h]} pixels" for h in heads)
+    table += f"\n\n{len(ds)} images of {dataset}/{split}, {pixels}, {describe_views(flip, scales)}"
     return {"json": _finite(metrics), "table": table}
 
 
-def _prediction_writer(out, heads: Mapping[str, int], palette) -> BatchHook:
-    """Hook saving each prediction as ``out/<id>.png`` (multi-head: ``out/<head>/<id>.png``),
-    cropped back to the image's own size (batches are padded)."""
+def _prediction_writer(out, specs: Mapping) -> BatchHook:
+    """Hook saving each prediction under ``out`` (multi-head: ``out/<head>/``), cropped back to
+    the image's own size (batches are padded): semantic heads as ``<id>.png`` palette PNGs, other
+    tasks with their own writer (depth: 16-bit millimetre PNG + colour map)."""
+    from ..tasks import get_task
     from .outputs import palette_for, save_label_png
-
-    pal = palette if isinstance(palette, Mapping) else {h: palette for h in heads}
 
     def hook(batch: dict, preds: dict[str, torch.Tensor]) -> None:
         for h, p in preds.items():
-            folder = out / h if len(heads) > 1 else out
+            spec = specs[h]
+            folder = out / h if len(specs) > 1 else out
             for i, (sid, (hh, ww)) in enumerate(zip(batch["id"], batch["size"])):
-                save_label_png(folder / f"{sid}.png", p[i, :hh, :ww], palette_for(pal.get(h), heads[h]))
+                if spec.task == "semantic":
+                    save_label_png(folder / f"{sid}.png", p[i, :hh, :ww], palette_for(spec.palette, spec.channels))
+                else:
+                    get_task(spec.task).write_prediction(folder, sid, batch["image"][i, :, :hh, :ww], p[i, :hh, :ww], spec)
 
     return hook
 

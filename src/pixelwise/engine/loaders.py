@@ -134,7 +134,10 @@ def class_weights(ds: Dataset, cfg: Mapping, heads: Mapping[str, int]) -> dict[s
     if spec is None:
         return None
     out: dict[str, torch.Tensor] = {}
+    tasks = getattr(ds, "tasks", None) or {}
     for head, k in heads.items():
+        if tasks.get(head, "semantic") != "semantic":
+            continue  # class weights weigh classes: only semantic heads have them
         given = spec.get(head) if isinstance(spec, dict) else spec
         if given is None:
             continue

@@ -89,32 +89,35 @@ def set_lr(optimizer: torch.optim.Optimizer, base_lr: float, factor: float) -> f
 
 
 class SegmentationLoss(nn.Module):
-    """Softmax cross-entropy per head, summed over heads (SIFT Flow: semantic + geometric).
+    """Each head's task loss (``pixelwise.tasks``), weighted by ``head_weights`` and summed
+    (SIFT Flow: semantic + geometric; NYUD: semantic + depth).
 
-    ``reduction="sum"``: summed over labelled pixels (the paper); ``"mean"``: divided by the
-    (class-weighted) count of labelled pixels -- with 0 labelled pixels the loss is 0, not NaN.
-    ``class_weights``: head -> K-vector or None.  ``forward(logits, target)`` takes a tensor
-    ``N x K x H x W`` and ``N x H x W`` or dicts of them keyed by head.
+    Semantic heads: softmax cross-entropy; ``reduction="sum"`` sums over labelled pixels (the
+    paper), ``"mean"`` divides by the (class-weighted) count of labelled pixels -- with 0 labelled
+    pixels the loss is 0, not NaN.  ``class_weights``: head -> K-vector or None.  ``tasks``: head
+    -> task name (default semantic); ``task_options``: per head (or per task name) keyword options
+    of the task's loss, e.g. ``{"depth": {"loss": "silog"}}``.  ``forward(logits, target)`` takes a
+    tensor ``N x K x H x W`` and ``N x H x W`` or dicts of them keyed by head.
     """
 
     def __init__(self, reduction: str = "mean", class_weights: Mapping[str, torch.Tensor | None] | None = None,
-                 head_weights: Mapping[str, float] | None = None, ignore_index: int = 255) -> None:
+                 head_weights: Mapping[str, float] | None = None, ignore_index: int = 255,
+                 tasks: Mapping[str, str] | None = None, task_options: Mapping[str, Mapping] | None = None) -> None:
         super().__init__()
         self.reduction = reduction
         self.ignore_index = ignore_index
         self.head_weights = dict(head_weights or {})
         self.class_weights = {h: w for h, w in (class_weights or {}).items() if w is not None}
+        self.tasks = dict(tasks or {})
+        self.task_options = {k: dict(v or {}) for k, v in (task_options or {}).items()}
 
     def head_loss(self, logits: torch.Tensor, target: torch.Tensor, head: str) -> torch.Tensor:
-        w = self.class_weights.get(head)
-        w = w.to(logits.device) if w is not None else None
-        # float32 loss even under autocast: a summed loss over 10^5 pixels overflows fp16
-        loss = F.cross_entropy(logits.float(), target, weight=w, ignore_index=self.ignore_index, reduction="sum")
-        if self.reduction == "sum":
-            return loss
-        valid = target[target != self.ignore_index]
-        denom = w[valid].sum() if w is not None else valid.new_tensor(valid.numel(), dtype=torch.float32)
-        return loss / denom.clamp_min(1e-12) if valid.numel() else loss * 0.0
+        from ..tasks import get_task
+
+        task = self.tasks.get(head, "semantic")
+        options = self.task_options.get(head, self.task_options.get(task, {}))
+        return get_task(task).loss(logits, target, reduction=self.reduction, weight=self.class_weights.get(head),
+                                   **options)
 
     def forward(self, logits: torch.Tensor | dict, target: torch.Tensor | dict) -> torch.Tensor:
         logits = logits if isinstance(logits, dict) else {"out": logits}

@@ -59,23 +59,43 @@ def _tuples(x: Any) -> Any:
     return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
 
 
-def build_model(cfg: Mapping, heads: Mapping[str, int]) -> nn.Module:
-    """``get_model`` from the config, sized to the dataset's heads unless the config says otherwise."""
+def build_model(cfg: Mapping, heads: Mapping[str, int], tasks: Mapping[str, str] | None = None) -> nn.Module:
+    """``get_model`` from the config, sized to the dataset's heads (and tasks) unless the config
+    says otherwise; a model whose heads cannot learn the dataset's targets is an error."""
     from ..models import get_model
+    from ..tasks import HeadSpec, check_heads, head_specs
 
+    tasks = {h: t for h, t in (tasks or {}).items() if t != "semantic"}
     kw = dict(cfg["model_kwargs"] or {})
     if "heads" not in kw and "num_classes" not in kw:
-        if len(heads) > 1:
+        if len(heads) > 1 or tasks:
             kw["heads"] = dict(heads)
         else:
             kw["num_classes"] = next(iter(heads.values()))
+    if tasks and "tasks" not in kw and set(tasks) <= set(kw.get("heads") or {}):
+        kw["tasks"] = dict(tasks)
     weights = None if cfg["weights"] in (None, "none") else cfg["weights"]
     model = get_model(cfg["model"], weights=weights, **kw)
-    if len(heads) > 1 and set(model.heads) != set(heads):
-        raise PixelwiseError(f"model heads {sorted(model.heads)} do not match the dataset's {sorted(heads)}")
-    if len(heads) == 1 and model.num_classes != next(iter(heads.values())):
-        raise PixelwiseError(f"model has {model.num_classes} classes, dataset {next(iter(heads.values()))}")
+    data = {h: HeadSpec(h, (tasks or {}).get(h, "semantic"), k) for h, k in heads.items()}
+    check_heads(head_specs(model), data, f"dataset {cfg['dataset']}")
     return model
+
+
+def metric_value(metrics: Mapping, name: str) -> float | None:
+    """Validation metric ``name`` (``KEY`` of the first head or ``HEAD/KEY``) from a summary."""
+    head, _, key = name.rpartition("/")
+    source = metrics.get("heads", {}).get(head, {}) if head else metrics
+    value = source.get(key)
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+#: metrics where smaller is better (errors); every other selection metric is larger-is-better
+LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log", "log10"}
+
+
+def format_metric(name: str, value: float) -> str:
+    """Shares as percent (``70.17%``), error metrics as plain numbers."""
+    return f"{value:.4g}" if name.rpartition("/")[2] in LOWER_IS_BETTER else f"{100 * value:.2f}%"
 
 
 class Trainer:
@@ -91,14 +111,18 @@ class Trainer:
         self.train_ds = loaders.build_dataset(cfg, train=True)
         self.val_ds = loaders.build_dataset(cfg, train=False) if cfg["val_split"] not in (None, "none") else None
         self.heads = dict(self.train_ds.heads)
-        model = build_model(cfg, self.heads)
+        model = build_model(cfg, self.heads, getattr(self.train_ds, "tasks", None))
         model.class_names, model.palette = self.train_ds.class_names, self.train_ds.palette
         if cfg["init_from"] and not resume:
             ckpt.init_from(model, cfg["init_from"])
         self.model = model.to(world.device)
         self.optimizer = recipe.build_optimizer(self.model, cfg)
         weights = loaders.class_weights(self.train_ds, cfg, self.heads)
-        self.loss_fn = recipe.SegmentationLoss(cfg["loss_reduction"], weights, cfg["head_weights"])
+        self.loss_fn = recipe.SegmentationLoss(cfg["loss_reduction"], weights, cfg["head_weights"],
+                                               tasks=model.tasks, task_options=cfg.get("task_options"))
+        from ..tasks import get_task
+
+        self.best_metric = cfg["best_metric"] or get_task(model.tasks[next(iter(model.heads))]).best_metric
         self.class_weights = {h: w.tolist() for h, w in (weights or {}).items()}
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg["amp"] == "fp16" and world.device.type == "cuda")
         self.steps_per_epoch = loaders.steps_per_epoch(self.train_ds, cfg, world)
@@ -222,8 +246,10 @@ class Trainer:
         metrics = self.validate()
         record = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3), "train_loss": loss,
                   "lr": lr, "img_per_s": window["images"] / max(elapsed, 1e-9), "time": time.time(), "val": metrics}
-        value = metrics.get(self.cfg["best_metric"]) if metrics else None
-        improved = value is not None and not math.isnan(value) and value > self.best
+        value = metric_value(metrics, self.best_metric) if metrics else None
+        sign = -1.0 if self.best_metric.rpartition("/")[2] in LOWER_IS_BETTER else 1.0
+        improved = (value is not None and not math.isnan(value)
+                    and (self.best == -math.inf or sign * value > sign * self.best))
         if improved:
             self.best, self.best_step = value, self.step
         if self.world.main:
@@ -232,8 +258,8 @@ class Trainer:
             ckpt.save_model(self.model, self.out / "last.safetensors", **self.metadata(metrics))
             if improved or not metrics:
                 ckpt.save_model(self.model, self.out / "best.safetensors", **self.metadata(metrics))
-            self.log.plot(self.cfg["best_metric"])
-            shown = f" val {self.cfg['best_metric']} {100 * value:.2f}%" if value is not None else ""
+            self.log.plot(self.best_metric)
+            shown = f" val {self.best_metric} {format_metric(self.best_metric, value)}" if value is not None else ""
             from tqdm.auto import tqdm
 
             tqdm.write(f"step {self.step}/{self.total} loss {loss:.4g}{shown}")
@@ -244,8 +270,9 @@ class Trainer:
         if self.val_ds is None:
             return {}
         loader = loaders.val_loader(self.val_ds, self.cfg, self.world)
-        cms = evaluate(self.model, loader, self.heads, self.world.device, amp=self.cfg["amp"])
-        return summarize(cms, self.val_ds.class_names)
+        metrics = evaluate(self.model, loader, self.heads, self.world.device, amp=self.cfg["amp"],
+                           tasks=self.model.tasks)
+        return summarize(metrics, self.val_ds.class_names, tasks=self.model.tasks)
 
 
 def train(cfg: Mapping, out_dir: str | Path, *, resume: bool = False) -> dict:
@@ -262,6 +289,7 @@ def train(cfg: Mapping, out_dir: str | Path, *, resume: bool = False) -> dict:
                   f"{trainer.total} steps, {trainer.steps_per_epoch} per epoch, checkpoint every {trainer.interval}, "
                   f"{world.size} process(es) on {world.device}; run folder {out_dir}")
         last = trainer.run()
-        return {"last": last, "best": trainer.best, "best_step": trainer.best_step, "steps": trainer.step}
+        return {"last": last, "best": trainer.best, "best_step": trainer.best_step, "steps": trainer.step,
+                "best_metric": trainer.best_metric}
     finally:
         dist_.teardown(world)

@@ -57,8 +57,12 @@ def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, caffe_geome
               num_classes: int | None = None, weights: str | None = None, heads: dict[str, int] | None = None,
               in_channels: int = 3, geometry: str | None = None, learnable_upsampling: bool = False,
               preprocessing: Preprocessing | dict | None = None, streams: tuple[str, ...] | None = None,
-              skip_scales: dict[str, float] | None = None, final_kernel: int | None = None, **backbone_kw: Any):
-    """Compose ``backbone`` with a skip decoder per head; see :func:`pixelwise.get_model`."""
+              skip_scales: dict[str, float] | None = None, final_kernel: int | None = None,
+              tasks: dict[str, str] | None = None, **backbone_kw: Any):
+    """Compose ``backbone`` with a decoder per head; see :func:`pixelwise.get_model`.
+
+    ``tasks``: head -> task name (``pixelwise.tasks``) for heads that are not semantic, e.g.
+    ``heads={"semantic": 40, "depth": 1}, tasks={"depth": "depth"}``."""
     geometry = geometry or ("caffe" if caffe_geometry else "aligned")
     if geometry not in ("caffe", "aligned") or (geometry == "caffe" and not caffe_geometry):
         valid = "'caffe' or 'aligned'" if caffe_geometry else "'aligned'"
@@ -75,6 +79,8 @@ def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, caffe_geome
         preprocessing = Preprocessing.from_dict(preprocessing)
     config = dict(name=name, heads=dict(heads), in_channels=in_channels, geometry=geometry,
                   learnable_upsampling=learnable_upsampling, **backbone_kw)
+    if tasks:  # recorded only when set: semantic-only checkpoints keep their exact config
+        config["tasks"] = dict(tasks)
     if streams:
         return _late_fusion(name, backbone, variant, streams, config, weights, skip_scales, final_kernel, backbone_kw)
     trunk = backbone(in_channels=in_channels, geometry=geometry, preprocessing=preprocessing, **backbone_kw)
@@ -85,7 +91,7 @@ def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, caffe_geome
     skips = [trunk.tap_for_stride(s).name for s in SKIP_STRIDES[variant]]
     if final_kernel and geometry != "caffe":
         final_kernel = None  # the odd AlexNet kernel only makes sense with Caffe's crop arithmetic
-    model = FCN(trunk, heads, skips, learnable_upsampling, skip_scales, final_kernel, config)
+    model = FCN(trunk, heads, skips, learnable_upsampling, skip_scales, final_kernel, config, tasks)
     config["preprocessing"] = model.preprocessing.to_dict()
     if weights not in (None, "imagenet"):
         from .weights import load_named_weights
@@ -106,7 +112,8 @@ def _late_fusion(name, backbone, variant, streams, config, weights, skip_scales,
         if weights == "imagenet":
             pretrained.load_imagenet(trunk)
         skips = [trunk.tap_for_stride(s).name for s in SKIP_STRIDES[variant]]
-        models[m] = FCN(trunk, config["heads"], skips, config["learnable_upsampling"], skip_scales, final_kernel)
+        models[m] = FCN(trunk, config["heads"], skips, config["learnable_upsampling"], skip_scales, final_kernel,
+                        tasks=config.get("tasks"))
     pre = Preprocessing("BGR", 1.0, sum((means[m] for m in streams), ()), (1.0,) * 3 * len(streams), tuple(streams))
     config["streams"] = tuple(streams)
     config["preprocessing"] = pre.to_dict()

@@ -79,20 +79,27 @@ class FCN(ContractMixin, nn.Module):
 
     ``forward(x)``: ``x`` preprocessed ``N x C_in x H x W`` -> logits ``N x K x H x W``, or a dict
     head -> logits for multi-head models.  Attributes: ``preprocessing`` (how to make ``x``),
-    ``heads`` (name -> K), ``num_classes``, ``config`` (the ``get_model`` kwargs that rebuild it).
+    ``heads`` (name -> K), ``tasks`` (name -> task, ``pixelwise.tasks``; default semantic),
+    ``num_classes``, ``config`` (the ``get_model`` kwargs that rebuild it).  Each head's task
+    builds its decoder (semantic and depth: the skip decoder with K or 1 outputs).
     """
 
     def __init__(self, backbone: Backbone, heads: dict[str, int], skips: list[str],
                  learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
-                 final_kernel: int | None = None, config: dict | None = None):
+                 final_kernel: int | None = None, config: dict | None = None, tasks: dict[str, str] | None = None):
         super().__init__()
+        from ..tasks import HeadSpec, get_task
+
         self.backbone = backbone
         self.heads = dict(heads)
+        self.tasks = head_task_map(self.heads, tasks)
         self.caffe = backbone.geometry == "caffe"
         deep = backbone.feature_info[-1]
         taps = [backbone.info(s) for s in skips]
         self.decoders = nn.ModuleDict({
-            name: SkipDecoder(k, deep, taps, self.caffe, learnable_upsampling, skip_scales, final_kernel)
+            name: get_task(self.tasks[name]).build_decoder(
+                HeadSpec(name, self.tasks[name], k), deep, taps, caffe=self.caffe,
+                learnable_upsampling=learnable_upsampling, skip_scales=skip_scales, final_kernel=final_kernel)
             for name, k in self.heads.items()
         })
         self.config = dict(config or {})
@@ -113,6 +120,15 @@ class FCN(ContractMixin, nn.Module):
         return out if len(out) > 1 else next(iter(out.values()))
 
 
+def head_task_map(heads: dict[str, int], tasks: dict[str, str] | None) -> dict[str, str]:
+    """``{head: task}`` for every head (unnamed heads are semantic); unknown heads are an error."""
+    tasks = dict(tasks or {})
+    extra = sorted(set(tasks) - set(heads))
+    if extra:
+        raise PixelwiseError(f"tasks name heads {extra} that the model does not have (heads {sorted(heads)})")
+    return {h: tasks.get(h, "semantic") for h in heads}
+
+
 class LateFusion(ContractMixin, nn.Module):
     """NYUD colour + HHA late fusion: two full FCN streams, scores summed with weights 0.5/0.5.
 
@@ -126,7 +142,7 @@ class LateFusion(ContractMixin, nn.Module):
         self.streams = nn.ModuleDict(streams)
         self.weights = weights or {k: 1.0 / len(streams) for k in streams}
         first = next(iter(streams.values()))
-        self.heads, self.caffe = first.heads, first.caffe
+        self.heads, self.caffe, self.tasks = first.heads, first.caffe, first.tasks
         self._preprocessing = preprocessing
         self.config = dict(config or {})
 

@@ -1,0 +1,219 @@
+"""The task contract: what differs between pixelwise tasks (labels, metric depth, boundaries).
+
+A model head declares a task by name (``model.tasks: {head: task}``, default ``"semantic"``); the
+task owns everything that depends on what the head predicts:
+
+* its decoder (:meth:`Task.build_decoder`: the channels it scores and any extra modules, e.g.
+  HED side outputs and a learned fusion -- built from the backbone's ``feature_info``),
+* the target: dtype, the value that pads it (:attr:`Task.pad_value`) and an optional
+  :meth:`Task.prepare_target` applied by the data pipeline,
+* the loss (:meth:`Task.loss`), the prediction (:meth:`Task.predict`), a mergeable metric
+  accumulator (:meth:`Task.new_metric`) whose ``compute()`` gives the ``eval --json`` keys, and
+  the files ``predict`` writes (:meth:`Task.write_prediction`).
+
+Target conventions (what datasets yield per head, before batching):
+
+=========== ===================== =========================================================
+task        target                 "no target here"
+=========== ===================== =========================================================
+semantic    int64 H x W classes    255 (the ignore label)
+depth       float32 H x W metres   0 (invalid sensor value) or NaN (padding)
+boundary    float32 H x W in [0,1] NaN (padding); tasks may use their own ignore rule
+=========== ===================== =========================================================
+
+Float targets are padded with NaN by ``collate`` and by random crops, integer targets with 255.
+
+Tasks are stateless singletons looked up by name (:func:`get_task`); register new ones with
+:func:`register_task`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from ..errors import PixelwiseError, unknown_name
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """One head of a model: its name, its task and what the task needs to know about it.
+
+    ``channels`` is the head's size as ``model.heads`` records it (classes K for semantic heads,
+    1 for depth and boundary heads); ``class_names``/``palette`` are set for semantic heads.
+    """
+
+    name: str
+    task: str = "semantic"
+    channels: int = 1
+    class_names: list[str] | None = None
+    palette: list[tuple[int, int, int]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Metric(Protocol):
+    """A mergeable accumulator over a whole split (like :class:`pixelwise.metrics.ConfusionMatrix`).
+
+    ``update`` adds a batch (``pred`` as returned by :meth:`Task.predict`, ``target`` the batch
+    targets, both N x H x W); ``merge`` adds another accumulator's state; ``all_reduce`` sums the
+    state across torch.distributed processes so a sharded evaluation gives the single-process
+    numbers; ``compute`` returns plain Python values keyed as ``eval --json`` prints them.
+    """
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None: ...
+
+    def merge(self, other: Any) -> Any: ...
+
+    def all_reduce(self) -> None: ...
+
+    def compute(self) -> dict: ...
+
+
+class Task:
+    """Base class of every task; subclasses set ``name`` and override what differs.
+
+    The default decoder is the FCN skip decoder (``SkipDecoder``) with :meth:`out_channels`
+    outputs; its ``forward(taps, (H, W))`` returns ``N x C x H x W`` raw outputs ("logits").
+    """
+
+    name: ClassVar[str] = "base"
+    #: the ``eval`` metric that selects ``best.safetensors`` and whether larger is better
+    best_metric: ClassVar[str] = ""
+    higher_is_better: ClassVar[bool] = True
+    #: True: integer class targets (padded with 255); False: float targets (padded with NaN)
+    integer_target: ClassVar[bool] = True
+
+    # -- model -----------------------------------------------------------------------------------
+    def out_channels(self, spec: HeadSpec) -> int:
+        """Channels of the head's final score layer (semantic: K; depth: 1)."""
+        return spec.channels
+
+    def build_decoder(self, spec: HeadSpec, deep: Any, skips: list[Any], *, caffe: bool,
+                      learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
+                      final_kernel: int | None = None) -> nn.Module:
+        """The head's decoder from the backbone's taps (``FeatureInfo`` entries: ``deep`` is the
+        deepest tap, ``skips`` the fused ones deep to shallow).  ``forward(taps, size)`` must
+        return ``N x C x H x W`` at the input size ``size``.  Override to add modules (side
+        outputs, fusion); keep the returned tensor a single tensor so export and every engine
+        path see one output per head."""
+        from ..models.fcn import SkipDecoder
+
+        return SkipDecoder(self.out_channels(spec), deep, skips, caffe, learnable_upsampling,
+                           skip_scales, final_kernel)
+
+    # -- data ------------------------------------------------------------------------------------
+    @property
+    def pad_value(self) -> float:
+        """What pads a target of this task (never counted by the loss or the metric)."""
+        return 255 if self.integer_target else float("nan")
+
+    def prepare_target(self, target: torch.Tensor) -> torch.Tensor:
+        """Hook for the data pipeline: the dataset's raw target -> the target the loss sees."""
+        return target
+
+    # -- training and inference --------------------------------------------------------------------
+    def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
+             weight: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+        """Scalar float32 loss of ``logits`` (N x C x H x W) against ``target`` (N x H x W).
+
+        ``reduction``: ``mean`` over valid pixels or ``sum`` (the paper's semantic loss);
+        ``weight``: per-class weights (semantic); ``options``: the config's ``task_options`` for
+        this head (e.g. ``{"loss": "silog"}`` for depth) -- ignore the ones you do not know."""
+        raise NotImplementedError
+
+    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+        """``N x C x H x W`` outputs -> ``N x H x W`` prediction (labels / metres / probability)."""
+        raise NotImplementedError
+
+    def new_metric(self, spec: HeadSpec) -> Metric:
+        """A fresh accumulator for one head over one split."""
+        raise NotImplementedError
+
+    def format_metrics(self, metrics: dict, spec: HeadSpec) -> str:
+        """Human-readable table of ``compute()``'s result (``eval`` without ``--json``)."""
+        keys = [k for k, v in metrics.items() if isinstance(v, float)]
+        return "\n".join(f"{k:<14} {metrics[k]:.4f}" for k in keys)
+
+    def write_prediction(self, out_dir: Path, stem: str, image: torch.Tensor, pred: torch.Tensor,
+                         spec: HeadSpec, **options: Any) -> list[Path]:
+        """Write one prediction (``pred`` H x W, ``image`` uint8 3 x H x W) under ``out_dir``
+        with names starting ``stem``, atomically; return the paths written."""
+        raise NotImplementedError
+
+
+# -- registry -------------------------------------------------------------------------------------
+# built-in tasks, imported when first asked for (the boundary task needs optional packages)
+_BUILTIN = {
+    "semantic": "pixelwise.tasks.semantic:SemanticTask",
+    "depth": "pixelwise.tasks.depth:DepthTask",
+    "boundary": "pixelwise.tasks.boundary:BoundaryTask",
+}
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: type[Task] | Task) -> type[Task] | Task:
+    """Register a task class (or instance) under its ``name``; usable as a class decorator."""
+    inst = task() if isinstance(task, type) else task
+    if inst.name in _TASKS and type(_TASKS[inst.name]) is not type(inst):
+        raise ValueError(f"task '{inst.name}' registered twice")
+    _TASKS[inst.name] = inst
+    return task
+
+
+def get_task(name: str) -> Task:
+    """The task registered under ``name`` (``semantic``, ``depth``, ``boundary``, ...)."""
+    if name not in _TASKS and name in _BUILTIN:
+        module, cls = _BUILTIN[name].split(":")
+        register_task(getattr(importlib.import_module(module), cls))
+    if name not in _TASKS:
+        raise unknown_name("task", name, sorted(set(_BUILTIN) | set(_TASKS)))
+    return _TASKS[name]
+
+
+def list_tasks() -> list[str]:
+    return sorted(set(_BUILTIN) | set(_TASKS))
+
+
+def head_tasks(obj: Any) -> dict[str, str]:
+    """``{head: task name}`` of a model or dataset: its ``tasks`` attribute, else every head semantic."""
+    tasks = dict(getattr(obj, "tasks", None) or {})
+    return {h: tasks.get(h, "semantic") for h in obj.heads}
+
+
+def head_specs(obj: Any, class_names: Any = None, palette: Any = None) -> dict[str, HeadSpec]:
+    """``{head: HeadSpec}`` of a model or dataset (class names/palettes from ``obj`` unless given)."""
+    names = class_names if class_names is not None else getattr(obj, "class_names", None)
+    pal = palette if palette is not None else getattr(obj, "palette", None)
+    heads = dict(obj.heads)
+    out = {}
+    for h, task in head_tasks(obj).items():
+        n = names.get(h) if isinstance(names, dict) else names
+        p = pal.get(h) if isinstance(pal, dict) else pal
+        if task != "semantic":
+            n, p = None, None
+        out[h] = HeadSpec(h, task, heads[h], list(n) if n else None, [tuple(c) for c in p] if p else None)
+    return out
+
+
+def check_heads(model_specs: dict[str, HeadSpec], data_specs: dict[str, HeadSpec], what: str) -> None:
+    """One-line error when a model's heads cannot be scored on a dataset's targets."""
+    if len(model_specs) == 1 and len(data_specs) == 1:
+        pairs = [(next(iter(model_specs.values())), next(iter(data_specs.values())))]
+    else:
+        missing = sorted(set(model_specs) ^ set(data_specs))
+        if missing:
+            raise PixelwiseError(f"the model's heads {sorted(model_specs)} do not match the targets of {what} "
+                                 f"{sorted(data_specs)}: use a model trained for these targets")
+        pairs = [(model_specs[h], data_specs[h]) for h in model_specs]
+    for m, d in pairs:
+        if m.task != d.task:
+            raise PixelwiseError(f"the model's head '{m.name}' predicts {m.task} but {what} has {d.task} "
+                                 f"targets for '{d.name}': use a {d.task} model or another dataset")
+        if m.task == "semantic" and m.channels != d.channels:
+            raise PixelwiseError(f"the model predicts {m.channels} classes for '{m.name}' but {what} has {d.channels}")
