@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
     p.add_argument("--workers", type=int, default=2, help="data loading processes")
+    p.add_argument("--thresholds", type=int, default=None, metavar="N",
+                   help="boundary heads: thresholds of the BSDS benchmark (default 99, the standard; fewer is faster)")
     add_inference_args(p)
     p.set_defaults(func=run)
 
@@ -36,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, limit=args.limit, device=args.device, amp=args.amp,
         workers=args.workers, save_predictions=args.save_predictions, confusion_png=args.confusion_png,
         progress=not args.json, flip=args.flip, scales=args.scales, backend=args.backend,
+        task_options={"boundary": {"thresholds": args.thresholds}} if args.thresholds is not None else None,
     )
     if args.json:
         print(json.dumps(result["json"]))

@@ -85,8 +85,9 @@ class BSDS500(SegmentationDataset):
     """BSDS500, splits train (200), val (100), test (200) and trainval; one ``boundary`` output."""
 
     name = "bsds500"
-    #: the kind of target this reader yields (``data inspect`` and the tasks key on it)
+    #: the kind of target this reader yields (``data inspect`` keys on it) and the task of its head
     target_kind = "boundaries"
+    tasks = {"out": "boundary"}
 
     def __init__(self, root: str | Path, split: str = "train", **kw: Any) -> None:
         if split not in SPLITS:

@@ -27,21 +27,26 @@ BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], device: torch.device,
              *, amp: str = "none", ignore_index: int = 255, on_batch: BatchHook | None = None,
              progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,),
-             tasks: Mapping[str, str] | None = None) -> dict[str, Metric]:
+             tasks: Mapping[str, str] | None = None,
+             task_options: Mapping[str, Mapping] | None = None) -> dict[str, Metric]:
     """Run ``model`` over ``loader`` and accumulate each head's metric (reduced across processes).
 
     Semantic heads (the default for heads missing from ``tasks``) accumulate ``hist[true, pred]``;
     other heads their task's accumulator over ``task.predict`` of the logits.
     ``flip``/``scales``: average the logits of the mirrored and rescaled views (test-time
     augmentation, as ``pixelwise predict``); the default is the plain single forward.
+    ``task_options``: per head (or task name) options of the metric, e.g. ``{"boundary":
+    {"thresholds": 9}}`` (they reach the accumulator as ``HeadSpec.extra``).
     """
     from ..tasks import HeadSpec, get_task
 
     was_training = model.training
     model.eval()
     kinds = {h: get_task((tasks or {}).get(h, "semantic")) for h in heads}
-    cms = {h: (ConfusionMatrix(k, ignore_index) if kinds[h].name == "semantic"
-               else kinds[h].new_metric(HeadSpec(h, kinds[h].name, k))) for h, k in heads.items()}
+    opts = dict(task_options or {})
+    cms = {h: (ConfusionMatrix(k, ignore_index) if kinds[h].name == "semantic" else kinds[h].new_metric(
+               HeadSpec(h, kinds[h].name, k, extra=dict(opts.get(h, opts.get(kinds[h].name)) or {}))))
+           for h, k in heads.items()}
     batches = loader
     if progress:
         from tqdm.auto import tqdm
@@ -103,7 +108,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                    batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
                    progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
-                   backend: str = "eager") -> dict:
+                   backend: str = "eager", task_options: Mapping[str, Mapping] | None = None) -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
     Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
@@ -141,7 +146,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     hook = _prediction_writer(Path(save_predictions), specs) if save_predictions else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
     cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales,
-                   tasks=tasks)
+                   tasks=tasks, task_options=task_options)
     metrics = summarize(cms, ds.class_names if len(heads) > 1 else specs[next(iter(heads))].class_names, tasks)
     metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds),
                     "flip": flip, "scales": list(scales), "backend": backend})
