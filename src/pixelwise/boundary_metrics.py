@@ -15,7 +15,9 @@ the split (interpolated between thresholds as ``collect_eval_bdry.m`` does), **O
 counts summed at each image's own best threshold, **AP** = area under the interpolated
 precision-recall curve (the benchmark's ``Area_PR``).
 
-Matching dominates the cost (a fraction of a second per threshold per annotator), so
+The matcher adds random outlier edges to its graph from a generator the C++ seeds from the clock
+when the library loads (as the official benchmark does), so a count can differ by a pixel between
+runs and scores in the fourth decimal.  Matching dominates the cost (a fraction of a second per threshold per annotator), so
 :class:`BoundaryMetrics` can farm images out to worker processes while the network runs on the next
 batch; its state is a few sums, so accumulators merge and all-reduce exactly.
 """
@@ -48,8 +50,11 @@ def thresholds(n: int) -> np.ndarray:
 
 def _library() -> Any:
     """pyEdgeEval's evaluation module (it prints a warning about optional .mat readers on import)."""
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
+    import warnings
+
+    try:  # it also imports a deprecated scipy namespace
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             from pyEdgeEval.common.binary_label import evaluate_boundaries
     except ImportError as e:
         from .errors import PixelwiseError
