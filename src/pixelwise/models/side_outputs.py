@@ -25,11 +25,12 @@ class SideOutputDecoder(nn.Module):
     ``N x (C * (1 + S)) x H x W``: the fused logits, then each side's (taps in the given order).
 
     ``taps``: the backbone taps used as sides (``FeatureInfo``: name, channels, stride, coord);
-    ``caffe``: Caffe geometry (crop offsets derived from the coordinate maps) instead of aligned.
+    ``caffe``: Caffe geometry (crop offsets derived from the coordinate maps) instead of aligned;
+    ``kernels``: upsampling kernel per tap where it is not ``2 x stride`` (FCN-AlexNet's 63).
     """
 
     def __init__(self, taps: Sequence[FeatureInfo], channels: int = 1, caffe: bool = False,
-                 learnable_upsampling: bool = False) -> None:
+                 learnable_upsampling: bool = False, kernels: dict[str, int] | None = None) -> None:
         super().__init__()
         if not taps:
             raise ValueError("a side-output decoder needs at least one tap")
@@ -44,7 +45,8 @@ class SideOutputDecoder(nn.Module):
             nn.init.zeros_(conv.bias)
             self.side[t.name] = conv
             if t.stride > 1:
-                k, pad = 2 * t.stride, 0 if caffe else t.stride // 2
+                k = (kernels or {}).get(t.name, 2 * t.stride)
+                pad = 0 if caffe else (k - t.stride) // 2
                 self.up[t.name] = Upsample(channels, k, t.stride, pad, learnable_upsampling)
                 self.offsets[t.name] = crop_offset(CoordMap(), t.coord.deconv(k, t.stride, pad)) if caffe else 0
             else:

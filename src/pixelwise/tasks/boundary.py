@@ -97,7 +97,8 @@ class BoundaryTask(Task):
         from ..models.side_outputs import SideOutputDecoder
 
         taps = sorted([*skips, deep], key=lambda t: t.stride)
-        return SideOutputDecoder(taps, 1, caffe, learnable_upsampling)
+        kernels = {deep.name: final_kernel} if final_kernel else None  # FCN-AlexNet's odd 63
+        return SideOutputDecoder(taps, 1, caffe, learnable_upsampling, kernels)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
              weight: torch.Tensor | None = None, combine: str = "mean", eta: float = 0.5,
