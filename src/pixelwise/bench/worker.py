@@ -109,10 +109,16 @@ def task_train(t: dict) -> dict:
     cfg = {**cfgmod.defaults(), **(cfgmod.load_yaml(t["recipe"]) if t.get("recipe") else {})}
     model = _subject(t).train()
     opt = recipe.build_optimizer(model, cfg)
-    loss_fn = recipe.SegmentationLoss(cfg["loss_reduction"])
+    from ..tasks import get_task, head_specs
+
+    specs = head_specs(model)
+    loss_fn = recipe.SegmentationLoss(cfg["loss_reduction"], tasks={h: s.task for h, s in specs.items()},
+                                      task_options=cfg.get("task_options"))
     x = _inputs(model, t)
     gen = torch.Generator().manual_seed(0)
-    target = torch.randint(0, model.num_classes, (x.shape[0], *x.shape[-2:]), generator=gen)
+    # a random valid target per head, of the head's task (class indices, metres, ...)
+    target = {h: get_task(s.task).example_target(s, (x.shape[0], *x.shape[-2:]), gen) for h, s in specs.items()}
+    target = target if len(target) > 1 else next(iter(target.values()))
 
     def step() -> None:
         opt.zero_grad(set_to_none=True)

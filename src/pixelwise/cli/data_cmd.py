@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--sbd-root", help="voc seg11valid: SBD dataset/ folder")
     q.add_argument("--context-root", help="pascal_context: folder with trainval/ and labels.txt")
     q.add_argument("--modalities", help="nyud: comma-separated color,depth,hha")
+    q.add_argument("--targets", help="nyud: semantic (default), depth or semantic,depth")
     q.set_defaults(func=inspect_command)
     e = sub.add_parser("export", help="write a dataset split in the folder layout (images/, masks/, classes.txt)")
     e.add_argument("--dataset", required=True, help="dataset name")
@@ -33,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _reader_kwargs(args: argparse.Namespace) -> dict:
-    names = {"sbd_root": args.sbd_root, "context_root": args.context_root, "modalities": args.modalities}
+    names = {"sbd_root": args.sbd_root, "context_root": args.context_root, "modalities": args.modalities,
+             "targets": args.targets}
     return {k: v for k, v in names.items() if v is not None}
 
 
@@ -58,6 +60,10 @@ def _print_table(stats: dict) -> None:
           f"most common {size['most_common']}")
     for head, h in heads.items():
         title = f" [{head}]" if len(heads) > 1 else ""
+        if "num_classes" not in h:  # a non-class target (depth): its task's statistics
+            print(f"{h.get('task', head)} target{title}: " + ", ".join(
+                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in h.items() if k != "task"))
+            continue
         print(f"{h['num_classes']} classes{title}; labelled pixels {h['labelled_pixels']}, "
               f"ignored pixels {h['ignored_pixels']}")
         for k, (name, count, share) in enumerate(zip(h["class_names"], h["class_pixel_counts"], h["class_shares"])):

@@ -34,6 +34,8 @@ def _count_sample(ds: SegmentationDataset, i: int, counts: dict[str, np.ndarray]
             raise PixelwiseError(
                 f"label of {ds.records[i].id} is {t.shape[0]}x{t.shape[1]} but its image is {size[0]}x{size[1]}"
             )
+        if head not in counts:  # not a class map (depth...): described by its task instead
+            continue
         flat = t.numpy().ravel()
         hist = np.bincount(flat, minlength=IGNORE + 1)  # values are already validated: < 256
         counts[head] += hist[: len(counts[head])]
@@ -80,7 +82,11 @@ def summarize(ds: SegmentationDataset, limit: int | None = None) -> dict[str, An
         from .bsds500 import boundary_summary
 
         return boundary_summary(ds, limit)
+    from ..tasks import get_task, head_specs
+
+    specs = head_specs(ds)
     names = ds.class_names if isinstance(ds.class_names, dict) else {next(iter(ds.heads)): ds.class_names}
+    names = {h: n for h, n in names.items() if specs[h].task == "semantic"}
     counts = {h: np.zeros(len(n), dtype=np.int64) for h, n in names.items()}
     ignored = {h: 0 for h in names}
     n = len(ds) if limit is None else min(limit, len(ds))
@@ -94,12 +100,17 @@ def summarize(ds: SegmentationDataset, limit: int | None = None) -> dict[str, An
             skipped += 1
             warnings.warn(f"skipping bad sample: {e} [{skipped} skipped so far]", stacklevel=2)
     heads = {h: _head_stats(names[h], counts[h], ignored[h]) for h in names}
+    for h, spec in specs.items():
+        if spec.task != "semantic":  # a second pass over the targets only, streamed
+            targets = (_head_items(ds, ds.read_target(i))[h] for i in range(n))
+            heads[h] = {"task": spec.task, **get_task(spec.task).describe_targets(targets, spec)}
+    heads = {h: heads[h] for h in specs}  # the dataset's head order
     first = next(iter(heads.values()))
     out = {
         "dataset": ds.name, "source": ds.source, "num_samples": len(ds), "num_inspected": n,
         **first, "image_size": _size_stats(sizes), "num_skipped": skipped, "ignore_index": ds.ignore_index,
     }
-    if len(heads) > 1:
+    if len(heads) > 1 or set(heads) != set(names):
         out["heads"] = heads
     return out
 
@@ -146,13 +157,14 @@ def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6,
         targets = _head_items(ds, sample["target"])
         panels = [("image", image)] + [
             (h, _boundary_panel(t.numpy()) if t.dim() == 3 else
+             t.numpy() if t.is_floating_point() else  # float targets (depth): a colour map, no overlay
              _overlay(image if image is not None else np.zeros((*t.shape, 3), np.uint8), t.numpy(), palettes[h], alpha))
             for h, t in targets.items()
         ]
         for c, (title, arr) in enumerate(panels):
             ax = fig.add_subplot(len(idx), cols, r * cols + c + 1)
             if arr is not None:
-                ax.imshow(arr)
+                ax.imshow(arr, cmap="viridis_r" if arr.ndim == 2 else None)
             ax.set_title(f"{sample['id']} {title}", fontsize=7)
             ax.axis("off")
     fig.tight_layout()

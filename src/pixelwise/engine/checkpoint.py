@@ -63,6 +63,9 @@ def model_metadata(model: nn.Module, **fields: Any) -> dict:
         "metrics": None,
         "git_commit": None,
     }
+    tasks = getattr(model, "tasks", None) or {}
+    if any(t != "semantic" for t in tasks.values()):  # per-head task (also in config["tasks"])
+        meta["tasks"] = dict(tasks)
     meta.update({k: v for k, v in fields.items() if v is not None})
     return _jsonable(meta)
 

@@ -40,7 +40,7 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
     """
     from ..tasks import HeadSpec, get_task
 
-    was_training = model.training
+    was_training = getattr(model, "training", False)  # runtimes (ONNX) have no training mode
     model.eval()
     kinds = {h: get_task((tasks or {}).get(h, "semantic")) for h in heads}
     opts = dict(task_options or {})

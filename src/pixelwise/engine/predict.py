@@ -46,11 +46,16 @@ def positions(size: int, tile: int, overlap: int) -> list[int]:
 
 
 class Predictor:
-    """``predict(sample)`` -> ``{head: uint8 H x W labels}`` for a raw sample (``image`` uint8 3xHxW, ...)."""
+    """``predict(sample)`` -> ``{head: H x W prediction}`` for a raw sample (``image`` uint8 3xHxW, ...):
+    semantic heads uint8 (int32 above 256 classes) labels, other tasks their ``predict`` as float32
+    (depth: metres).  Window logits are averaged before the task turns them into predictions."""
 
     def __init__(self, model: nn.Module, device: torch.device, options: Options = Options()) -> None:
+        from ..tasks import get_task, head_tasks
+
         self.model, self.device, self.opt = model.eval(), device, options
         self.heads = dict(model.heads)
+        self.tasks = {h: get_task(t) for h, t in head_tasks(model).items()}
 
     @torch.no_grad()
     def window_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -72,7 +77,8 @@ class Predictor:
         H, W = next(iter(raw.values())).shape[-2:]
         th, tw = self._tile(H, W)
         ys, xs = positions(H, th, self.opt.overlap), positions(W, tw, self.opt.overlap)
-        labels = {h: torch.empty(H, W, dtype=torch.uint8 if k <= 256 else torch.int32) for h, k in self.heads.items()}
+        labels = {h: torch.empty(H, W, dtype=(torch.uint8 if k <= 256 else torch.int32)
+                                 if self.tasks[h].name == "semantic" else torch.float32) for h, k in self.heads.items()}
         carry: dict[str, torch.Tensor] | None = None  # logit sums of rows shared with the next band
         carry_n: torch.Tensor | None = None
         for i, y in enumerate(ys):
@@ -92,8 +98,10 @@ class Predictor:
                 count[:, :, x0:x0 + tw] += 1
             done = (ys[i + 1] if i + 1 < len(ys) else y + th) - y  # rows no later window touches
             for h in band:
+                semantic = self.tasks[h].name == "semantic"  # probabilities exist for class heads only
                 self._finish_rows(band[h][:, :done], count[:, :done], labels[h][y:y + done],
-                                  (lambda x0, p, h=h: sink(h, y, x0, p)) if sink is not None else None)
+                                  (lambda x0, p, h=h: sink(h, y, x0, p)) if sink is not None and semantic else None,
+                                  self.tasks[h].predict)
             # copies, so the finished band's memory is released before the next one is allocated
             carry = {h: b[:, done:].clone() for h, b in band.items()}
             carry_n = count[:, done:].clone()
@@ -102,12 +110,14 @@ class Predictor:
 
     @staticmethod
     def _finish_rows(total: torch.Tensor, count: torch.Tensor, out: torch.Tensor,
-                     sink: Callable[[int, torch.Tensor], None] | None, chunk: int = 512) -> None:
-        """Mean logits -> labels (and probabilities) for final rows, a column chunk at a time so no
-        second band-sized tensor is ever made.  ``total`` K x r x W, ``count`` 1 x r x W."""
+                     sink: Callable[[int, torch.Tensor], None] | None,
+                     predict: Callable[[torch.Tensor], torch.Tensor] | None = None, chunk: int = 512) -> None:
+        """Mean logits -> predictions (and probabilities) for final rows, a column chunk at a time so
+        no second band-sized tensor is ever made.  ``total`` K x r x W, ``count`` 1 x r x W;
+        ``predict``: the task's ``N x K x h x w -> N x h x w`` (default: argmax over classes)."""
         for x0 in range(0, total.shape[-1], chunk):
             mean = total[..., x0:x0 + chunk] / count[..., x0:x0 + chunk]
-            out[:, x0:x0 + chunk] = mean.argmax(0)
+            out[:, x0:x0 + chunk] = mean.argmax(0) if predict is None else predict(mean[None])[0]
             if sink is not None:
                 sink(x0, mean.softmax(0))
 

@@ -3,6 +3,9 @@
 For each input ``STEM``: ``OUT/STEM.png`` (palette PNG of class indices), ``OUT/STEM_overlay.jpg``
 (colours blended over the photo) and optionally ``OUT/STEM_prob.npy`` / ``.safetensors``
 (``K x H x W`` float16 softmax).  Multi-head models add the head name: ``STEM_<head>.png``.
+Heads of other tasks write their task's files (depth: ``STEM.png`` uint16 millimetres,
+``STEM_color.png`` with a colour bar in metres and, with ``--probabilities npy``, ``STEM.npy``
+float32 metres).
 """
 
 from __future__ import annotations
@@ -103,8 +106,11 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     paths = collect_inputs(inputs)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from ..tasks import get_task, head_specs
+
     predictor = Predictor(model, device, options)
     heads = dict(model.heads)
+    specs = head_specs(model)
     names = getattr(model, "class_names", None)
     records = []
     for path, stem in zip(paths, _stems(paths)):
@@ -114,6 +120,8 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
         writers = {}
         if probabilities:
             for head, k in heads.items():
+                if specs[head].task != "semantic":
+                    continue
                 suffix = "" if len(heads) == 1 else f"_{head}"
                 head_names = names.get(head) if isinstance(names, dict) else names
                 writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w, head_names)
@@ -123,6 +131,11 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
             wr.close()
         for head, lab in labels.items():
             suffix = "" if len(heads) == 1 else f"_{head}"
+            if specs[head].task != "semantic":
+                written += [str(p) for p in get_task(specs[head].task).write_prediction(
+                    out_dir, f"{stem}{suffix}", image, lab, specs[head], npy=probabilities == "npy",
+                    overlay=overlays, alpha=alpha)]
+                continue
             pal = palette_for(_head_value(model.palette, head), heads[head])
             save_label_png(out_dir / f"{stem}{suffix}.png", lab, pal)
             written.append(str(out_dir / f"{stem}{suffix}.png"))
@@ -131,7 +144,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
                 written.append(str(out_dir / f"{stem}{suffix}_overlay.jpg"))
         rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
                "seconds": time.perf_counter() - t0, "outputs": written,
-               "classes": _class_shares(labels[next(iter(heads))], _head_value(names, next(iter(heads))))}
+               **_summary(labels, specs, names)}
         log(_describe(rec))
         records.append(rec)
     return records
@@ -139,6 +152,16 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
 
 def _head_value(value, head: str):
     return value.get(head) if isinstance(value, dict) else value
+
+
+def _summary(labels: dict[str, torch.Tensor], specs: dict, names) -> dict:
+    """What the log line shows: ``classes``, the top classes of the first semantic head, else
+    ``range``, the first head's value range (depth: metres)."""
+    for head, spec in specs.items():
+        if spec.task == "semantic":
+            return {"classes": _class_shares(labels[head], _head_value(names, head))}
+    head = next(iter(labels))
+    return {"classes": [], "range": [float(labels[head].min()), float(labels[head].max())]}
 
 
 def _class_shares(labels: torch.Tensor, names: list[str] | None, top: int = 3) -> list[tuple[str, float]]:
@@ -151,6 +174,8 @@ def _class_shares(labels: torch.Tensor, names: list[str] | None, top: int = 3) -
 
 def _describe(rec: dict) -> str:
     shares = ", ".join(f"{n} {100 * s:.0f}%" for n, s in rec["classes"])
+    if "range" in rec:
+        shares = f"{rec['range'][0]:.2f} to {rec['range'][1]:.2f}"
     h, w = rec["size"]
     return (f"{rec['input']} ({w}x{h}, {rec['windows']} window(s), {rec['seconds']:.2f}s): {shares}"
             f" -> {', '.join(Path(o).name for o in rec['outputs'])}")

@@ -120,8 +120,10 @@ class SegmentationLoss(nn.Module):
                                    **options)
 
     def forward(self, logits: torch.Tensor | dict, target: torch.Tensor | dict) -> torch.Tensor:
-        logits = logits if isinstance(logits, dict) else {"out": logits}
-        target = target if isinstance(target, dict) else {"out": target}
+        # a single head's tensors are keyed by the one head named in tasks (e.g. depth), else "out"
+        key = next(iter(self.tasks)) if len(self.tasks) == 1 else "out"
+        logits = logits if isinstance(logits, dict) else {key: logits}
+        target = target if isinstance(target, dict) else {key: target}
         total = 0.0
         for head, out in logits.items():
             total = total + self.head_weights.get(head, 1.0) * self.head_loss(out, target[head], head)

@@ -117,6 +117,16 @@ class Task:
         """Hook for the data pipeline: the dataset's raw target -> the target the loss sees."""
         return target
 
+    def example_target(self, spec: HeadSpec, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """A random valid target of ``shape`` (N x H x W): for benchmarks and smoke tests."""
+        if self.integer_target:
+            return torch.randint(0, spec.channels, shape, generator=generator)
+        return torch.rand(shape, generator=generator)
+
+    def describe_targets(self, targets: Any, spec: HeadSpec) -> dict:
+        """Statistics of an iterable of raw targets (H x W) for ``pixelwise data inspect``."""
+        return {}
+
     # -- training and inference --------------------------------------------------------------------
     def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
              weight: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
@@ -181,8 +191,9 @@ def list_tasks() -> list[str]:
 
 
 def head_tasks(obj: Any) -> dict[str, str]:
-    """``{head: task name}`` of a model or dataset: its ``tasks`` attribute, else every head semantic."""
-    tasks = dict(getattr(obj, "tasks", None) or {})
+    """``{head: task name}`` of a model or dataset: its ``tasks`` attribute (or the ``tasks`` of its
+    ``config``, as wrappers such as ONNX models carry it), every other head semantic."""
+    tasks = dict(getattr(obj, "tasks", None) or (getattr(obj, "config", None) or {}).get("tasks") or {})
     return {h: tasks.get(h, "semantic") for h in obj.heads}
 
 

@@ -35,6 +35,7 @@ from .base import HeadSpec, Task, register_task
 
 LOSSES = ("l1_log", "silog", "berhu")
 MIN_DEPTH, MAX_DEPTH = 1e-3, 1e3  # metres: the range predict() can return
+HIST_BINS = 10_000  # data inspect: 1 cm bins up to 100 m
 _SUMS = ("pixels", "abs_rel", "sq_rel", "sq", "sq_log", "log10", "delta1", "delta2", "delta3")
 
 
@@ -150,6 +151,31 @@ class DepthTask(Task):
 
     def new_metric(self, spec: HeadSpec) -> DepthMetrics:
         return DepthMetrics()
+
+    def example_target(self, spec: HeadSpec, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Random depths in [0.5, 10) m (an indoor range)."""
+        return 0.5 + 9.5 * torch.rand(shape, generator=generator)
+
+    def describe_targets(self, targets: Any, spec: HeadSpec) -> dict:
+        """Valid/invalid pixel counts, min/mean/max and 5/50/95th percentiles (to 1 cm) in metres."""
+        hist = np.zeros(HIST_BINS + 1, dtype=np.int64)  # 1 cm bins; the last one collects >= 100 m
+        n_valid = n_invalid = 0
+        total, lo, hi = 0.0, math.inf, -math.inf
+        for t in targets:
+            t = t.reshape(-1).double()
+            keep = valid_mask(t)
+            v = t[keep]
+            n_valid, n_invalid = n_valid + int(v.numel()), n_invalid + int((~keep).sum())
+            if v.numel():
+                total, lo, hi = total + float(v.sum()), min(lo, float(v.min())), max(hi, float(v.max()))
+                hist += np.bincount((v * 100).long().clamp_max(HIST_BINS).numpy(), minlength=HIST_BINS + 1)
+        out = {"valid_pixels": n_valid, "invalid_pixels": n_invalid,
+               "valid_share": n_valid / max(1, n_valid + n_invalid)}
+        if n_valid:
+            cum = np.cumsum(hist)
+            pct = {f"p{q}_m": float(np.searchsorted(cum, q / 100 * n_valid)) / 100 for q in (5, 50, 95)}
+            out.update({"min_m": lo, "mean_m": total / n_valid, "max_m": hi, **pct})
+        return out
 
     def format_metrics(self, metrics: dict, spec: HeadSpec) -> str:
         rows = [("abs rel", "abs_rel", ""), ("sq rel", "sq_rel", " m"), ("RMSE", "rmse", " m"),
