@@ -154,6 +154,7 @@ class BoundaryMetrics:
         self.counts = np.zeros((4, len(self.thresholds)))
         self.best = np.zeros(4)
         self.images = 0
+        self.pixels = 0  # scored pixels (image areas), for the eval table
         self._pending: list[Future] = []
         self._executor: ProcessPoolExecutor | None = None
 
@@ -186,6 +187,7 @@ class BoundaryMetrics:
         cols = np.flatnonzero((gts != ABSENT).any(axis=(0, 1)))
         h, w = rows[-1] + 1, cols[-1] + 1
         prob8 = to_uint8(prob[:h, :w])
+        self.pixels += int(h * w)
         gts = (gts[:, :h, :w] == 1).astype(np.uint8)
         args = (prob8, gts, self.n_thresholds)
         kw = {"apply_nms": self.apply_nms, "tolerance": self.tolerance}
@@ -223,6 +225,7 @@ class BoundaryMetrics:
         self.counts += other.counts
         self.best += other.best
         self.images += other.images
+        self.pixels += other.pixels
         return self
 
     def all_reduce(self) -> None:
@@ -232,24 +235,25 @@ class BoundaryMetrics:
         import torch.distributed as dist
 
         if dist.is_available() and dist.is_initialized():
-            flat = torch.from_numpy(np.concatenate([self.counts.ravel(), self.best, [self.images]]))
+            flat = torch.from_numpy(np.concatenate([self.counts.ravel(), self.best, [self.images, self.pixels]]))
             dist.all_reduce(flat)
             v = flat.numpy()
             n = self.counts.size
-            self.counts, self.best, self.images = v[:n].reshape(self.counts.shape), v[n:n + 4], int(round(v[-1]))
+            self.counts, self.best = v[:n].reshape(self.counts.shape), v[n:n + 4]
+            self.images, self.pixels = int(round(v[-2])), int(round(v[-1]))
 
     def reset(self) -> None:
         self.wait()
         self.counts[:] = 0
         self.best[:] = 0
-        self.images = 0
+        self.images = self.pixels = 0
 
     # -- results --------------------------------------------------------------------------------
     def compute(self) -> dict:
         """``ods_f``, ``ods_threshold``, ``ois_f``, ``ap`` (+ ODS/OIS recall and precision, the
         number of thresholds and images); NaN before any image."""
         self.wait()
-        out: dict[str, Any] = {"thresholds": self.n_thresholds, "images": self.images}
+        out: dict[str, Any] = {"thresholds": self.n_thresholds, "images": self.images, "valid_pixels": self.pixels}
         if not self.images:
             nan = math.nan
             return {"ods_f": nan, "ois_f": nan, "ap": nan, "ods_threshold": nan, **out}

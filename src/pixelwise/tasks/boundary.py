@@ -136,19 +136,22 @@ class BoundaryTask(Task):
         return "\n".join(lines)
 
     def write_prediction(self, out_dir: Path, stem: str, image: torch.Tensor, pred: torch.Tensor,
-                         spec: HeadSpec, **options: Any) -> list[Path]:
+                         spec: HeadSpec, *, overlay: bool = True, **options: Any) -> list[Path]:
         """``STEM.png`` 8-bit probability (x 255, the benchmark's input), ``STEM_edges.png`` the
-        NMS-thinned edge strengths (8-bit) and ``STEM_overlay.png`` the edges drawn on the image."""
+        NMS-thinned edge strengths (8-bit) and, with ``overlay``, ``STEM_overlay.png``: the thin
+        edges drawn over the image."""
         from ..boundary_metrics import nms, to_uint8
         from ..engine.outputs import save_rgb
 
         out_dir = Path(out_dir)
         prob8 = to_uint8(pred.detach().float().cpu().numpy())
         edges8 = to_uint8(nms(prob8))
-        written = [out_dir / f"{stem}.png", out_dir / f"{stem}_edges.png", out_dir / f"{stem}_overlay.png"]
+        written = [out_dir / f"{stem}.png", out_dir / f"{stem}_edges.png"]
         save_grey(written[0], prob8)
         save_grey(written[1], edges8)
-        save_rgb(written[2], edge_overlay(image, edges8))
+        if overlay:
+            written.append(out_dir / f"{stem}_overlay.png")
+            save_rgb(written[2], edge_overlay(image, edges8))
         return written
 
 
