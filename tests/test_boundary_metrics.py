@@ -158,3 +158,33 @@ def test_empty_accumulator_and_bad_shapes() -> None:
     assert np.isnan(r["ods_f"]) and r["images"] == 0 and r["thresholds"] == 5
     with pytest.raises(ValueError, match="expected pred N x H x W"):
         m.update(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4, dtype=torch.uint8))
+
+
+def _reduce_worker(rank: int, world: int, port: int, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    m = BoundaryMetrics(3)
+    for k in range(rank + 1):  # rank 0 adds one image, rank 1 two
+        m._add_counts(np.array([[5.0 + k, 3, 1], [10, 10, 10], [4, 2, 1], [8, 4, 1]]) * (rank + 1))
+    m.all_reduce()
+    np.save(f"{out}/{rank}.npy", np.concatenate([m.counts.ravel(), m.best, [m.images]]))
+    dist.destroy_process_group()
+
+
+def test_all_reduce_sums_across_processes(tmp_path) -> None:
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_reduce_worker, args=(2, port, str(tmp_path)), nprocs=2)
+    single = BoundaryMetrics(3)
+    for rank in range(2):
+        for k in range(rank + 1):
+            single._add_counts(np.array([[5.0 + k, 3, 1], [10, 10, 10], [4, 2, 1], [8, 4, 1]]) * (rank + 1))
+    want = np.concatenate([single.counts.ravel(), single.best, [single.images]])
+    for rank in range(2):
+        assert np.array_equal(np.load(tmp_path / f"{rank}.npy"), want)
