@@ -146,7 +146,7 @@ def test_learns_boundaries_on_real_bsds(bsds_root: Path, tmp_path: Path) -> None
     from pixelwise.engine.evaluate import evaluate
     from pixelwise.engine.train import build_model, train
 
-    options = {"boundary": {"thresholds": 5, "eval_workers": 0}}
+    options = {"boundary": {"thresholds": 9, "eval_workers": 0}}
     cfg = config.resolve(dict(
         model="fcn4s_efficientnet_lite0", weights="imagenet", dataset="bsds500", root=str(bsds_root),
         train_limit=8, val_limit=2, crop_size=[160, 160], hflip=True, workers=0, optimizer="adamw", lr=0.003,
@@ -161,4 +161,4 @@ def test_learns_boundaries_on_real_bsds(bsds_root: Path, tmp_path: Path) -> None
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [8, 16]
     assert log[1]["train_loss"] < log[0]["train_loss"]
-    assert log[1]["val"]["ods_f"] > init_ods + 0.2, (init_ods, log[1]["val"])
+    assert log[1]["val"]["ods_f"] > init_ods + 0.25, (init_ods, log[1]["val"])
