@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixelwise.bench.backends import FP32_BACKENDS
+from pixelwise.runtime import FP32_BACKENDS
 
 #: the reduced-precision paths of goal 3
 REDUCED = ("bf16", "onnxruntime-int8")

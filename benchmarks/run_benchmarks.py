@@ -47,7 +47,7 @@ def choose_threads(doc: dict) -> int:
 
 def camvid_model() -> tuple[str, str]:
     """The shipped CamVid model if installed, else the newest training checkpoint, else random."""
-    from pixelwise.models.weights import WEIGHTS_DIR
+    from pixelwise.checkpoint import WEIGHTS_DIR
 
     if (WEIGHTS_DIR / "camvid.safetensors").is_file():
         return "camvid", "shipped weights (src/pixelwise/weights/camvid.safetensors)"
@@ -107,9 +107,9 @@ def section(name: str, args: argparse.Namespace) -> dict:
         return run_task({"task": "geometry", "model": VGG, "threads": THREADS, "camvid": str(CAMVID), "limit": 4})
     if name == "large":
         runs = []
-        for h, w, extra in [(750, 1000, []), (750, 1000, ["--tile", "512"]), (1500, 2000, []), (2250, 3000, []),
-                            (3000, 4000, [])]:
-            r = run_task({"task": "predict", "model": model, "size": [h, w], "threads": THREADS, "args": extra,
+        for h, w, tile in [(750, 1000, None), (750, 1000, 512), (1500, 2000, None), (2250, 3000, None),
+                           (3000, 4000, None)]:
+            r = run_task({"task": "predict", "model": model, "size": [h, w], "threads": THREADS, "tile": tile,
                           "camvid": str(CAMVID)})
             runs.append({"size": [h, w], **r})
         return {"about_model": about, "runs": runs}

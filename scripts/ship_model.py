@@ -21,9 +21,9 @@ import torch
 import yaml
 
 from pixelwise.cli.common import scales_arg
-from pixelwise.engine.checkpoint import load_model, read_metadata, save_model
+from pixelwise.checkpoint import WEIGHTS_DIR, read_metadata, save_model
 from pixelwise.engine.evaluate import evaluate_split
-from pixelwise.models.weights import WEIGHTS_DIR
+from pixelwise.models.weights import load_model
 
 
 def training_seconds(run: Path) -> float | None:

@@ -13,7 +13,8 @@ import os
 import pytest
 import torch
 
-from pixelwise.bench import BenchOptions, bench, format_table, prepare
+from pixelwise.bench import BenchOptions, bench, format_table
+from pixelwise.runtime import prepare
 from pixelwise.bench import machine
 from pixelwise.bench.subjects import TORCHVISION_FCN, build_subject, subject_flops
 from pixelwise.cli import main as cli_main
@@ -131,7 +132,7 @@ def test_backend_model_runs_under_the_predictor(small_model, cache):
 
 
 def test_geometry_rebuild_keeps_the_weights(tmp_path):
-    from pixelwise.engine.checkpoint import save_model
+    from pixelwise.checkpoint import save_model
 
     caffe = build_subject("fcn32s_alexnet", num_classes=3, geometry="caffe")
     path = save_model(caffe, tmp_path / "alex.safetensors")

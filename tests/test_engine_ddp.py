@@ -36,7 +36,7 @@ def test_two_process_training(camvid_root, tmp_path):
     assert [r["step"] for r in records] == [6, 12]
     assert records[-1]["train_loss"] < records[0]["train_loss"] * 1.05
     model = pixelwise.load_model(run / "last.safetensors")
-    assert model.checkpoint["recipe"]["world_size"] == 2
+    assert model.meta.recipe["world_size"] == 2
     # the logged validation (2 shards, all_reduced confusion matrices) equals one process evaluating
     # the saved model on the whole subset
     ds = FirstN(get_dataset("camvid", camvid_root, "train"), 3)

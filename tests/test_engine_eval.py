@@ -13,7 +13,7 @@ from PIL import Image
 import pixelwise
 from pixelwise.cli import main
 from pixelwise.data import get_dataset
-from pixelwise.engine.checkpoint import save_model
+from pixelwise.checkpoint import save_model
 from pixelwise.metrics import ConfusionMatrix
 
 
@@ -106,7 +106,7 @@ def test_eval_flip_and_scales_equal_averaged_views(camvid_root, checkpoint, caps
 def test_eval_backends_match_eager(camvid_root, checkpoint, capsys, tmp_path, monkeypatch):
     """The fast paths score like the PyTorch model: fp32 onnxruntime (argmax ties aside) and int8
     (calibrated on train images) within a point of mean IU on this tiny model."""
-    import pixelwise.bench.backends as backends
+    import pixelwise.runtime.backends as backends
 
     monkeypatch.setattr(backends, "DEFAULT_CACHE", tmp_path / "cache")
     base = ["eval", "--model", str(checkpoint), "--dataset", "camvid", "--root", str(camvid_root),

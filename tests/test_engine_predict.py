@@ -10,7 +10,7 @@ from PIL import Image
 
 import pixelwise
 from pixelwise.cli import main
-from pixelwise.engine.checkpoint import save_model
+from pixelwise.checkpoint import save_model
 from pixelwise.engine.predict import Options, Predictor, positions
 from pixelwise.errors import PixelwiseError
 
@@ -97,7 +97,7 @@ def test_predict_cli_writes_pngs(tmp_path, capsys):
                  "--no-overlay", "--flip", "--scales", "0.75,1"]) == 0
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["one.png", "two.png"]
     # the fp32 onnxruntime path writes the same labels as PyTorch
-    import pixelwise.bench.backends as backends
+    import pixelwise.runtime.backends as backends
 
     backends.DEFAULT_CACHE, saved = tmp_path / "cache", backends.DEFAULT_CACHE
     try:

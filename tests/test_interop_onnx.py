@@ -21,8 +21,8 @@ from pixelwise.preprocessing import Preprocessing
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from pixelwise.interop.onnx_export import export_onnx, verify_onnx  # noqa: E402
-from pixelwise.interop.onnx_runtime import OnnxModel  # noqa: E402
+from pixelwise.interop.onnx_export import export_onnx  # noqa: E402
+from pixelwise.runtime import OnnxModel, verify_onnx  # noqa: E402
 
 SLOW = bool(os.environ.get("PIXELWISE_SLOW_TESTS"))
 CASES = [  # (model, kwargs): every backbone family; caffe and aligned geometry
@@ -66,7 +66,7 @@ def test_onnxruntime_equals_pytorch_at_two_sizes(name, kw, tmp_path):
 @pytest.fixture(scope="module")
 def two_head_checkpoint(tmp_path_factory):
     """A SIFT Flow-style two-head model saved as a pixelwise checkpoint with class names."""
-    from pixelwise.engine.checkpoint import save_model
+    from pixelwise.checkpoint import save_model
 
     torch.manual_seed(1)
     model = get_model("fcn16s_resnet18", heads={"semantic": 4, "geometric": 2}).eval()
@@ -89,7 +89,7 @@ def test_cli_export_then_predict_with_onnxruntime(two_head_checkpoint, tmp_path,
     assert main(["export", "--model", str(two_head_checkpoint), "--format", "onnx", "-o", str(out)]) == 0
     assert "onnxruntime == PyTorch" in capsys.readouterr().out
     onnx_model = OnnxModel(out)
-    assert onnx_model.class_names["geometric"] == ["flat", "up"]
+    assert onnx_model.meta.class_names("geometric") == ["flat", "up"]
     logits = onnx_model(torch.zeros(1, 3, 33, 47))
     assert set(logits) == {"semantic", "geometric"} and logits["semantic"].shape == (1, 4, 33, 47)
 

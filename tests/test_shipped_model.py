@@ -9,7 +9,7 @@ import torch
 import pixelwise
 from pixelwise.data import get_dataset
 from pixelwise.metrics import ConfusionMatrix
-from pixelwise.models.weights import SHIPPED, shipped_path
+from pixelwise.checkpoint import SHIPPED, read_metadata, shipped_path
 
 CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
                   "Pedestrian", "Bicyclist"]
@@ -27,7 +27,8 @@ def test_shipped_weights_are_registered_and_small():
 
 
 def test_metadata_describes_the_model(model):
-    meta = model.checkpoint
+    meta = read_metadata(shipped_path("camvid"))
+    assert model.meta.class_names() == CAMVID_CLASSES and model.meta.test_time.flip
     assert meta["class_names"] == CAMVID_CLASSES and len(meta["palette"]) == 11
     assert meta["config"]["name"] == "fcn4s_efficientnet_lite2" and meta["heads"] == {"out": 11}
     assert pixelwise.Preprocessing.from_dict(meta["preprocessing"]) == model.preprocessing

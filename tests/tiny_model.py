@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pixelwise.models.contract import ContractMixin
+from pixelwise.contract import ContractMixin
 from pixelwise.preprocessing import Preprocessing
 
 NAME = "tiny_fcn_test"

@@ -18,8 +18,10 @@ _LAZY = {
     "Preprocessing": "pixelwise.preprocessing",
     "ConfusionMatrix": "pixelwise.metrics",
     "PixelwiseError": "pixelwise.errors",
-    "load_model": "pixelwise.engine.checkpoint",
-    "save_model": "pixelwise.engine.checkpoint",
+    "load_model": "pixelwise.models.weights",
+    "save_model": "pixelwise.checkpoint",
+    "Model": "pixelwise.contract",
+    "ModelMeta": "pixelwise.contract",
 }
 
 __all__ = sorted(_LAZY)

@@ -3,8 +3,8 @@
 ``eval``      mean IU etc. of a backend on a dataset split (CamVid val): the int8 path's loss
 ``geometry``  the same weights in Caffe and aligned geometry: pixel agreement of the predictions,
               relative logit difference, and (for a model trained on the dataset) both mean IUs
-``predict``   the real ``pixelwise predict`` command on a synthetic ``H x W`` photo (a CamVid
-              frame resized, so the content is realistic): wall seconds and peak RSS
+``predict``   what ``pixelwise predict`` runs, on a synthetic ``H x W`` photo (a CamVid frame
+              resized, so the content is realistic): wall seconds and peak RSS
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ def _loader(t: dict):
 def task_eval(t: dict) -> dict:
     """Metrics of ``backend`` on CamVid ``split`` (whole images, batch 1, the engine's evaluate)."""
     from ..engine.evaluate import evaluate, summarize
-    from .worker import _prepared
+    from .worker import prepared_backend
 
-    fast, _ = _prepared(t)
+    fast, _ = prepared_backend(t)
     loader, ds = _loader(t)
     t0 = time.perf_counter()
     cms = evaluate(fast, loader, fast.heads, torch.device("cpu"))
@@ -90,38 +90,39 @@ def _photo(t: dict, path: Path) -> None:
 
 
 def task_predict(t: dict) -> dict:
-    """``pixelwise predict PHOTO --model M --out DIR [extra args]``: seconds and peak RSS of the
-    whole command (model loading included), on a fresh ``H x W`` JPEG."""
-    import contextlib
+    """Predict a fresh ``H x W`` JPEG as ``pixelwise predict PHOTO --model M`` does (resolve the
+    model, then :func:`~pixelwise.engine.predict_files.predict_files` writing labels and overlay):
+    seconds and peak RSS of the whole (model loading included), and the per-image seconds."""
     import gc
-    import io
-    import re
     import tempfile
 
-    from ..cli import main as cli_main
+    from ..engine.checkpoint import resolve_model
+    from ..engine.forward import test_time_views
+    from ..engine.predict import Options
+    from ..engine.predict_files import predict_files
 
+    tile = t.get("tile")
     with tempfile.TemporaryDirectory() as tmp:
         photo = Path(tmp) / "photo.jpg"
         _photo(t, photo)
         gc.collect()
         reset = machine.reset_peak_rss()
         base = machine.peak_rss_mb()
-        printed = io.StringIO()
         t0 = time.perf_counter()
-        with contextlib.redirect_stdout(printed):
-            rc = cli_main(["predict", str(photo), "--model", t["model"], "--out", str(Path(tmp) / "out"),
-                           "--device", "cpu", *t.get("args", [])])
+        device = torch.device("cpu")
+        model = resolve_model(t["model"], device=device, random_weights=True)
+        flip, scales = test_time_views(model, None, None)
+        records = predict_files(model, [str(photo)], Path(tmp) / "out", device=device,
+                                options=Options(tile=tile, flip=flip, scales=scales), log=lambda _: None)
         seconds = time.perf_counter() - t0
     h, w = t["size"]
     mp = h * w / 1e6
-    # the command prints "PHOTO (WxH, N window(s), S.SSs): ..." per image: read + network + outputs,
-    # without the model load, so s/MP of this figure is what has to be linear in pixel count
-    found = re.search(r"window\(s\), ([0-9.]+)s\)", printed.getvalue())
-    image_s = float(found.group(1)) if found else None
-    return {"rc": rc, "seconds": seconds, "megapixels": mp, "seconds_per_megapixel": seconds / mp,
-            "image_seconds": image_s, "image_seconds_per_megapixel": image_s / mp if image_s else None,
+    # read + network + outputs of the image, without the model load: what has to be linear in pixels
+    image_s = records[0]["seconds"]
+    return {"rc": 0, "seconds": seconds, "megapixels": mp, "seconds_per_megapixel": seconds / mp,
+            "image_seconds": image_s, "image_seconds_per_megapixel": image_s / mp,
             "peak_rss_mb": machine.peak_rss_mb(), "rss_before_mb": base, "peak_rss_includes_setup": not reset,
-            "args": t.get("args", [])}
+            "args": ["--tile", str(tile)] if tile else []}
 
 
 QUALITY_TASKS = {"eval": task_eval, "geometry": task_geometry, "predict": task_predict}

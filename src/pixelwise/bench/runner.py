@@ -17,7 +17,7 @@ import sys
 from typing import Sequence
 
 from ..errors import PixelwiseError, unknown_name
-from .backends import BACKENDS, DEFAULT_CACHE
+from ..runtime import BACKENDS, DEFAULT_CACHE
 from .machine import machine_info
 from .subjects import TORCHVISION_FCN, build_subject, check_size, subject_flops
 

@@ -19,12 +19,13 @@ import contextlib
 import torch
 from torch import nn
 
+from ..contract import ContractMixin
 from ..errors import PixelwiseError
 
 TORCHVISION_FCN = "torchvision:fcn_resnet50"
 
 
-class TorchvisionFCN(nn.Module):
+class TorchvisionFCN(ContractMixin, nn.Module):
     """``torchvision.models.segmentation.fcn_resnet50`` behind the pixelwise Model contract.
 
     ``forward``: ``N x 3 x H x W`` (ImageNet-normalised) -> logits ``N x K x H x W``.
@@ -40,11 +41,6 @@ class TorchvisionFCN(nn.Module):
         self.heads = {"out": num_classes}
         self.preprocessing = TORCHVISION_IMAGENET
         self.config = {"name": TORCHVISION_FCN, "heads": dict(self.heads)}
-        self.in_channels = 3
-
-    @property
-    def num_classes(self) -> int:
-        return self.heads["out"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)["out"]
@@ -62,8 +58,9 @@ def build_subject(spec: str, *, num_classes: int | None = None, geometry: str | 
                   seed: int = 0, device: str = "cpu") -> nn.Module:
     """The eval-mode model named by ``spec`` (see the module docstring); ``device="meta"`` builds
     shapes only (for FLOP counting).  Unknown names and impossible options are a PixelwiseError."""
-    from ..engine.checkpoint import _config_kwargs, read_metadata, resolve_model
+    from ..engine.checkpoint import resolve_model
     from ..models import get_model, list_models
+    from ..models.weights import config_kwargs
 
     torch.manual_seed(seed)
     meta = device == "meta"
@@ -78,14 +75,12 @@ def build_subject(spec: str, *, num_classes: int | None = None, geometry: str | 
         with ctx:
             model = get_model(spec, num_classes=num_classes, **kw)
         _randomise_scores(model, seed)
-        model.class_names, model.palette = None, None
         return model.eval()
     model = resolve_model(spec)  # checkpoint path / shipped name; unknown -> PixelwiseError
     if num_classes is not None and num_classes != model.num_classes:
         raise PixelwiseError(f"{spec} has {model.num_classes} classes; --num-classes applies to registry names only")
-    config = getattr(model, "config", {}) or {}
-    if geometry and geometry != config.get("geometry", geometry):
-        model = _with_geometry(model, geometry, _config_kwargs(config))
+    if geometry and geometry != model.config.get("geometry", geometry):
+        model = _with_geometry(model, geometry, config_kwargs(model.config))
     if meta:
         model = model.to("meta")
     return model.eval()
@@ -97,8 +92,7 @@ def _with_geometry(model: nn.Module, geometry: str, config: dict) -> nn.Module:
 
     other = get_model(**{**config, "geometry": geometry})
     other.load_state_dict(model.state_dict())
-    for attr in ("class_names", "palette", "checkpoint"):
-        setattr(other, attr, getattr(model, attr, None))
+    other.meta = model.meta.replace(config=dict(other.config))
     return other
 
 

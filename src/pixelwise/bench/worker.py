@@ -25,10 +25,8 @@ from pathlib import Path
 import torch
 
 from . import machine
-from .backends import DEFAULT_CACHE, prepare
+from ..runtime import DEFAULT_CACHE, prepare
 from .subjects import build_subject
-
-CAMVID = Path(__file__).resolve().parents[3].parent / "shared" / "datasets" / "camvid"
 
 
 def _subject(t: dict, geometry: str | None = None) -> torch.nn.Module:
@@ -37,8 +35,9 @@ def _subject(t: dict, geometry: str | None = None) -> torch.nn.Module:
 
 
 def camvid_root(t: dict) -> Path | None:
-    root = Path(t.get("camvid") or CAMVID)
-    return root if (root / "train.txt").is_file() else None
+    """The CamVid root the task names (``camvid``), if it holds the dataset; else None."""
+    root = Path(t["camvid"]) if t.get("camvid") else None
+    return root if root is not None and (root / "train.txt").is_file() else None
 
 
 def sample_images(t: dict, split: str, n: int, size: tuple[int, int]) -> list[torch.Tensor]:
@@ -67,7 +66,7 @@ def _inputs(model, t: dict) -> torch.Tensor:
     return model.preprocessing.apply(torch.stack(images))
 
 
-def _prepared(t: dict):
+def prepared_backend(t: dict):
     model = _subject(t)
     calib = None
     if t["backend"] == "onnxruntime-int8":
@@ -79,14 +78,14 @@ def _prepared(t: dict):
 
 def task_prepare(t: dict) -> dict:
     t0 = time.perf_counter()
-    fast, _ = _prepared(t)
+    fast, _ = prepared_backend(t)
     return {"prepare_s": time.perf_counter() - t0, "info": fast.info}
 
 
 def task_infer(t: dict) -> dict:
     """Latency, images/s and peak memory of one backend at one size/batch/thread count."""
     t0 = time.perf_counter()
-    fast, model = _prepared(t)
+    fast, model = prepared_backend(t)
     x = _inputs(model, t)
     del model  # the backend holds what it needs; the source model's weights must not count twice
     setup_s, setup_peak = time.perf_counter() - t0, machine.peak_rss_mb()

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     p.add_argument("--no-baselines", action="store_true", help="skip the plain eager and torchvision baselines")
     p.add_argument("--malloc-env", action="store_true", help="run with glibc malloc thresholds raised (see docs)")
-    p.add_argument("--data", help="CamVid root for calibration/sample images (default ../shared/datasets/camvid)")
+    p.add_argument("--data", help="CamVid root: realistic sample and int8 calibration images (default: random images)")
     p.add_argument("--cache-dir", help="where ONNX exports are cached (default ~/.cache/pixelwise/bench)")
     p.add_argument("--json", action="store_true", help="print the result document as JSON instead of a table")
     p.add_argument("--output", "-o", help="also write the JSON document to this file")

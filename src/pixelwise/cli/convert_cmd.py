@@ -25,12 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_caffe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..engine.checkpoint import save_model
+    from ..checkpoint import save_model
     from ..interop.caffe_arch import convert_caffemodel
 
     model = convert_caffemodel(args.caffemodel, args.arch, args.num_classes)
     recipe = {"converted_from": {"format": "caffe", "file": Path(args.caffemodel).name, "arch": args.arch}}
-    out = save_model(model, args.output, class_names=model.class_names, palette=model.palette, recipe=recipe)
+    out = save_model(model, args.output, recipe=recipe)
     n = sum(t.numel() for t in model.state_dict().values())
     print(f"wrote {out}: {model.config['name']} {dict(model.heads)}, {n / 1e6:.1f}M values, "
           f"preprocessing {model.preprocessing.channel_order} mean {tuple(round(m, 3) for m in model.preprocessing.mean)}")

@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers, save_predictions=args.save_predictions, confusion_png=args.confusion_png,
         progress=not args.json, flip=args.flip, scales=args.scales, backend=args.backend,
         task_options={"boundary": {"thresholds": args.thresholds}} if args.thresholds is not None else None,
+        random_weights=args.random_weights,
     )
     if args.json:
         print(json.dumps(result["json"]))

@@ -26,9 +26,7 @@ def _load(args: argparse.Namespace):
 
     if args.model in list_models():  # a bare architecture (random trunk): kwargs from the flags
         kw = {k: v for k, v in (("num_classes", args.num_classes), ("geometry", args.geometry)) if v is not None}
-        model = get_model(args.model, **kw)
-        model.class_names, model.palette = None, None
-        return model
+        return get_model(args.model, **kw)
     from ..errors import PixelwiseError
 
     if args.num_classes is not None or args.geometry is not None:
@@ -37,7 +35,8 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..interop.onnx_export import DEFAULT_OPSET, export_onnx, verify_onnx
+    from ..interop.onnx_export import DEFAULT_OPSET, export_onnx
+    from ..runtime import verify_onnx
 
     model = _load(args).eval()
     path = export_onnx(model, args.output, opset=args.opset or DEFAULT_OPSET, sample_size=tuple(args.size))

@@ -45,12 +45,13 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
     device = pick_device(args.device)
-    model = resolve_model(args.model, device=device)
+    model = resolve_model(args.model, device=device, random_weights=args.random_weights)
     flip, scales = test_time_views(model, args.flip, args.scales)
     if args.backend != "eager":
-        from ..engine.backend import calibration_from_files, with_backend
+        from ..engine.predict_files import collect_inputs
+        from ..runtime import calibration_from_files, with_backend
 
-        calib = calibration_from_files(inputs) if args.backend == "onnxruntime-int8" else None
+        calib = calibration_from_files(collect_inputs(inputs)) if args.backend == "onnxruntime-int8" else None
         model = with_backend(model, args.backend, device, calibration=calib)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
     records = predict_files(model, inputs, args.out, device=device, options=opts,

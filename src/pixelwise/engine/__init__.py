@@ -1,4 +1,4 @@
-"""Training, evaluation and prediction; the checkpoint format.
+"""Training, evaluation and prediction; resolving ``--model`` values to models.
 
 The engine knows no concrete model or dataset: models come from ``pixelwise.get_model`` by name
 and satisfy the Model contract, datasets from ``pixelwise.data.get_dataset`` and yield Sample

@@ -71,6 +71,8 @@ SPEC: dict[str, Key] = {
     "iterations": Key(None, "int", "length of the run in optimizer steps"),
     "amp": Key("none", "str", "mixed precision: none, bf16 (CPU or CUDA) or fp16 (CUDA)"),
     "clip_grad": Key(None, "float", "clip the gradient norm to this value"),
+    "freeze_bn": Key(False, "bool", "keep BatchNorm statistics fixed (eval mode) while training: short fine-tunes "
+                     "whose slow running averages would otherwise lag the weights (depth)"),
     # -- run -------------------------------------------------------------------------------
     "interval": Key(None, "int", "optimizer steps between validation + checkpoint (default: one epoch)"),
     "eval_batch_size": Key(1, "int", "validation batch (padded to the largest image)"),

@@ -16,8 +16,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..metrics import ConfusionMatrix
+from ..contract import head_outputs
 from ..tasks import Metric
-from .forward import as_dict, averaged_logits, model_input
+from .forward import averaged_logits, model_input
 
 #: called with (batch, {head: N x H x W predictions}) after every batch
 BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
@@ -55,7 +56,7 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
     for batch in batches:
         x = model_input(model, batch, device)
         out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
-        target = as_dict(batch["target"], heads)
+        target = head_outputs(batch["target"], heads)
         preds = {h: kinds[h].predict(out[h]).cpu() for h in heads}
         for h in heads:
             cms[h].update(preds[h], target[h])
@@ -108,20 +109,22 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                    batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
                    progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
-                   backend: str = "eager", task_options: Mapping[str, Mapping] | None = None) -> dict:
+                   backend: str = "eager", task_options: Mapping[str, Mapping] | None = None,
+                   random_weights: bool = False) -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
     Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
     palette PNG (``DIR/<id>.png``, multi-head ``DIR/<head>/<id>.png``, cropped to the image's own
     size) and the confusion matrix as a PNG.  ``flip``/``scales``: test-time averaging (None: the
     views the checkpoint records, see :func:`~pixelwise.engine.forward.test_time_views`);
-    ``backend``: run the network through a fast path (:mod:`pixelwise.engine.backend`); its int8
-    scales are calibrated on images of the ``train`` split, never on the split being scored.
+    ``backend``: run the network through a fast path (:mod:`pixelwise.runtime`); its int8
+    scales are calibrated on images of the ``train`` split, never on the split being scored;
+    ``random_weights``: allow a bare registry name (untrained; smoke tests only).
     """
     from pathlib import Path
 
     from ..data import get_dataset
-    from .backend import calibration_from_dataset, with_backend
+    from ..runtime import calibration_from_dataset, with_backend
     from .checkpoint import resolve_model
     from .config import key_values
     from .distributed import pick_device
@@ -131,7 +134,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from .outputs import confusion_png as draw_confusion
 
     dev = pick_device(device)
-    model = resolve_model(model_spec, device=dev)
+    model = resolve_model(model_spec, device=dev, random_weights=random_weights)
     flip, scales = test_time_views(model, flip, scales)
     extra = _dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
     ds = get_dataset(dataset, root, split, **extra)

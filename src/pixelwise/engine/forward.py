@@ -1,8 +1,9 @@
 """How the engine feeds a model (the Model contract of ``docs/DESIGN.md``).
 
 The dataset gives raw uint8 modalities; the model's own ``preprocessing`` turns them into its
-input (the engine never picks a mean/std).  Outputs are normalised to ``{head: logits}`` so
-single- and multi-head models (SIFT Flow) share every code path.
+input (the engine never picks a mean/std).  Outputs are normalised to ``{head: logits}``
+(:func:`pixelwise.contract.head_outputs`) so single- and multi-head models (SIFT Flow) share every
+code path.
 """
 
 from __future__ import annotations
@@ -14,20 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import unwrap
+from ..checkpoint import unwrap
+from ..contract import Views, head_outputs
 
 
 def model_input(model: nn.Module, batch: Mapping[str, Any], device: torch.device) -> torch.Tensor:
     """Collated uint8 batch (``image`` N x 3 x H x W, maybe ``hha``/``depth``) -> N x C_in x H x W."""
     # preprocessing on the CPU, where the batch is; one float transfer to the device
     return unwrap(model).preprocessing.apply(batch).to(device, non_blocking=True)
-
-
-def as_dict(out: torch.Tensor | Mapping[str, torch.Tensor], heads: Mapping[str, int]) -> dict[str, torch.Tensor]:
-    """Model output or target -> ``{head: tensor}`` (single-head: the one head of ``heads``)."""
-    if isinstance(out, Mapping):
-        return dict(out)
-    return {next(iter(heads)): out}
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -57,7 +52,7 @@ def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int],
                                            mode="bilinear", align_corners=False, antialias=s < 1)
         for mirrored in ((False, True) if flip else (False,)):
             with autocast(device, amp):
-                out = as_dict(model((xs.flip(-1) if mirrored else xs).to(device)), heads)
+                out = head_outputs(model((xs.flip(-1) if mirrored else xs).to(device)), heads)
             for head, logits in out.items():
                 logits = logits.float()
                 logits = logits.flip(-1) if mirrored else logits
@@ -69,11 +64,11 @@ def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int],
 
 
 def test_time_views(model: nn.Module, flip: bool | None, scales: tuple[float, ...] | None) -> tuple[bool, tuple[float, ...]]:
-    """The views to average: those asked for, else the checkpoint's own (``test_time`` in its
-    metadata: the views its reported metrics were measured with), else one plain view."""
-    recorded = (getattr(model, "checkpoint", None) or {}).get("test_time") or {}
-    flip = bool(recorded.get("flip", False)) if flip is None else flip
-    scales = tuple(float(s) for s in recorded.get("scales", (1.0,))) if scales is None else tuple(scales)
+    """The views to average: those asked for, else the model's own (``meta.test_time``: the views
+    its reported metrics were measured with), else one plain view."""
+    recorded = unwrap(model).meta.test_time or Views()
+    flip = recorded.flip if flip is None else flip
+    scales = tuple(recorded.scales) if scales is None else tuple(scales)
     return flip, scales
 
 

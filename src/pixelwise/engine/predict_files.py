@@ -109,9 +109,8 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     from ..tasks import get_task, head_specs
 
     predictor = Predictor(model, device, options)
-    heads = dict(model.heads)
+    heads, meta = dict(model.heads), model.meta
     specs = head_specs(model)
-    names = getattr(model, "class_names", None)
     records = []
     for path, stem in zip(paths, _stems(paths)):
         t0 = time.perf_counter()
@@ -123,8 +122,8 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
                 if specs[head].task != "semantic":
                     continue
                 suffix = "" if len(heads) == 1 else f"_{head}"
-                head_names = names.get(head) if isinstance(names, dict) else names
-                writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w, head_names)
+                writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w,
+                                            meta.class_names(head))
         labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
         written = [str(wr.path) for wr in writers.values()]
         for wr in writers.values():
@@ -136,7 +135,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
                     out_dir, f"{stem}{suffix}", image, lab, specs[head], npy=probabilities == "npy",
                     overlay=overlays, alpha=alpha)]
                 continue
-            pal = palette_for(_head_value(model.palette, head), heads[head])
+            pal = palette_for(meta.palette(head), heads[head])
             save_label_png(out_dir / f"{stem}{suffix}.png", lab, pal)
             written.append(str(out_dir / f"{stem}{suffix}.png"))
             if overlays:
@@ -144,22 +143,18 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
                 written.append(str(out_dir / f"{stem}{suffix}_overlay.jpg"))
         rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
                "seconds": time.perf_counter() - t0, "outputs": written,
-               **_summary(labels, specs, names)}
+               **_summary(labels, specs)}
         log(_describe(rec))
         records.append(rec)
     return records
 
 
-def _head_value(value, head: str):
-    return value.get(head) if isinstance(value, dict) else value
-
-
-def _summary(labels: dict[str, torch.Tensor], specs: dict, names) -> dict:
+def _summary(labels: dict[str, torch.Tensor], specs: dict) -> dict:
     """What the log line shows: ``classes``, the top classes of the first semantic head, else
     ``range``, the first head's value range (depth: metres)."""
     for head, spec in specs.items():
         if spec.task == "semantic":
-            return {"classes": _class_shares(labels[head], _head_value(names, head))}
+            return {"classes": _class_shares(labels[head], spec.class_names)}
     head = next(iter(labels))
     return {"classes": [], "range": [float(labels[head].min()), float(labels[head].max())]}
 

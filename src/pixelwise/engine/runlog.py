@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from .. import atomic
-from .checkpoint import _jsonable
+from ..checkpoint import jsonable
 
 
 class RunLog:
@@ -51,7 +51,7 @@ class RunLog:
             kept = [r for r in records if r.get("step", 0) <= keep_until]
             atomic.write_text(self.metrics_path, "".join(json.dumps(r) + "\n" for r in kept))
         with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(_jsonable(record)) + "\n")
+            f.write(json.dumps(jsonable(record)) + "\n")
 
     def plot(self, metric: str = "mean_iou") -> Path | None:
         """Draw ``curves.png`` from the metrics log (matplotlib imported only here)."""

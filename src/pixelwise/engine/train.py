@@ -21,12 +21,14 @@ import torch
 from torch import nn
 
 from ..errors import PixelwiseError
-from . import checkpoint as ckpt
+from .. import checkpoint as ckpt
 from . import distributed as dist_
 from . import loaders, recipe
 from .config import dump, git_commit
 from .evaluate import evaluate, summarize
-from .forward import as_dict, autocast, model_input
+from ..contract import head_outputs
+from .checkpoint import init_from
+from .forward import autocast, model_input
 from .runlog import RunLog
 
 
@@ -112,9 +114,9 @@ class Trainer:
         self.val_ds = loaders.build_dataset(cfg, train=False) if cfg["val_split"] not in (None, "none") else None
         self.heads = dict(self.train_ds.heads)
         model = build_model(cfg, self.heads, getattr(self.train_ds, "tasks", None))
-        model.class_names, model.palette = self.train_ds.class_names, self.train_ds.palette
+        model.meta = model.meta.with_labels(self.train_ds.class_names, self.train_ds.palette)
         if cfg["init_from"] and not resume:
-            ckpt.init_from(model, cfg["init_from"])
+            init_from(model, cfg["init_from"])
         self.model = model.to(world.device)
         self.optimizer = recipe.build_optimizer(self.model, cfg)
         weights = loaders.class_weights(self.train_ds, cfg, self.heads)
@@ -212,13 +214,17 @@ class Trainer:
     def _forward_backward(self, batch: dict, sync: bool) -> float:
         """One micro-batch: loss / grad_accum backpropagated (DDP syncs only on the last one)."""
         self.net.train()
+        if self.cfg.get("freeze_bn"):  # normalise with the stored statistics, as evaluation does
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
         x = model_input(self.model, batch, self.world.device)
-        target = {h: t.to(self.world.device, non_blocking=True) for h, t in as_dict(batch["target"], self.heads).items()}
+        target = {h: t.to(self.world.device, non_blocking=True) for h, t in head_outputs(batch["target"], self.heads).items()}
         no_sync = getattr(self.net, "no_sync", None)
         ctx = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
         with ctx:
             with autocast(self.world.device, self.cfg["amp"]):
-                out = as_dict(self.net(x), self.heads)
+                out = head_outputs(self.net(x), self.heads)
             loss = self.loss_fn(out, target)
             if not torch.isfinite(loss):
                 raise PixelwiseError(

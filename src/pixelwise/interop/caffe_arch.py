@@ -263,7 +263,7 @@ def _load(net: CaffeNet, arch: Arch, arch_name: str, model: nn.Module) -> set[st
 def convert_caffemodel(path: str | Path, arch_name: str, num_classes: int | None = None) -> nn.Module:
     """Read ``path`` (a reference ``.caffemodel`` of ``arch_name``) into a pixelwise model.
 
-    Returns the model in eval mode with ``class_names`` / ``palette`` set where known.
+    Returns the model in eval mode with class names and palette in ``model.meta`` where known.
     """
     from ..models import get_model
 
@@ -319,8 +319,7 @@ def _set_labels(model: nn.Module, arch: Arch, heads: dict[str, int]) -> None:
         if found is not None and len(found) == heads[head]:
             names[head] = found
     if arch.single_head:
-        model.class_names = names.get("out")
-        model.palette = voc_colormap(heads["out"]) if model.class_names else None
+        found = names.get("out")
+        model.meta = model.meta.with_labels(found, voc_colormap(heads["out"]) if found else None)
     else:
-        model.class_names = names if len(names) == len(heads) else None
-        model.palette = None
+        model.meta = model.meta.with_labels(names if len(names) == len(heads) else None, None)

@@ -4,7 +4,7 @@ The graph's input is ``input`` (``N x C_in x H x W``, already preprocessed, floa
 are one logits tensor per head (``logits`` for single-head models, else the head names), each
 ``N x K x H x W``.  Everything a runtime needs besides the graph -- preprocessing, heads, class
 names, palette, the ``get_model`` config -- goes into the model's ``metadata_props`` under the key
-``pixelwise`` (JSON), so :class:`pixelwise.interop.onnx_runtime.OnnxModel` can run the file alone.
+``pixelwise`` (JSON), so :class:`pixelwise.runtime.OnnxModel` can run the file alone.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..contract import head_outputs
 from ..errors import PixelwiseError
 
 META_KEY = "pixelwise"
@@ -31,16 +32,13 @@ def output_names(model: nn.Module) -> list[str]:
 
 
 def onnx_metadata(model: nn.Module) -> dict[str, Any]:
-    """The JSON stored under ``metadata_props['pixelwise']``."""
-    return {
-        "format_version": 1,
-        "config": getattr(model, "config", {}),
-        "heads": dict(model.heads),
-        "outputs": output_names(model),
-        "preprocessing": model.preprocessing.to_dict(),
-        "class_names": getattr(model, "class_names", None),
-        "palette": getattr(model, "palette", None),
-    }
+    """The JSON stored under ``metadata_props['pixelwise']``: the model's ``meta`` as a checkpoint
+    stores it (so ``OnnxModel`` reads back the same classes, palette and test-time views), the
+    live config, heads and preprocessing, and the ONNX output names."""
+    meta = model.meta.to_dict()
+    meta.update(format_version=1, config=dict(model.config), heads=dict(model.heads),
+                preprocessing=model.preprocessing.to_dict(), outputs=output_names(model))
+    return json.loads(json.dumps(meta, default=str))
 
 
 class _Flat(nn.Module):
@@ -51,8 +49,7 @@ class _Flat(nn.Module):
         self.model, self.heads = model, list(model.heads)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = self.model(x)
-        return tuple(out[h] for h in self.heads) if isinstance(out, dict) else (out,)
+        return tuple(head_outputs(self.model(x), self.heads).values())
 
 
 def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET,
@@ -62,6 +59,9 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
     ``sample_size`` is the H x W traced with; it should be at least the model's output stride
     for aligned models, but any size then runs.  Uses the ``torch.export``-based exporter.
     """
+    if not isinstance(model, nn.Module):  # a runtime backend or an .onnx file: nothing to trace
+        raise PixelwiseError(f"export needs a PyTorch model; this is a {type(model).__name__} "
+                             "(export the checkpoint it came from instead)")
     try:
         import onnx  # noqa: F401  (the exporter needs it; fail with a clear message here)
         import onnxscript  # noqa: F401
@@ -108,31 +108,3 @@ def _set_metadata(proto: Any, meta: dict[str, Any]) -> None:
             proto.metadata_props.remove(prop)
     entry = proto.metadata_props.add()
     entry.key, entry.value = META_KEY, json.dumps(meta)
-
-
-def verify_onnx(model: nn.Module, path: str | Path, sizes: tuple[tuple[int, int], ...] = ((64, 64), (45, 37)),
-                rtol: float = 1e-4, seed: int = 0) -> float:
-    """Run ``path`` in onnxruntime at each ``sizes`` (batch 2 then 1) against PyTorch.
-
-    Returns the worst max-abs difference relative to the PyTorch output's max-abs; raises a
-    :class:`PixelwiseError` above ``rtol``.
-    """
-    from .onnx_runtime import OnnxModel
-
-    session, model = OnnxModel(path), model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    worst = 0.0
-    for i, (h, w) in enumerate(sizes):
-        x = torch.randn(2 if i == 0 else 1, model.in_channels, h, w, generator=gen)
-        with torch.no_grad():
-            ref = model(x)
-        got = session(x)
-        ref, got = (ref, got) if isinstance(ref, dict) else ({"out": ref}, {"out": got})
-        for head, r in ref.items():
-            if tuple(got[head].shape) != tuple(r.shape):
-                raise PixelwiseError(f"{path}: ONNX output '{head}' is {tuple(got[head].shape)} at {h}x{w}, PyTorch gives {tuple(r.shape)}")
-            err = (got[head] - r).abs().max().item() / max(r.abs().max().item(), 1e-12)
-            worst = max(worst, err)
-    if worst > rtol:
-        raise PixelwiseError(f"{path}: onnxruntime differs from PyTorch by {worst:.2e} (relative), over {rtol:.0e}")
-    return worst

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..contract import ContractMixin
 from ..errors import PixelwiseError
 from ..preprocessing import Preprocessing
 from .backbones.base import Backbone, FeatureInfo
-from .contract import ContractMixin
 from .geometry import CoordMap, crop_offset
 from .upsample import Upsample
 

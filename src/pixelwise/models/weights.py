@@ -1,62 +1,62 @@
-"""Shipped weights: trained pixelwise checkpoints inside the package, addressed by name.
+"""Trained weights into models: checkpoints and shipped weights (``pixelwise/weights``), by name or path.
 
-``get_model("fcn4s_efficientnet_lite2", weights="camvid")`` and ``pixelwise predict --model camvid``
-resolve here; nothing is downloaded.  A shipped file is an ordinary pixelwise checkpoint
-(safetensors + metadata: architecture, classes, palette, preprocessing, metrics, config, commit).
+``get_model("fcn4s_efficientnet_lite2", weights="camvid")``, ``pixelwise.load_model("camvid")`` and
+``pixelwise predict --model camvid`` resolve here; nothing is downloaded.  The file format itself
+(and the table of shipped names) is :mod:`pixelwise.checkpoint`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from ..errors import PixelwiseError, unknown_name
-
-WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
-#: shipped name -> file in ``pixelwise/weights``
-SHIPPED = {"camvid": "camvid.safetensors"}
+from ..checkpoint import checkpoint_path, read_meta, read_metadata, read_tensors
+from ..errors import PixelwiseError
 
 
-def shipped_path(name: str) -> Path:
-    """Path of shipped weights ``name``; a clear error if the name is unknown or the file absent."""
-    if name not in SHIPPED:
-        raise unknown_name("shipped weights", name, SHIPPED)
-    path = WEIGHTS_DIR / SHIPPED[name]
-    if not path.is_file():
-        raise PixelwiseError(f"shipped weights '{name}' are missing from this install ({path}); reinstall pixelwise")
-    return path
-
-
-def _path(name: str) -> Path:
-    path = shipped_path(name) if name in SHIPPED else Path(name)
-    if not path.is_file():
-        raise unknown_name("weights", name, ["imagenet", *SHIPPED, "<path to a .safetensors checkpoint>"])
-    return path
+def config_kwargs(config: dict) -> dict:
+    """A checkpoint's JSON ``config`` -> ``get_model`` kwargs (JSON turned tuples into lists)."""
+    out = dict(config)
+    if isinstance(out.get("streams"), list):
+        out["streams"] = tuple(out["streams"])
+    return out
 
 
 def weights_heads(name: str) -> dict[str, int]:
-    """Head name -> class count recorded with weights ``name``."""
-    from ..engine.checkpoint import read_metadata
+    """Head name -> class count recorded with weights ``name`` (shipped name or checkpoint path)."""
+    return dict(read_metadata(checkpoint_path(name))["config"]["heads"])
 
-    return dict(read_metadata(_path(name))["config"]["heads"])
+
+def _load_into(model: nn.Module, path: Path, spec: str) -> None:
+    """Weights and metadata of checkpoint ``path`` into ``model``: the one place a loaded model's
+    ``meta`` is set.  A one-line error if the tensors do not fit the architecture."""
+    missing, unexpected = model.load_state_dict(read_tensors(path), strict=False)
+    if missing or unexpected:
+        what = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise PixelwiseError(f"{spec} does not match architecture '{model.config.get('name')}' ({what})")
+    model.meta = read_meta(path, source=spec, defaults=model.meta.to_dict())
 
 
 def load_named_weights(model: nn.Module, name: str) -> None:
     """Load shipped weights ``name`` (or a checkpoint path) into ``model``, checking the architecture."""
-    from ..engine.checkpoint import read_metadata, read_tensors
-
-    path = _path(name)
-    meta = read_metadata(path)
-    arch, want = meta["config"]["name"], model.config.get("name")
+    path = checkpoint_path(name)
+    arch, want = read_metadata(path)["config"]["name"], model.config.get("name")
     if arch != want:
         raise PixelwiseError(f"weights '{name}' are for {arch}, not {want}: use get_model('{arch}', weights='{name}')")
-    missing, unexpected = model.load_state_dict(read_tensors(path), strict=False)
-    if missing or unexpected:
-        raise PixelwiseError(f"weights '{name}' do not fit {want}: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    model.class_names, model.palette, model.checkpoint = meta.get("class_names"), meta.get("palette"), meta
+    _load_into(model, path, name)
 
 
-def alias_path(name: str) -> Path | None:
-    """Checkpoint path of shipped weights ``name``, or None if ``name`` is not a shipped alias."""
-    return shipped_path(name) if name in SHIPPED else None
+def load_model(spec: str | Path, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model stored in a checkpoint and load its weights (eval mode).
+
+    ``spec``: a checkpoint path or a shipped weights name (``"camvid"``).  ``model.meta`` holds the
+    checkpoint's class names, palette, test-time views and provenance.
+    """
+    from .registry import get_model
+
+    path = checkpoint_path(spec)
+    model = get_model(**config_kwargs(read_metadata(path)["config"]))
+    _load_into(model, path, str(spec))
+    return model.to(device).eval()

@@ -191,16 +191,29 @@ def list_tasks() -> list[str]:
 
 
 def head_tasks(obj: Any) -> dict[str, str]:
-    """``{head: task name}`` of a model or dataset: its ``tasks`` attribute (or the ``tasks`` of its
-    ``config``, as wrappers such as ONNX models carry it), every other head semantic."""
-    tasks = dict(getattr(obj, "tasks", None) or (getattr(obj, "config", None) or {}).get("tasks") or {})
+    """``{head: task name}`` of a model or dataset: its ``tasks`` attribute, else its metadata's
+    (``obj.meta``, as runtimes such as ONNX models carry it), else its ``config``'s; every other
+    head is semantic."""
+    tasks = dict(getattr(obj, "tasks", None) or {})
+    meta = getattr(obj, "meta", None)
+    if not tasks and meta is not None and hasattr(meta, "heads"):
+        tasks = {h: hd.task for h, hd in meta.heads.items()}
+    if not tasks:
+        tasks = dict((getattr(obj, "config", None) or {}).get("tasks") or {})
     return {h: tasks.get(h, "semantic") for h in obj.heads}
 
 
 def head_specs(obj: Any, class_names: Any = None, palette: Any = None) -> dict[str, HeadSpec]:
-    """``{head: HeadSpec}`` of a model or dataset (class names/palettes from ``obj`` unless given)."""
-    names = class_names if class_names is not None else getattr(obj, "class_names", None)
-    pal = palette if palette is not None else getattr(obj, "palette", None)
+    """``{head: HeadSpec}`` of a model or dataset (class names/palettes from ``obj`` -- a model's
+    ``meta`` or a dataset's attributes -- unless given)."""
+    meta = getattr(obj, "meta", None)
+    if meta is not None and hasattr(meta, "heads"):
+        own_names = {h: meta.class_names(h) for h in obj.heads}
+        own_pal = {h: meta.palette(h) for h in obj.heads}
+    else:
+        own_names, own_pal = getattr(obj, "class_names", None), getattr(obj, "palette", None)
+    names = class_names if class_names is not None else own_names
+    pal = palette if palette is not None else own_pal
     heads = dict(obj.heads)
     out = {}
     for h, task in head_tasks(obj).items():

@@ -11,7 +11,8 @@ from safetensors.torch import save_file
 
 import pixelwise
 from pixelwise.cli import main
-from pixelwise.engine import checkpoint as ckpt
+from pixelwise import checkpoint as ckpt
+from pixelwise.engine.checkpoint import init_from
 from pixelwise.errors import PixelwiseError
 
 NAMES = ["sky", "road", "car"]
@@ -33,11 +34,15 @@ def test_roundtrip_tiny(tmp_path):
     loaded = pixelwise.load_model(path)
     x = torch.randn(2, 3, 17, 23)
     torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
-    meta = loaded.checkpoint
+    meta = ckpt.read_metadata(path)
     assert meta["format_version"] == ckpt.FORMAT_VERSION
     assert meta["config"]["name"] == tiny_model.NAME and meta["heads"] == {"out": 3}
-    assert loaded.class_names == NAMES and [tuple(c) for c in loaded.palette] == PALETTE
+    assert meta["class_names"] == NAMES and [tuple(c) for c in meta["palette"]] == PALETTE
     assert meta["recipe"] == {"lr": 1e-3} and meta["git_commit"] == "abc" and meta["metrics"]["mean_iou"] == 0.5
+    # the loaded model carries the same, as one ModelMeta
+    assert loaded.meta.class_names() == NAMES and loaded.meta.palette() == PALETTE
+    assert loaded.meta.heads["out"].task == "semantic" and loaded.meta.source == str(path)
+    assert (loaded.meta.recipe, loaded.meta.git_commit, loaded.meta.metrics) == ({"lr": 1e-3}, "abc", {"mean_iou": 0.5})
     assert pixelwise.Preprocessing.from_dict(meta["preprocessing"]) == model.preprocessing
     assert not loaded.training
 
@@ -125,7 +130,7 @@ def test_init_from_copies_same_named_layers(tmp_path):
         p.data.normal_()
     path = ckpt.save_model(s32, tmp_path / "32s.safetensors")
     s16 = pixelwise.get_model("fcn16s_efficientnet_lite0", num_classes=4)
-    copied = ckpt.init_from(s16, path)
+    copied = init_from(s16, path)
     sd16, sd32 = s16.state_dict(), s32.state_dict()
     assert "decoders.out.score_fr.weight" in copied
     for k in copied:
@@ -134,7 +139,7 @@ def test_init_from_copies_same_named_layers(tmp_path):
     assert new and all(k not in copied for k in new)
     other = pixelwise.get_model("fcn16s_efficientnet_lite0", num_classes=7)
     with pytest.raises(PixelwiseError, match="init_from"):
-        ckpt.init_from(other, path)
+        init_from(other, path)
 
 
 def test_training_state_roundtrip(tmp_path):
@@ -152,3 +157,28 @@ def test_training_state_roundtrip(tmp_path):
         ckpt.load_state(tmp_path / "bad.pt")
     with pytest.raises(PixelwiseError, match="missing"):
         ckpt.load_state(tmp_path / "none.pt")
+
+
+def test_load_model_resolves_shipped_names_like_the_cli():
+    from pixelwise.engine.checkpoint import resolve_model
+
+    by_api, by_cli = pixelwise.load_model("camvid"), resolve_model("camvid")
+    assert by_api.config == by_cli.config and by_api.meta == by_cli.meta
+    assert by_api.meta.source == "camvid" and by_api.meta.class_names()[0] == "Sky"
+    x = torch.zeros(1, 3, 16, 16)
+    torch.testing.assert_close(by_api(x), by_cli(x), rtol=0, atol=0)
+    with pytest.raises(PixelwiseError, match="checkpoint not found.*shipped weights: camvid"):
+        pixelwise.load_model("camvid2")
+
+
+def test_registry_name_without_weights_is_refused_unless_random_weights(tmp_path, capsys):
+    img = tmp_path / "x.png"
+    from PIL import Image
+
+    Image.new("RGB", (20, 16)).save(img)
+    args = ["predict", "--model", tiny_model.NAME, str(img), "-o", str(tmp_path / "out")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "without trained weights" in err and "--random-weights" in err
+    assert main(args + ["--random-weights"]) == 0
+    assert (tmp_path / "out" / "x.png").is_file()

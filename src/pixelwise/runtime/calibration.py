@@ -1,7 +1,7 @@
-"""Fast inference paths for ``pixelwise eval`` and ``predict`` (``--backend``).
+"""Fast inference paths for ``pixelwise eval`` and ``predict`` (``--backend``), with int8 calibration.
 
-The paths themselves live in :mod:`pixelwise.bench.backends` (where they are measured); this
-module only adapts them to the engine: it checks the device, and it supplies the calibration
+The paths themselves are :mod:`pixelwise.runtime.backends`; this module adapts them to what a
+user asks for: it checks the device, and it supplies the calibration
 images the int8 path needs to fix its activation scales.  Calibration images are raw samples
 (``{"image": uint8 3 x H x W, ...}``) turned into model input by the model's own preprocessing,
 so every backend sees exactly what the PyTorch model would.
@@ -9,12 +9,13 @@ so every backend sees exactly what the PyTorch model would.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from ..bench.backends import BACKENDS, prepare
+from .backends import BACKENDS, prepare
 from ..errors import PixelwiseError, unknown_name
 
 #: how many images calibrate the int8 scales (more changes little: MinMax ranges saturate fast)
@@ -51,9 +52,8 @@ def calibration_from_dataset(dataset: str, root: str, extra: Mapping[str, object
     return [{k: v for k, v in s.items() if isinstance(v, torch.Tensor) and k != "target"} for s in samples]
 
 
-def calibration_from_files(paths: Sequence[str], n: int = CALIBRATION_IMAGES) -> list[dict[str, torch.Tensor]]:
-    """The first ``n`` of the images being predicted (what the int8 path will actually see)."""
+def calibration_from_files(paths: Sequence[str | Path], n: int = CALIBRATION_IMAGES) -> list[dict[str, torch.Tensor]]:
+    """The first ``n`` of the image files being predicted (what the int8 path will actually see)."""
     from ..data.fileio import read_rgb
-    from .predict_files import collect_inputs
 
-    return [{"image": read_rgb(p)} for p in collect_inputs(paths)[:n]]
+    return [{"image": read_rgb(p)} for p in list(paths)[:n]]

@@ -41,7 +41,7 @@ INT8_SETTINGS = {"format": "QDQ", "activations": "uint8", "weights": "int8 per-c
 def weights_hash(model: nn.Module, extra: dict | None = None) -> str:
     """Short content hash of ``model``'s state dict and config (plus ``extra`` settings)."""
     h = hashlib.blake2b(digest_size=10)
-    h.update(json.dumps({"config": getattr(model, "config", {}), **(extra or {})}, sort_keys=True, default=str).encode())
+    h.update(json.dumps({"config": model.config, **(extra or {})}, sort_keys=True, default=str).encode())
     for name, t in model.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().cpu().contiguous().numpy().tobytes())

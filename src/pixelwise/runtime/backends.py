@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..contract import InferenceOnly, head_outputs, pack_heads
 from ..errors import PixelwiseError, unknown_name
 
 BACKENDS = ("eager", "channels_last", "compile", "bf16", "onnxruntime", "onnxruntime-int8")
@@ -33,50 +34,25 @@ FP32_BACKENDS = ("eager", "channels_last", "compile", "onnxruntime")
 DEFAULT_CACHE = Path.home() / ".cache" / "pixelwise" / "bench"
 
 
-class BackendModel:
+class BackendModel(InferenceOnly):
     """A prepared network with the Model contract (inference only).
 
-    ``heads``, ``preprocessing``, ``num_classes``, ``in_channels``, ``class_names``, ``palette``
-    and ``config`` are the source model's; ``backend`` names the path; ``info`` holds what was
-    built (e.g. the ONNX file).  ``eval()``/``to()`` are no-ops so engine code runs unchanged.
+    ``heads``, ``preprocessing``, ``config`` and ``meta`` are the source model's; ``backend`` names
+    the path; ``info`` holds what was built (e.g. the ONNX file).  ``eval()``/``to()`` are no-ops so
+    engine code runs unchanged.
     """
-
-    training = False
 
     def __init__(self, source: nn.Module, backend: str, run: Callable[[torch.Tensor], list[torch.Tensor]],
                  info: dict | None = None) -> None:
         self.backend, self._run, self.info = backend, run, dict(info or {})
         self.heads: dict[str, int] = dict(source.heads)
         self.preprocessing = source.preprocessing
-        self.in_channels: int = source.in_channels
-        self.config = dict(getattr(source, "config", {}) or {})
-        self.class_names = getattr(source, "class_names", None)
-        self.palette = getattr(source, "palette", None)
-
-    @property
-    def num_classes(self) -> int:
-        return next(iter(self.heads.values()))
-
-    def eval(self) -> "BackendModel":
-        return self
-
-    def train(self, mode: bool = True) -> "BackendModel":
-        if mode:
-            raise PixelwiseError(f"the {self.backend} backend is for inference only")
-        return self
-
-    def to(self, *args, **kwargs) -> "BackendModel":
-        return self
+        self.config = dict(source.config)
+        self.meta = source.meta
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise PixelwiseError(f"expected input N x {self.in_channels} x H x W, got {tuple(x.shape)}")
-        outs = self._run(x)
-        return outs[0] if len(self.heads) == 1 else dict(zip(self.heads, outs))
-
-
-def _as_list(out: torch.Tensor | dict[str, torch.Tensor], heads: Sequence[str]) -> list[torch.Tensor]:
-    return [out[h] for h in heads] if isinstance(out, dict) else [out]
+        self.check_input(x)
+        return pack_heads(self._run(x), self.heads)
 
 
 def _torch_runner(model: nn.Module, channels_last: bool,
@@ -86,7 +62,7 @@ def _torch_runner(model: nn.Module, channels_last: bool,
 
     def run(x: torch.Tensor) -> list[torch.Tensor]:
         with torch.inference_mode():
-            out = _as_list(model(x.to(dtype).contiguous(memory_format=fmt)), heads)
+            out = list(head_outputs(model(x.to(dtype).contiguous(memory_format=fmt)), heads).values())
         # argmax/softmax downstream want fp32, as from every other backend
         return [o.float() for o in out] if dtype != torch.float32 else out
     return run
@@ -102,13 +78,14 @@ def _compiled_runner(model: nn.Module) -> Callable[[torch.Tensor], list[torch.Te
         # freezing turns parameters into constants so inductor can pre-pack conv weights once;
         # patched per call (not globally) because it is only valid for inference
         with inductor_config.patch(freezing=True), torch.no_grad():
-            return _as_list(compiled(x), heads)
+            return list(head_outputs(compiled(x), heads).values())
     return run
 
 
 def prepare(model: nn.Module, backend: str, *, threads: int | None = None, cache_dir: str | Path | None = None,
             calibration: Sequence[torch.Tensor] | None = None) -> BackendModel:
-    """``model`` (eval mode, fp32) made ready to run on ``backend``.
+    """``model`` (eval mode, fp32) made ready to run on ``backend`` (``channels_last``/``bf16``
+    convert ``model`` itself, in place: no second copy of the weights).
 
     ``threads``: intra-op threads (torch's global setting for torch backends; the session's for
     onnxruntime).  ``cache_dir``: where ONNX exports are cached.  ``calibration``: preprocessed
