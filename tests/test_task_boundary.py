@@ -113,7 +113,7 @@ def test_eval_and_predict_on_fixture(tmp_path: Path, capsys) -> None:
     semantic dataset refused."""
     pytest.importorskip("pyEdgeEval", reason="the boundary benchmark needs pyEdgeEval")
     from pixelwise.cli import main
-    from pixelwise.engine.checkpoint import save_model
+    from pixelwise.checkpoint import save_model
 
     make_bsds500(tmp_path, splits={"val": ["1", "2"]}, h=40, w=48)
     model = get_model("fcn8s_resnet18", heads={"out": 1}, tasks={"out": "boundary"})
