@@ -9,12 +9,14 @@ import tiny_model  # noqa: F401
 from PIL import Image
 
 import pixelwise
+from pixelwise import legend
 from pixelwise.cli import main
 from pixelwise.checkpoint import save_model
 from pixelwise.engine.predict import Options, Predictor, positions
 from pixelwise.errors import PixelwiseError
 
 CPU = torch.device("cpu")
+PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)]
 
 
 def _model(kernel: int = 3, k: int = 4, seed: int = 0):
@@ -73,8 +75,7 @@ def test_flip_and_scales_average_views():
 
 def test_predict_cli_writes_pngs(tmp_path, capsys):
     model = _model(kernel=3, k=4)
-    ckpt = save_model(model, tmp_path / "m.safetensors", class_names=["a", "b", "c", "d"],
-                      palette=[(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0)])
+    ckpt = save_model(model, tmp_path / "m.safetensors", class_names=["a", "b", "c", "d"], palette=PALETTE)
     folder = tmp_path / "imgs"
     folder.mkdir()
     arrays = {"one": _image(33, 47, 1), "two": _image(20, 30, 2)}
@@ -88,7 +89,14 @@ def test_predict_cli_writes_pngs(tmp_path, capsys):
     for name, im in arrays.items():
         labels = Image.open(out / f"{name}.png")
         assert labels.mode == "P" and labels.size == (im.shape[2], im.shape[1])
-        assert Image.open(out / f"{name}_overlay.jpg").size == labels.size
+        # the overlay keeps every pixel; its legend strip (drawn from the written labels) is below
+        idx = np.asarray(labels)
+        strip = legend.draw_strip(legend.entries(legend.label_counts(idx, 4), list("abcd"), PALETTE), im.shape[2])
+        overlay = np.asarray(Image.open(out / f"{name}_overlay.jpg"))
+        assert overlay.shape == (im.shape[1] + strip.image.shape[0], max(im.shape[2], strip.image.shape[1]), 3)
+        for (x0, y0, x1, y1), entry in zip(strip.swatches, legend.entries(legend.label_counts(idx, 4), None, PALETTE)):
+            centre = overlay[im.shape[1] + (y0 + y1) // 2, (x0 + x1) // 2].astype(int)
+            assert np.abs(centre - entry.colour).max() <= 40  # JPEG: close, not exact
         probs = np.load(out / f"{name}_prob.npy")
         assert probs.shape == (4, im.shape[1], im.shape[2])
         np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1, atol=1e-2)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from caffe_nets import REFERENCE_OFFSETS, reference_fcn, vgg16_classifier
+from caffe_nets import REFERENCE_OFFSETS, NetBuilder, reference_fcn, vgg16_classifier
 from pixelwise.errors import PixelwiseError
 from pixelwise.interop.caffe import read_caffemodel
 from pixelwise.interop.caffe_arch import ARCHES, convert_caffemodel, get_arch, name_map, upsampler_layers
@@ -162,3 +162,51 @@ def test_wrong_shape_is_named(tmp_path):
     del n
     with pytest.raises(PixelwiseError, match=r"layer 'fc7' blob 0 has shape \(4096, 4096, 1, 2\).*\(4096, 4096, 1, 1\)"):
         convert_caffemodel(path, "voc-fcn-alexnet")
+
+
+def _weights_only(full, path):
+    """``full`` rewritten as many deployed files are: layers with a name and blobs, nothing else."""
+    from pixelwise.interop.caffe_proto import new_message, write_caffemodel
+
+    blobs = read_caffemodel(full).weights()
+    net = new_message("NetParameter")
+    for name in blobs:
+        net.layer.add(name=name)
+    with open(path, "wb") as f:
+        write_caffemodel(f, net, blobs)
+    return path
+
+
+def test_weights_only_caffemodel_converts_with_its_prototxt(alexnet_file, tmp_path, capsys):
+    """A weights-only .caffemodel + its .prototxt converts to the same model OpenCV runs from the pair."""
+    from pixelwise import load_model
+    from pixelwise.cli import main
+
+    proto = alexnet_file.with_suffix(".prototxt")
+    bare = _weights_only(alexnet_file, tmp_path / "bare.caffemodel")
+    assert all(not layer.type and not layer.bottom for layer in read_caffemodel(bare).layers)
+    out = tmp_path / "alex.safetensors"
+    args = ["convert", "caffe", str(bare), "--arch", "voc-fcn-alexnet", "-o", str(out)]
+    assert main(args) == 2  # without the definition: a one-line error that says what to pass
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--prototxt" in err and err.count("\n") == 1
+    assert main(args + ["--prototxt", str(proto)]) == 0
+    model = load_model(out)
+    assert model.config["learnable_upsampling"] is True
+    x = torch.from_numpy(_inputs(["data"], 5)["data"])
+    cv2 = pytest.importorskip("cv2")
+    net = cv2.dnn.readNetFromCaffe(str(proto), str(bare))  # the oracle takes the same pair
+    net.setInput(x.numpy(), "data")
+    with torch.no_grad():
+        got = model(x)
+        assert _close(got, net.forward("score"))
+        assert torch.equal(got, convert_caffemodel(alexnet_file, "voc-fcn-alexnet")(x))  # as the full file
+
+
+def test_prototxt_of_another_net_is_named(alexnet_file, tmp_path):
+    bare = _weights_only(alexnet_file, tmp_path / "bare.caffemodel")
+    other = NetBuilder("other")
+    other.conv("conv1", other.input("data", (1, 3, 8, 8)), 4, 3)
+    proto, _ = other.write(tmp_path / "other")
+    with pytest.raises(PixelwiseError, match=r"layer 'conv2' has weights but .*other/net.prototxt defines no such layer"):
+        convert_caffemodel(bare, "voc-fcn-alexnet", prototxt=proto)

@@ -22,9 +22,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pixelwise"
 #: package's ``__version__``; the root ``__init__`` itself is the lazy public facade and is exempt.
 LAYERS: list[tuple[str, ...]] = [
     ("pixelwise", "errors"),
-    ("atomic",),
+    ("atomic", "registry", "ranges", "legend"),  # leaf helpers (registries, option ranges, overlay legends)
     ("preprocessing",),
-    ("metrics",),
+    ("metrics", "boundary_metrics"),
     ("contract",),
     ("checkpoint",),
     ("tasks",),

@@ -100,7 +100,7 @@ def test_export_keeps_every_head(two_heads, tmp_path, capsys) -> None:
 
 def test_inspect_reports_depth(archive, capsys) -> None:
     assert main(["data", "inspect", "--dataset", "nyud", "--root", str(archive), "--split", "train",
-                 "--targets", "depth", "--json"]) == 0
+                 "--data-arg", "targets=depth", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)["heads"]["depth"]
     assert d["valid_pixels"] == 2 * (40 * 48 - 1) and d["invalid_pixels"] == 2
     assert d["min_m"] == pytest.approx(0.720) and d["max_m"] == pytest.approx((40 * 48 - 1) * 0.02 + 0.701)
@@ -140,7 +140,7 @@ def test_depth_training_learns_on_nyud(tmp_path) -> None:
     root = _small_nyud(tmp_path / "nyud")
     cfg = config.resolve(dict(
         model=MODEL, weights="imagenet", dataset="nyud", root=str(root), dataset_kwargs={"targets": "depth"},
-        val_split="train", hflip=True, workers=0, optimizer="adamw", lr=0.003, weight_decay=0.0,
+        val_split="train", hflip=True, workers=0, optimizer="adamw", lr=3e-4, weight_decay=0.0,
         iterations=24, interval=8, batch_size=4, seed=0, device="cpu", threads=2, freeze_bn=True))
     train(cfg, tmp_path / "run")
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

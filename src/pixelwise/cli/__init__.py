@@ -14,11 +14,14 @@ import sys
 from ..errors import PixelwiseError
 
 # command modules, in help order; each defines register(subparsers)
-COMMANDS = ["models", "data", "train", "eval", "predict", "convert", "export", "bench"]
+COMMANDS = ["models", "data", "train", "eval", "predict", "convert", "export", "bench", "serve"]
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(prog="pixelwise", description="Fully Convolutional Networks.")
+    parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         try:

@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from .common import add_out_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure speed and memory against baselines run alongside")
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="CamVid root: realistic sample and int8 calibration images (default: random images)")
     p.add_argument("--cache-dir", help="where ONNX exports are cached (default ~/.cache/pixelwise/bench)")
     p.add_argument("--json", action="store_true", help="print the result document as JSON instead of a table")
-    p.add_argument("--output", "-o", help="also write the JSON document to this file")
+    add_out_arg(p, "also write the JSON document to this file", required=False)
     p.set_defaults(func=run)
 
 
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                         baselines=not args.no_baselines, malloc_env=args.malloc_env, cache_dir=args.cache_dir,
                         camvid=args.data)
     doc = bench(opts, command=["pixelwise", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else None)
-    if args.output:
-        Path(args.output).write_text(json.dumps(doc, indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(doc, indent=1))
     print(json.dumps(doc, indent=1) if args.json else format_table(doc))
     return 0

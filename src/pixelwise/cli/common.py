@@ -1,8 +1,46 @@
-"""Arguments shared by ``eval`` and ``predict``: test-time views and the inference backend."""
+"""Arguments shared by several commands, defined once so they are spelled the same everywhere.
+
+* :func:`add_dataset_args`: ``--dataset/-d``, ``--root/-r``, ``--split/-s``, ``--data-arg KEY=VALUE``
+  (``data inspect``, ``data export``, ``eval``; ``train`` takes the same flags, its splits are config keys);
+* :func:`add_out_arg`: the one output flag, ``--out/-o``;
+* :func:`add_inference_args`: test-time views and the inference backend (``eval``, ``predict``).
+"""
 
 from __future__ import annotations
 
 import argparse
+
+
+def add_dataset_args(p: argparse.ArgumentParser, *, split: bool = True, split_default: str | None = None,
+                     required: bool = True) -> None:
+    """``--dataset``, ``--root``, ``--split`` and the repeatable ``--data-arg KEY=VALUE``.
+
+    ``split=False``: no ``--split`` flag (``train`` names two splits); ``split_default``: the split
+    when none is given (else ``--split`` is required).  ``required=False`` leaves ``--dataset`` and
+    ``--root`` out of the parsed arguments unless given (``train``: the YAML config decides).
+    """
+    unset = {} if required else {"default": argparse.SUPPRESS}
+    p.add_argument("--dataset", "-d", required=required, metavar="NAME", **unset,
+                   help="dataset name (camvid, voc, sbd, nyud, siftflow, pascal_context, folder)")
+    p.add_argument("--root", "-r", required=required, metavar="DIR", **unset, help="dataset folder, as distributed")
+    if split:
+        p.add_argument("--split", "-s", required=split_default is None, default=split_default, metavar="SPLIT",
+                       help="split name (train, val, trainval, all, ...)"
+                            + (f"; default {split_default}" if split_default else ""))
+    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra dataset argument, e.g. sbd_root=DIR, modalities=color,hha (repeatable)")
+
+
+def data_kwargs(args: argparse.Namespace) -> dict[str, str]:
+    """The ``--data-arg`` values as ``get_dataset`` keyword arguments (strings)."""
+    from ..engine.config import key_values
+
+    return key_values(list(args.data_arg), "--data-arg")
+
+
+def add_out_arg(p: argparse.ArgumentParser, help: str, *, required: bool = True, metavar: str = "PATH") -> None:
+    """The output flag every command spells the same: ``--out`` (short ``-o``); read as ``args.out``."""
+    p.add_argument("--out", "-o", required=required, metavar=metavar, help=help)
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:

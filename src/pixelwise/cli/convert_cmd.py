@@ -1,8 +1,10 @@
-"""``pixelwise convert caffe IN.caffemodel --arch NAME [--num-classes K] -o OUT``."""
+"""``pixelwise convert caffe IN.caffemodel [--prototxt NET.prototxt] --arch NAME [--num-classes K] -o OUT``."""
 
 from __future__ import annotations
 
 import argparse
+
+from .common import add_out_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -12,13 +14,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Convert a reference FCN .caffemodel, or the VGG16 ImageNet classifier "
                                    "(--arch vgg16-ilsvrc, into an FCN-32s trunk), into a pixelwise checkpoint.")
     c.add_argument("caffemodel", help="the .caffemodel file")
+    c.add_argument("--prototxt", metavar="NET.prototxt",
+                   help="the net definition, for a weights-only .caffemodel (layers matched by name)")
     c.add_argument("--arch", required=True, metavar="NAME",
                    help="reference architecture: voc-fcn{32s,16s,8s}, voc-fcn8s-atonce, voc-fcn-alexnet, "
                         "nyud-fcn32s-{color,hha,color-d,color-hha}, siftflow-fcn{32s,16s,8s}, "
                         "pascalcontext-fcn{32s,16s,8s}, vgg16-ilsvrc")
     c.add_argument("--num-classes", type=int, default=None, metavar="K",
                    help="expected classes (read from the file; for vgg16-ilsvrc: the new head's, default 21)")
-    c.add_argument("-o", "--output", required=True, help="checkpoint to write (.safetensors)")
+    add_out_arg(c, "checkpoint to write (.safetensors)")
     c.set_defaults(func=run_caffe)
 
 
@@ -28,9 +32,12 @@ def run_caffe(args: argparse.Namespace) -> int:
     from ..checkpoint import save_model
     from ..interop.caffe_arch import convert_caffemodel
 
-    model = convert_caffemodel(args.caffemodel, args.arch, args.num_classes)
-    recipe = {"converted_from": {"format": "caffe", "file": Path(args.caffemodel).name, "arch": args.arch}}
-    out = save_model(model, args.output, recipe=recipe)
+    model = convert_caffemodel(args.caffemodel, args.arch, args.num_classes, prototxt=args.prototxt)
+    source = {"format": "caffe", "file": Path(args.caffemodel).name, "arch": args.arch}
+    if args.prototxt:
+        source["prototxt"] = Path(args.prototxt).name
+    recipe = {"converted_from": source}
+    out = save_model(model, args.out, recipe=recipe)
     n = sum(t.numel() for t in model.state_dict().values())
     print(f"wrote {out}: {model.config['name']} {dict(model.heads)}, {n / 1e6:.1f}M values, "
           f"preprocessing {model.preprocessing.channel_order} mean {tuple(round(m, 3) for m in model.preprocessing.mean)}")

@@ -6,37 +6,25 @@ import argparse
 import json
 import sys
 
+from .common import add_dataset_args, add_out_arg, data_kwargs
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("data", help="inspect datasets, export them in the folder layout")
     sub = p.add_subparsers(dest="data_command", required=True)
     q = sub.add_parser("inspect", help="samples, class pixel counts, image sizes, contact sheet")
-    q.add_argument("--dataset", required=True, help="dataset name (see pixelwise.data.list_datasets)")
-    q.add_argument("--root", required=True, help="dataset folder, as distributed")
-    q.add_argument("--split", required=True, help="split name (train, val, ...)")
+    add_dataset_args(q)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--sheet", metavar="PNG", help="write a contact sheet of images with label overlays")
     q.add_argument("--sheet-count", type=int, default=6, help="images on the contact sheet")
     q.add_argument("--limit", type=int, help="inspect only the first N samples")
     q.add_argument("--skip-bad", action="store_true", help="skip unreadable samples with a warning")
-    q.add_argument("--sbd-root", help="voc seg11valid: SBD dataset/ folder")
-    q.add_argument("--context-root", help="pascal_context: folder with trainval/ and labels.txt")
-    q.add_argument("--modalities", help="nyud: comma-separated color,depth,hha")
-    q.add_argument("--targets", help="nyud: semantic (default), depth or semantic,depth")
     q.set_defaults(func=inspect_command)
     e = sub.add_parser("export", help="write a dataset split in the folder layout (images/, masks/, classes.txt)")
-    e.add_argument("--dataset", required=True, help="dataset name")
-    e.add_argument("--root", required=True, help="dataset folder, as distributed")
-    e.add_argument("--split", required=True, help="split name")
-    e.add_argument("--out", "-o", required=True, help="folder to write")
+    add_dataset_args(e)
+    add_out_arg(e, "folder to write", metavar="DIR")
     e.add_argument("--limit", type=int, help="export only the first N samples")
     e.set_defaults(func=export_command)
-
-
-def _reader_kwargs(args: argparse.Namespace) -> dict:
-    names = {"sbd_root": args.sbd_root, "context_root": args.context_root, "modalities": args.modalities,
-             "targets": args.targets}
-    return {k: v for k, v in names.items() if v is not None}
 
 
 def _print_boundary_table(stats: dict) -> None:
@@ -76,7 +64,7 @@ def export_command(args: argparse.Namespace) -> int:
     from ..data import get_dataset
     from ..data.export import export_folder
 
-    n = export_folder(get_dataset(args.dataset, args.root, args.split), args.out, limit=args.limit)
+    n = export_folder(get_dataset(args.dataset, args.root, args.split, **data_kwargs(args)), args.out, limit=args.limit)
     print(f"wrote {n} samples of {args.dataset}/{args.split} to {args.out} (images/, masks/, classes.txt)")
     return 0
 
@@ -85,7 +73,7 @@ def inspect_command(args: argparse.Namespace) -> int:
     from ..data import get_dataset
     from ..data.summary import summarize, write_contact_sheet
 
-    ds = get_dataset(args.dataset, args.root, args.split, skip_bad=args.skip_bad, **_reader_kwargs(args))
+    ds = get_dataset(args.dataset, args.root, args.split, skip_bad=args.skip_bad, **data_kwargs(args))
     stats = summarize(ds, limit=args.limit)
     if args.sheet:
         stats["sheet"] = str(write_contact_sheet(ds, args.sheet, num=args.sheet_count))

@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import add_inference_args
+from .common import add_dataset_args, add_inference_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="evaluate a model on a dataset split (whole images, native size)")
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
-    p.add_argument("--dataset", "-d", required=True, help="dataset name (camvid, voc, folder, ...)")
-    p.add_argument("--root", "-r", required=True, help="dataset root folder")
-    p.add_argument("--split", "-s", default="val", help="split (default val)")
-    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra dataset argument, e.g. sbd_root=DIR (repeatable)")
+    add_dataset_args(p, split_default="val")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--save-predictions", metavar="DIR", help="write each prediction as a palette PNG")
     p.add_argument("--confusion-png", metavar="FILE", help="draw the row-normalised confusion matrix")

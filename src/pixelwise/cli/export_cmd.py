@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_out_arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model to ONNX (dynamic batch, height and width)")
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")
-    p.add_argument("-o", "--output", required=True, help="file to write (.onnx)")
+    add_out_arg(p, "file to write (.onnx)")
     p.add_argument("--num-classes", type=int, default=None, metavar="K", help="classes, for a registry name")
     p.add_argument("--geometry", choices=("caffe", "aligned"), default=None, help="geometry, for a registry name")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
@@ -39,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime import verify_onnx
 
     model = _load(args).eval()
-    path = export_onnx(model, args.output, opset=args.opset or DEFAULT_OPSET, sample_size=tuple(args.size))
+    path = export_onnx(model, args.out, opset=args.opset or DEFAULT_OPSET, sample_size=tuple(args.size))
     size_mb = path.stat().st_size / 1e6
     if args.no_verify:
         print(f"wrote {path} ({size_mb:.1f} MB)")

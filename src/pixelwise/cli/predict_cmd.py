@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_inference_args
+from .common import add_inference_args, add_out_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,11 +13,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--demo", action="store_true",
                    help="add the sample photos that ship with scikit-learn / scikit-image (the main job)")
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
-    p.add_argument("--out", "-o", required=True, metavar="OUTDIR", help="output folder")
+    add_out_arg(p, "output folder", metavar="DIR")
     p.add_argument("--tile", type=int, help="sliding-window size (default: whole image up to 1600x1600, else 512)")
     p.add_argument("--overlap", type=int, default=128, help="sliding-window overlap in pixels (default 128)")
     p.add_argument("--probabilities", choices=("npy", "safetensors"), help="also write K x H x W softmax (float16)")
     p.add_argument("--no-overlay", action="store_true", help="write only the label PNGs")
+    p.add_argument("--no-legend", action="store_true",
+                   help="overlays without the legend strip below (swatch, class name, share of pixels)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_model
-    from ..engine.distributed import pick_device
+    from ..engine.distributed import launched, pick_device
     from ..engine.forward import describe_views, test_time_views
     from ..engine.predict import Options
     from ..engine.predict_files import predict_files
@@ -44,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
         inputs += [str(p) for p in sample_images()]
     if not inputs:
         raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
-    device = pick_device(args.device)
+    rank, world, local_rank = launched()  # under torchrun: this process's share of the inputs
+    device = pick_device(args.device, local_rank)
     model = resolve_model(args.model, device=device, random_weights=args.random_weights)
     flip, scales = test_time_views(model, args.flip, args.scales)
     if args.backend != "eager":
@@ -55,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
         model = with_backend(model, args.backend, device, calibration=calib)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
     records = predict_files(model, inputs, args.out, device=device, options=opts,
-                            probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha)
-    print(f"predicted {len(records)} image(s) with {args.model} ({describe_views(flip, scales)}, {args.backend})"
+                            probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha,
+                            legends=not args.no_legend, shard=(rank, world))
+    part = f" (rank {rank} of {world})" if world > 1 else ""
+    print(f"predicted {len(records)} image(s){part} with {args.model} ({describe_views(flip, scales)}, {args.backend})"
           f" -> {args.out}")
     return 0

@@ -54,6 +54,9 @@ class SegmentationDataset(Dataset):
     size_role = "image"
     label_roles: tuple[str, ...] = ("label",)
     ignore_index = IGNORE
+    #: splits whose images may set int8 activation ranges, most preferred first; the split being
+    #: scored is never used while another one of these exists
+    calibration_splits: tuple[str, ...] = ("train", "trainval", "val")
 
     def __init__(
         self,

@@ -52,6 +52,7 @@ class Folder(SegmentationDataset):
     """Image/mask pairs matched by file stem."""
 
     name = "folder"
+    calibration_splits = ("train", "trainval", "all")  # users' folders often have only all
 
     def __init__(
         self, root: str | Path, split: str = "all", *, class_names: list[str] | None = None, **kw

@@ -15,6 +15,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import PixelwiseError
+from ..tasks.render import voc_colormap  # noqa: F401  (re-exported: the colour map of every dataset)
 
 IGNORE = 255
 INVALID = -1
@@ -69,21 +70,6 @@ class LabelMap:
                 f"({int(bad.sum())} pixels); expected the dataset's class indices or void"
             )
         return out
-
-
-def voc_colormap(n: int = 256) -> list[RGB]:
-    """The standard PASCAL VOC colour map (bit-interleaved index -> RGB), used by VOC's palette PNGs."""
-    colors = []
-    for i in range(n):
-        r = g = b = 0
-        c = i
-        for j in range(8):  # spread the index's bits over the high bits of R, G, B
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        colors.append((r, g, b))
-    return colors
 
 
 def read_class_names(path: Path) -> list[str]:

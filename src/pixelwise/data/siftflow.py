@@ -34,6 +34,7 @@ class SIFTFlow(SegmentationDataset):
 
     name = "siftflow"
     label_roles = ("semantic", "geometric")
+    calibration_splits = ("trainval",)  # no train split: trainval / test
 
     def __init__(self, root: str | Path, split: str = "trainval", **kw) -> None:
         root = require(Path(root), "SIFT Flow root folder (SiftFlowDataset)")

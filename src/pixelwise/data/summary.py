@@ -137,8 +137,34 @@ def _boundary_panel(stack: np.ndarray) -> np.ndarray:
     return np.repeat(grey[..., None], 3, axis=2)
 
 
+def _sheet_row(ds: SegmentationDataset, i: int, palettes: dict, alpha: float) -> tuple[str, list]:
+    """(id, [(title, H x W x 3 array or None)]) of item ``i``: the image, then each head's overlay
+    with its legend strip below (swatch, class name, share of the labelled pixels; void unlisted)."""
+    from ..legend import with_legend
+
+    names = ds.class_names if isinstance(ds.class_names, dict) else {next(iter(ds.heads)): ds.class_names}
+    sample = ds.load_sample(ds.records[i])  # raw, untransformed
+    image = sample["image"].permute(1, 2, 0).numpy() if "image" in sample else None
+    panels = [("image", image)]
+    for h, t in _head_items(ds, sample["target"]).items():
+        base = image if image is not None else np.zeros((*t.shape, 3), np.uint8)
+        target = t.numpy()
+        if t.dim() == 3:  # boundary annotator stack: the share of annotators marking each pixel
+            panels.append((h, _boundary_panel(target)))
+            continue
+        if t.is_floating_point():  # not a class map (depth in metres): a colour map, no legend
+            panels.append((h, target))
+            continue
+        # text sized for a panel about 320 pixels wide (the sheet scales each image to fit)
+        panel = with_legend(_overlay(base, target, palettes[h], alpha), target, names[h], palettes[h],
+                            size=max(12, round(target.shape[1] / 28)))
+        panels.append((h, panel))
+    return sample["id"], panels
+
+
 def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6, alpha: float = 0.55) -> Path:
-    """PNG grid: one row per sample (spread over the split): image | label overlay per head.
+    """PNG grid: one row per sample (spread over the split): image | label overlay per head, each
+    overlay with its legend below (swatch, class name, share of the labelled pixels; void unlisted).
 
     Written atomically, so a crash never leaves half a PNG.
     """
@@ -148,24 +174,19 @@ def write_contact_sheet(ds: SegmentationDataset, path: str | Path, num: int = 6,
     path = Path(path)
     idx = np.linspace(0, len(ds) - 1, min(num, len(ds))).round().astype(int).tolist()
     palettes = ds.palette if isinstance(ds.palette, dict) else {next(iter(ds.heads)): ds.palette}
+    rows = [_sheet_row(ds, i, palettes, alpha) for i in idx]
     cols = 1 + len(palettes)
-    fig = Figure(figsize=(3.2 * cols, 2.6 * len(idx)))
+    # each row as tall as its tallest panel (overlays grew a legend strip) at 3.2 inches per column
+    heights = [max(a.shape[0] / a.shape[1] for _, a in panels if a is not None) * 3.2 + 0.3 for _, panels in rows]
+    fig = Figure(figsize=(3.2 * cols, sum(heights)))
     FigureCanvasAgg(fig)
-    for r, i in enumerate(idx):
-        sample = ds.load_sample(ds.records[i])  # raw, untransformed
-        image = sample["image"].permute(1, 2, 0).numpy() if "image" in sample else None
-        targets = _head_items(ds, sample["target"])
-        panels = [("image", image)] + [
-            (h, _boundary_panel(t.numpy()) if t.dim() == 3 else
-             t.numpy() if t.is_floating_point() else  # float targets (depth): a colour map, no overlay
-             _overlay(image if image is not None else np.zeros((*t.shape, 3), np.uint8), t.numpy(), palettes[h], alpha))
-            for h, t in targets.items()
-        ]
+    grid = fig.add_gridspec(len(rows), cols, height_ratios=heights)
+    for r, (sid, panels) in enumerate(rows):
         for c, (title, arr) in enumerate(panels):
-            ax = fig.add_subplot(len(idx), cols, r * cols + c + 1)
+            ax = fig.add_subplot(grid[r, c])
             if arr is not None:
-                ax.imshow(arr, cmap="viridis_r" if arr.ndim == 2 else None)
-            ax.set_title(f"{sample['id']} {title}", fontsize=7)
+                ax.imshow(arr, cmap="viridis_r" if arr.ndim == 2 else None)  # depth: a colour map
+            ax.set_title(f"{sid} {title}", fontsize=7)
             ax.axis("off")
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -200,3 +200,9 @@ def dump(cfg: dict) -> str:
     import yaml
 
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)
+
+
+def as_written(cfg: dict) -> str:
+    """The run folder's ``config.yaml`` text, as :func:`pixelwise.engine.train.train` writes it: the
+    resolved config plus the git commit it runs from."""
+    return dump({**cfg, "git_commit": cfg["git_commit"] if "git_commit" in cfg else git_commit()})

@@ -45,6 +45,12 @@ def pick_device(spec: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
+def launched() -> tuple[int, int, int]:
+    """``(rank, world size, local rank)`` from torchrun's environment (``(0, 1, 0)`` without it),
+    for jobs that split work by rank and never communicate (no process group is joined)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def setup(device: str = "auto") -> World:
     """Join the torchrun process group if launched by torchrun; returns this process's place."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

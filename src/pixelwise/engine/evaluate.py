@@ -118,8 +118,9 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     size) and the confusion matrix as a PNG.  ``flip``/``scales``: test-time averaging (None: the
     views the checkpoint records, see :func:`~pixelwise.engine.forward.test_time_views`);
     ``backend``: run the network through a fast path (:mod:`pixelwise.runtime`); its int8
-    scales are calibrated on images of the ``train`` split, never on the split being scored;
-    ``random_weights``: allow a bare registry name (untrained; smoke tests only).
+    scales are calibrated on images of another split (the dataset's ``calibration_splits``), never on
+    the split being scored while another exists; ``random_weights``: allow a bare registry name
+    (untrained; smoke tests only).
     """
     from pathlib import Path
 
@@ -139,7 +140,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     extra = _dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
-        calib = calibration_from_dataset(dataset, root, extra) if backend == "onnxruntime-int8" else None
+        calib = calibration_from_dataset(dataset, root, extra, split) if backend == "onnxruntime-int8" else None
         model = with_backend(model, backend, dev, calibration=calib)
     ds = FirstN(ds, limit) if limit else ds
     heads = dict(model.heads)

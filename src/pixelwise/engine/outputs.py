@@ -14,61 +14,9 @@ import numpy as np
 import torch
 
 from .. import atomic
-
-RGB = tuple[int, int, int]
-
-
-def palette_for(palette: Sequence[Sequence[int]] | None, num_classes: int) -> list[RGB]:
-    """The model's palette, else the VOC colour map (distinct colours for any K)."""
-    if palette and len(palette) >= num_classes:
-        return [tuple(int(v) for v in c) for c in palette]
-    from ..data.labels import voc_colormap
-
-    return voc_colormap(max(num_classes, 1))
-
-
-def save_label_png(path: str | Path, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB]) -> None:
-    """Class indices ``H x W`` (< 256) -> 8-bit palette PNG: indices stay exact, colours for viewing."""
-    from PIL import Image
-
-    arr = np.asarray(labels, dtype=np.uint8)
-    im = Image.frombytes("P", (arr.shape[1], arr.shape[0]), np.ascontiguousarray(arr).tobytes())
-    flat = [v for c in palette[:256] for v in c]
-    im.putpalette(flat + [0] * (768 - len(flat)))
-    with atomic.atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
-
-
-def colorize(labels: torch.Tensor | np.ndarray, palette: Sequence[RGB]) -> np.ndarray:
-    """``H x W`` indices -> ``H x W x 3`` uint8 colours (index 255/out of range -> black)."""
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[: min(256, len(palette))] = np.asarray(palette[:256], dtype=np.uint8)
-    return lut[np.asarray(labels, dtype=np.int64).clip(0, 255)]
-
-
-def overlay(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB], alpha: float = 0.5) -> np.ndarray:
-    """Blend the label colours over the RGB ``image`` (uint8 ``3 x H x W``) -> ``H x W x 3`` uint8.
-
-    Works in bands of rows so a 12-megapixel photo needs no full-size float copies.
-    """
-    rgb = image.permute(1, 2, 0).numpy()
-    labels = np.asarray(labels)
-    out = np.empty_like(rgb)
-    for y in range(0, rgb.shape[0], 256):
-        band = (1 - alpha) * rgb[y:y + 256].astype(np.float32)
-        band += alpha * colorize(labels[y:y + 256], palette).astype(np.float32)
-        out[y:y + 256] = band.round().clip(0, 255).astype(np.uint8)
-    return out
-
-
-def save_rgb(path: str | Path, array: np.ndarray) -> None:
-    """``H x W x 3`` uint8 -> image file, format from the suffix (png, jpg)."""
-    from PIL import Image
-
-    path = Path(path)
-    fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
-    with atomic.atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+# the pictures themselves live with the tasks that draw them; re-exported for engine callers
+from ..tasks.render import (RGB, colorize, format_table, overlay, overlay_with_legend, palette_for,  # noqa: F401
+                            save_label_png, save_rgb)
 
 
 def save_probabilities(path: str | Path, probs: torch.Tensor, class_names: Sequence[str] | None = None) -> None:
@@ -86,22 +34,6 @@ def save_probabilities(path: str | Path, probs: torch.Tensor, class_names: Seque
         else:
             with open(tmp, "wb") as f:
                 np.save(f, probs.numpy())
-
-
-def format_table(metrics: Mapping, class_names: Sequence[str]) -> str:
-    """Per-class IU and accuracy, then the paper's four metrics, as a text table (percent)."""
-    def pct(v: float | None) -> str:
-        return "   n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:6.2f}"
-
-    width = max([len(n) for n in class_names] + [len("class")])
-    lines = [f"{'class':<{width}}      IU    acc", "-" * (width + 14)]
-    for name, iu, acc in zip(class_names, metrics["per_class_iou"], metrics["per_class_accuracy"]):
-        lines.append(f"{name:<{width}}  {pct(iu)} {pct(acc)}")
-    lines.append("-" * (width + 14))
-    for key, label in (("pixel_accuracy", "pixel accuracy"), ("mean_accuracy", "mean accuracy"),
-                       ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
-        lines.append(f"{label:<{max(width, 14)}}  {pct(metrics[key])}")
-    return "\n".join(lines)
 
 
 def confusion_png(path: str | Path, hist: torch.Tensor, class_names: Sequence[str]) -> None:

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import PixelwiseError
-from .. import atomic
-from .outputs import overlay, palette_for, save_label_png, save_probabilities, save_rgb
+from .. import atomic, legend
+from .outputs import overlay, overlay_with_legend, palette_for, save_label_png, save_probabilities, save_rgb
 from .predict import Options, Predictor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -99,8 +99,15 @@ class _ProbWriter:
 
 def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
                   options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
-                  alpha: float = 0.5, log: Callable[[str], None] = print) -> list[dict]:
-    """Predict every input image; returns one record per image (paths written, size, seconds)."""
+                  alpha: float = 0.5, legends: bool = True, log: Callable[[str], None] = print,
+                  shard: tuple[int, int] = (0, 1)) -> list[dict]:
+    """Predict every input image; returns one record per image (paths written, size, seconds).
+
+    ``legends``: overlays carry a legend strip below the image (swatch, class name, share of pixels).
+    ``shard=(rank, world_size)``: only inputs ``i`` with ``i % world_size == rank`` (processes under
+    torchrun split a folder: each file done once; output names are made unique over all inputs first,
+    so they do not depend on the split).
+    """
     from ..data.fileio import read_rgb
 
     paths = collect_inputs(inputs)
@@ -112,7 +119,11 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     heads, meta = dict(model.heads), model.meta
     specs = head_specs(model)
     records = []
-    for path, stem in zip(paths, _stems(paths)):
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise PixelwiseError(f"rank {rank} is outside a world of {world} processes (RANK / WORLD_SIZE)")
+    mine = [(p, s) for i, (p, s) in enumerate(zip(paths, _stems(paths))) if i % world == rank]
+    for path, stem in mine:
         t0 = time.perf_counter()
         image = read_rgb(path)
         h, w = image.shape[-2:]
@@ -128,6 +139,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
         written = [str(wr.path) for wr in writers.values()]
         for wr in writers.values():
             wr.close()
+        shares = {}
         for head, lab in labels.items():
             suffix = "" if len(heads) == 1 else f"_{head}"
             if specs[head].task != "semantic":
@@ -138,33 +150,27 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
             pal = palette_for(meta.palette(head), heads[head])
             save_label_png(out_dir / f"{stem}{suffix}.png", lab, pal)
             written.append(str(out_dir / f"{stem}{suffix}.png"))
+            shares[head] = legend.entries(legend.label_counts(lab, heads[head]), meta.class_names(head), pal)
             if overlays:
-                save_rgb(out_dir / f"{stem}{suffix}_overlay.jpg", overlay(image, lab, pal, alpha))
+                picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
+                           else overlay(image, lab, pal, alpha))
+                save_rgb(out_dir / f"{stem}{suffix}_overlay.jpg", picture)
                 written.append(str(out_dir / f"{stem}{suffix}_overlay.jpg"))
         rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
                "seconds": time.perf_counter() - t0, "outputs": written,
-               **_summary(labels, specs)}
+               **_summary(labels, shares)}
         log(_describe(rec))
         records.append(rec)
     return records
 
 
-def _summary(labels: dict[str, torch.Tensor], specs: dict) -> dict:
+def _summary(labels: dict[str, torch.Tensor], shares: dict) -> dict:
     """What the log line shows: ``classes``, the top classes of the first semantic head, else
     ``range``, the first head's value range (depth: metres)."""
-    for head, spec in specs.items():
-        if spec.task == "semantic":
-            return {"classes": _class_shares(labels[head], spec.class_names)}
+    if shares:
+        return {"classes": [(e.name, e.share) for e in next(iter(shares.values()))[:3]]}
     head = next(iter(labels))
     return {"classes": [], "range": [float(labels[head].min()), float(labels[head].max())]}
-
-
-def _class_shares(labels: torch.Tensor, names: list[str] | None, top: int = 3) -> list[tuple[str, float]]:
-    counts = torch.bincount(labels.reshape(-1).long())
-    total = float(counts.sum())
-    order = counts.argsort(descending=True)[:top]
-    return [((names[i] if names and i < len(names) else f"class {int(i)}"), float(counts[i]) / total)
-            for i in order.tolist() if counts[i] > 0]
 
 
 def _describe(rec: dict) -> str:

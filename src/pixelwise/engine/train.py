@@ -24,7 +24,7 @@ from ..errors import PixelwiseError
 from .. import checkpoint as ckpt
 from . import distributed as dist_
 from . import loaders, recipe
-from .config import dump, git_commit
+from .config import as_written, git_commit
 from .evaluate import evaluate, summarize
 from ..contract import head_outputs
 from .checkpoint import init_from
@@ -119,12 +119,13 @@ class Trainer:
             init_from(model, cfg["init_from"])
         self.model = model.to(world.device)
         self.optimizer = recipe.build_optimizer(self.model, cfg)
+        from ..tasks import get_task, head_tasks
+
+        self.tasks = head_tasks(model)  # models without a ``tasks`` attribute are semantic
         weights = loaders.class_weights(self.train_ds, cfg, self.heads)
         self.loss_fn = recipe.SegmentationLoss(cfg["loss_reduction"], weights, cfg["head_weights"],
-                                               tasks=model.tasks, task_options=cfg.get("task_options"))
-        from ..tasks import get_task
-
-        self.best_metric = cfg["best_metric"] or get_task(model.tasks[next(iter(model.heads))]).best_metric
+                                               tasks=self.tasks, task_options=cfg.get("task_options"))
+        self.best_metric = cfg["best_metric"] or get_task(self.tasks[next(iter(model.heads))]).best_metric
         self.class_weights = {h: w.tolist() for h, w in (weights or {}).items()}
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg["amp"] == "fp16" and world.device.type == "cuda")
         self.steps_per_epoch = loaders.steps_per_epoch(self.train_ds, cfg, world)
@@ -277,8 +278,8 @@ class Trainer:
             return {}
         loader = loaders.val_loader(self.val_ds, self.cfg, self.world)
         metrics = evaluate(self.model, loader, self.heads, self.world.device, amp=self.cfg["amp"],
-                           tasks=self.model.tasks, task_options=self.cfg.get("task_options"))
-        return summarize(metrics, self.val_ds.class_names, tasks=self.model.tasks)
+                           tasks=self.tasks, task_options=self.cfg.get("task_options"))
+        return summarize(metrics, self.val_ds.class_names, tasks=self.tasks)
 
 
 def train(cfg: Mapping, out_dir: str | Path, *, resume: bool = False) -> dict:
@@ -288,7 +289,7 @@ def train(cfg: Mapping, out_dir: str | Path, *, resume: bool = False) -> dict:
         cfg = dict(cfg)
         if world.main:
             cfg.setdefault("git_commit", git_commit())
-            RunLog(out_dir).write_config(dump(cfg))
+            RunLog(out_dir).write_config(as_written(cfg))  # what train --print-config shows
         trainer = Trainer(cfg, out_dir, world, resume=resume)
         if world.main:
             print(f"training {cfg['model']} on {cfg['dataset']}/{cfg['train_split']} ({len(trainer.train_ds)} samples): "

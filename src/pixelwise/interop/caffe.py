@@ -1,6 +1,7 @@
 """Read Caffe ``.caffemodel`` / ``.prototxt`` files without Caffe.
 
-:func:`read_caffemodel` returns a :class:`CaffeNet`: the layers in file order, each with its
+:func:`read_caffemodel` (and :func:`read_caffe`, which also takes a weights-only file with its
+``.prototxt``) returns a :class:`CaffeNet`: the layers in file order, each with its
 string type (legacy V1 enum types are translated), bottoms/tops, parameters and weight blobs as
 float32 numpy arrays in Caffe layout (convolution ``O x I/g x kh x kw``, deconvolution
 ``I x O/g x kh x kw``, inner product ``O x I``).
@@ -87,6 +88,40 @@ def read_caffemodel(path: str | Path) -> CaffeNet:
     except OSError as e:
         raise PixelwiseError(f"cannot read Caffe model {path}: {e.strerror or e}") from None
     return parse_caffemodel(data, str(path))
+
+
+def read_caffe(caffemodel: str | Path, prototxt: str | Path | None = None) -> CaffeNet:
+    """A net with its weights: a full ``.caffemodel``, or a weights-only one with its ``prototxt``.
+
+    With ``prototxt`` the layers (types, parameters, connections) come from the text definition and
+    each takes the blobs of the same-named layer of ``caffemodel`` -- what Caffe's
+    ``CopyTrainedLayersFrom`` and OpenCV's ``readNetFromCaffe(prototxt, caffemodel)`` do.
+    """
+    weights = read_caffemodel(caffemodel)
+    if prototxt is not None:
+        return with_weights(read_prototxt(prototxt), weights)
+    bare = [layer.name for layer in weights.layers if layer.blobs and layer.type in ("", "None")]
+    if bare:
+        raise PixelwiseError(f"{weights.source}: layer '{bare[0]}' has weights but no type -- a weights-only "
+                             f"file: pass its net definition with --prototxt NET.prototxt")
+    return weights
+
+
+def with_weights(definition: CaffeNet, weights: CaffeNet) -> CaffeNet:
+    """The layers of ``definition`` (a prototxt) with the blobs of ``weights``' same-named layers.
+
+    Every layer with weights must exist in the definition: a blob left over means the two files
+    describe different nets.
+    """
+    blobs = {layer.name: layer.blobs for layer in weights.layers if layer.blobs}
+    defined = set(definition.layer_names())
+    unknown = [name for name in blobs if name not in defined]
+    if unknown:
+        raise PixelwiseError(f"{weights.source}: layer '{unknown[0]}' has weights but {definition.source} "
+                             f"defines no such layer -- is this the net definition of these weights?")
+    layers = [dataclasses.replace(layer, blobs=blobs.get(layer.name, layer.blobs)) for layer in definition.layers]
+    return CaffeNet(definition.name or weights.name, layers, definition.inputs, definition.legacy,
+                    f"{weights.source} (net {Path(definition.source).name})")
 
 
 def parse_caffemodel(data: bytes, source: str = "<bytes>") -> CaffeNet:

@@ -26,7 +26,7 @@ from torch import nn
 
 from ..errors import PixelwiseError, unknown_name
 from ..preprocessing import Preprocessing, caffe
-from .caffe import CaffeLayer, CaffeNet, read_caffemodel
+from .caffe import CaffeLayer, CaffeNet, read_caffe
 from .caffe_graph import spatial
 
 VGG16_TRUNK = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
@@ -260,15 +260,19 @@ def _load(net: CaffeNet, arch: Arch, arch_name: str, model: nn.Module) -> set[st
     return {src.layer for src in nmap.values()}
 
 
-def convert_caffemodel(path: str | Path, arch_name: str, num_classes: int | None = None) -> nn.Module:
+def convert_caffemodel(path: str | Path, arch_name: str, num_classes: int | None = None, *,
+                       prototxt: str | Path | None = None) -> nn.Module:
     """Read ``path`` (a reference ``.caffemodel`` of ``arch_name``) into a pixelwise model.
+
+    ``prototxt``: the net definition, for a weights-only ``.caffemodel`` (its layers then come
+    from the text file and their blobs from ``path``, matched by layer name).
 
     Returns the model in eval mode with class names and palette in ``model.meta`` where known.
     """
     from ..models import get_model
 
     arch = get_arch(arch_name)
-    net = read_caffemodel(path)
+    net = read_caffe(path, prototxt)
     heads = _num_classes(net, arch, arch_name, num_classes)
     model = get_model(arch.model, heads=heads, **arch.kwargs)
     if not arch.classifier and any(not is_bilinear(_blob(net, Source(n, 0), arch_name), up.kernel)

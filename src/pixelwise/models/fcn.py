@@ -96,12 +96,13 @@ class FCN(ContractMixin, nn.Module):
         self.caffe = backbone.geometry == "caffe"
         deep = backbone.feature_info[-1]
         taps = [backbone.info(s) for s in skips]
-        self.decoders = nn.ModuleDict({
-            name: get_task(self.tasks[name]).build_decoder(
-                HeadSpec(name, self.tasks[name], k), deep, taps, caffe=self.caffe,
-                learnable_upsampling=learnable_upsampling, skip_scales=skip_scales, final_kernel=final_kernel)
-            for name, k in self.heads.items()
-        })
+        self.decoders = nn.ModuleDict()
+        for name, k in self.heads.items():
+            task = get_task(self.tasks[name])
+            make = decoder_factory(task.decoder)
+            self.decoders[name] = make(task.out_channels(HeadSpec(name, task.name, k)), deep, taps, caffe=self.caffe,
+                                       learnable_upsampling=learnable_upsampling, skip_scales=skip_scales,
+                                       final_kernel=final_kernel)
         self.config = dict(config or {})
 
     @property
@@ -118,6 +119,31 @@ class FCN(ContractMixin, nn.Module):
         taps = self.backbone(x)
         out = {name: dec(taps, (h, w)) for name, dec in self.decoders.items()}
         return out if len(out) > 1 else next(iter(out.values()))
+
+
+def skip_decoder(channels: int, deep: FeatureInfo, skips: list[FeatureInfo], *, caffe: bool,
+                 learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
+                 final_kernel: int | None = None) -> SkipDecoder:
+    """The ``"skip"`` decoder family: FCN's skip decoder scoring ``channels`` outputs."""
+    return SkipDecoder(channels, deep, skips, caffe, learnable_upsampling, skip_scales, final_kernel)
+
+
+#: decoder family (``Task.decoder``) -> "module:factory" under ``pixelwise.models``, imported when
+#: first used; a factory takes ``(channels, deep_tap, skip_taps, *, caffe, learnable_upsampling,
+#: skip_scales, final_kernel)`` and returns a module with ``forward(taps, (H, W)) -> N x C x H x W``
+DECODERS: dict[str, str] = {"skip": "fcn:skip_decoder", "side_outputs": "side_outputs:side_output_decoder"}
+
+
+def decoder_factory(name: str):
+    """The factory registered for decoder family ``name`` (see :data:`DECODERS`)."""
+    import importlib
+
+    if name not in DECODERS:
+        from ..errors import unknown_name
+
+        raise unknown_name("decoder", name, DECODERS)
+    module, fn = DECODERS[name].split(":")
+    return getattr(importlib.import_module(f"{__package__}.{module}"), fn)
 
 
 def head_task_map(heads: dict[str, int], tasks: dict[str, str] | None) -> dict[str, str]:

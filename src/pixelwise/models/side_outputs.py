@@ -76,3 +76,14 @@ class SideOutputDecoder(nn.Module):
         if not self.training:
             return fused
         return torch.cat([fused, *sides], 1)
+
+
+def side_output_decoder(channels: int, deep: FeatureInfo, skips: list[FeatureInfo], *, caffe: bool,
+                        learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
+                        final_kernel: int | None = None) -> SideOutputDecoder:
+    """The ``"side_outputs"`` decoder family (``fcn.DECODERS``): a side on every tap the FCN variant
+    fuses (``skips``) and on the deepest, shallow first; ``final_kernel`` (FCN-AlexNet's odd 63)
+    upsamples the deepest side; ``skip_scales`` do not apply (each side has its own score layer)."""
+    taps = sorted([*skips, deep], key=lambda t: t.stride)
+    kernels = {deep.name: final_kernel} if final_kernel else None
+    return SideOutputDecoder(taps, channels, caffe, learnable_upsampling, kernels)

@@ -9,14 +9,18 @@ so every backend sees exactly what the PyTorch model would.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from .backends import BACKENDS, prepare
 from ..errors import PixelwiseError, unknown_name
+
+if TYPE_CHECKING:
+    from ..data import SegmentationDataset
 
 #: how many images calibrate the int8 scales (more changes little: MinMax ranges saturate fast)
 CALIBRATION_IMAGES = 4
@@ -39,17 +43,33 @@ def with_backend(model: nn.Module, backend: str, device: torch.device, *,
     return prepare(model, backend, calibration=calib)
 
 
-def calibration_from_dataset(dataset: str, root: str, extra: Mapping[str, object],
-                             split: str = "train", n: int = CALIBRATION_IMAGES) -> list[dict[str, torch.Tensor]]:
-    """``n`` raw samples spread over ``split`` of the dataset (train: the split being scored must
-    not set the quantisation ranges)."""
-    from ..data import get_dataset
-
-    ds = get_dataset(dataset, root, split, **dict(extra))
+def calibration_from_dataset(dataset: str, root: str, extra: Mapping[str, object], scored: str,
+                             n: int = CALIBRATION_IMAGES) -> list[dict[str, torch.Tensor]]:
+    """``n`` raw samples spread over the :func:`calibration_dataset` of a dataset being scored
+    on split ``scored``."""
+    ds = calibration_dataset(dataset, root, extra, scored)
     step = max(1, len(ds) // n)
     samples = [ds[i] for i in range(0, min(len(ds), step * n), step)]
     # the modality tensors only; the model's preprocessing picks the ones it takes
     return [{k: v for k, v in s.items() if isinstance(v, torch.Tensor) and k != "target"} for s in samples]
+
+
+def calibration_dataset(dataset: str, root: str, extra: Mapping[str, object], scored: str) -> SegmentationDataset:
+    """The split int8 ranges are calibrated on: the first of the dataset's ``calibration_splits``
+    that exists in ``root`` and is not ``scored`` (the split being scored must not set the
+    quantisation ranges); ``scored`` itself, with a warning on stderr, when there is no other."""
+    from ..data import dataset_class, get_dataset
+
+    tried = [s for s in dataset_class(dataset).calibration_splits if s != scored]
+    for split in tried:
+        try:
+            return get_dataset(dataset, root, split, **dict(extra))
+        except PixelwiseError:  # that split is not in this copy of the dataset
+            continue
+    print(f"warning: {dataset} in {root} has no split besides '{scored}' to calibrate int8 on "
+          f"(tried {', '.join(tried) or 'none'}); calibrating on '{scored}', the split being scored",
+          file=sys.stderr)
+    return get_dataset(dataset, root, scored, **dict(extra))
 
 
 def calibration_from_files(paths: Sequence[str | Path], n: int = CALIBRATION_IMAGES) -> list[dict[str, torch.Tensor]]:

@@ -3,8 +3,8 @@
 A model head declares a task by name (``model.tasks: {head: task}``, default ``"semantic"``); the
 task owns everything that depends on what the head predicts:
 
-* its decoder (:meth:`Task.build_decoder`: the channels it scores and any extra modules, e.g.
-  HED side outputs and a learned fusion -- built from the backbone's ``feature_info``),
+* its decoder (:attr:`Task.decoder`, a decoder family that ``pixelwise.models`` builds from the
+  backbone's ``feature_info``, and :meth:`Task.out_channels`, the channels it scores),
 * the target: dtype, the value that pads it (:attr:`Task.pad_value`) and an optional
   :meth:`Task.prepare_target` applied by the data pipeline,
 * the loss (:meth:`Task.loss`), the prediction (:meth:`Task.predict`), a mergeable metric
@@ -94,18 +94,13 @@ class Task:
         """Channels of the head's final score layer (semantic: K; depth: 1)."""
         return spec.channels
 
-    def build_decoder(self, spec: HeadSpec, deep: Any, skips: list[Any], *, caffe: bool,
-                      learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
-                      final_kernel: int | None = None) -> nn.Module:
-        """The head's decoder from the backbone's taps (``FeatureInfo`` entries: ``deep`` is the
-        deepest tap, ``skips`` the fused ones deep to shallow).  ``forward(taps, size)`` must
-        return ``N x C x H x W`` at the input size ``size``.  Override to add modules (side
-        outputs, fusion); keep the returned tensor a single tensor so export and every engine
-        path see one output per head."""
-        from ..models.fcn import SkipDecoder
-
-        return SkipDecoder(self.out_channels(spec), deep, skips, caffe, learnable_upsampling,
-                           skip_scales, final_kernel)
+    #: the decoder family ``pixelwise.models`` builds for the head (``models.fcn.DECODERS``):
+    #: ``"skip"`` is the FCN skip decoder with :meth:`out_channels` outputs; tasks needing other
+    #: modules (HED side outputs + fusion) name a decoder registered there.  Its ``forward(taps,
+    #: (H, W))`` returns one ``N x C x H x W`` tensor per head, so export and the engine see one
+    #: output per head.  (Tasks sit below ``models`` in the package graph: they name decoders,
+    #: models build them.)
+    decoder: ClassVar[str] = "skip"
 
     # -- data ------------------------------------------------------------------------------------
     @property

@@ -37,7 +37,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..errors import PixelwiseError
 from .base import HeadSpec, Task, register_task
@@ -91,19 +90,11 @@ class BoundaryTask(Task):
     name = "boundary"
     best_metric = "ods_f"
     integer_target = True  # uint8 annotator stacks, padded with 255
+    #: HED side outputs on every tap the variant fuses + learned fusion (models/side_outputs.py)
+    decoder = "side_outputs"
 
     def out_channels(self, spec: HeadSpec) -> int:
         return 1
-
-    def build_decoder(self, spec: HeadSpec, deep: Any, skips: list[Any], *, caffe: bool,
-                      learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
-                      final_kernel: int | None = None) -> nn.Module:
-        """Side outputs on ``skips`` (shallow first) and the deepest tap, plus their fusion."""
-        from ..models.side_outputs import SideOutputDecoder
-
-        taps = sorted([*skips, deep], key=lambda t: t.stride)
-        kernels = {deep.name: final_kernel} if final_kernel else None  # FCN-AlexNet's odd 63
-        return SideOutputDecoder(taps, 1, caffe, learnable_upsampling, kernels)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
              weight: torch.Tensor | None = None, combine: str = "consensus", eta: float = 0.5,
@@ -146,7 +137,7 @@ class BoundaryTask(Task):
         NMS-thinned edge strengths (8-bit) and, with ``overlay``, ``STEM_overlay.png``: the thin
         edges drawn over the image."""
         from ..boundary_metrics import nms, to_uint8
-        from ..engine.outputs import save_rgb
+        from .render import save_rgb
 
         out_dir = Path(out_dir)
         prob8 = to_uint8(pred.detach().float().cpu().numpy())

@@ -49,7 +49,7 @@ class SemanticTask(Task):
         return ConfusionMatrix(spec.channels, IGNORE)
 
     def format_metrics(self, metrics: dict, spec: HeadSpec) -> str:
-        from ..engine.outputs import format_table
+        from .render import format_table
 
         names = spec.class_names or [f"class {i}" for i in range(spec.channels)]
         return format_table(metrics, names)
@@ -57,7 +57,7 @@ class SemanticTask(Task):
     def write_prediction(self, out_dir: Path, stem: str, image: torch.Tensor, pred: torch.Tensor,
                          spec: HeadSpec, *, overlay: bool = True, alpha: float = 0.5, **options: Any) -> list[Path]:
         """``STEM.png`` (palette PNG of indices) and ``STEM_overlay.jpg`` (colours over the photo)."""
-        from ..engine import outputs
+        from . import render as outputs
 
         pal = outputs.palette_for(spec.palette, spec.channels)
         written = [Path(out_dir) / f"{stem}.png"]

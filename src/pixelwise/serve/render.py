@@ -1,0 +1,95 @@
+"""What a head's output becomes in a response, chosen by the head's task kind.
+
+Each kind has a :class:`Renderer`: ``reduce`` turns a batch of raw network outputs into one
+compact result per image (run in the inference thread), ``summary`` makes its JSON, and
+``encode`` the images a client may ask for.  Only ``semantic`` (class labels) exists today;
+a depth or edge head adds a renderer here (e.g. a 16-bit depth PNG and a colour-mapped view with
+its colour bar range in the summary) and a matching drawing function in ``static/app.js``.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from .adapter import HeadInfo
+from .limits import ServeError
+
+
+class Renderer(Protocol):
+    #: image outputs a client may request (``?return=`` / ``?include=``), each ``(name, media type)``
+    outputs: dict[str, str]
+
+    def reduce(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        """``N x K x H x W`` float outputs -> N per-image results."""
+
+    def summary(self, result: torch.Tensor, head: HeadInfo) -> dict:
+        """JSON-able description of one image's result."""
+
+    def encode(self, what: str, result: torch.Tensor, image: torch.Tensor, head: HeadInfo) -> bytes:
+        """Image bytes for output ``what`` (one of ``outputs``)."""
+
+
+def _png(array: np.ndarray, palette: list[tuple[int, int, int]] | None = None) -> bytes:
+    from PIL import Image
+
+    im = Image.fromarray(np.ascontiguousarray(array))
+    if palette is not None:  # palette PNG: pixel values are the class indices, colours for viewing
+        flat = [v for c in palette[:256] for v in c]
+        im.putpalette(flat + [0] * (768 - len(flat)))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", compress_level=1)  # fast: these are sent once, not archived
+    return buf.getvalue()
+
+
+class SemanticRenderer:
+    """Class labels: per-class pixel shares, a palette label PNG, a colour overlay."""
+
+    outputs = {"label_png": "image/png", "overlay": "image/png"}
+
+    def reduce(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        labels = logits.argmax(1).to(torch.uint8 if logits.shape[1] <= 256 else torch.int32).cpu()
+        return list(labels)
+
+    def summary(self, result: torch.Tensor, head: HeadInfo) -> dict:
+        # numpy, not torch: this runs in an I/O thread and must not start a second torch thread pool
+        counts = np.bincount(result.numpy().ravel(), minlength=head.channels).tolist()
+        total = max(1, sum(counts))
+        classes = [{"index": i, "name": head.class_names[i], "color": list(head.palette[i]), "share": c / total}
+                   for i, c in enumerate(counts[:head.channels]) if c > 0]
+        classes.sort(key=lambda c: -c["share"])
+        return {"kind": "semantic", "classes": classes}
+
+    def encode(self, what: str, result: torch.Tensor, image: torch.Tensor, head: HeadInfo) -> bytes:
+        from ..engine.outputs import overlay
+
+        labels = result.numpy()
+        if what == "label_png":
+            if head.channels > 256:
+                return _png(labels.astype(np.uint16))  # indices beyond a palette: 16-bit grey
+            return _png(labels.astype(np.uint8), head.palette)
+        return _png(overlay(image, labels, head.palette, 0.5))
+
+
+RENDERERS: dict[str, Renderer] = {"semantic": SemanticRenderer()}
+
+
+def renderer_for(head: HeadInfo) -> Renderer:
+    try:
+        return RENDERERS[head.kind]
+    except KeyError:
+        raise ServeError(501, f"head '{head.name}' has task kind '{head.kind}', which pixelwise serve cannot "
+                              f"render yet (known: {', '.join(RENDERERS)})") from None
+
+
+def check_servable(heads: list[HeadInfo]) -> None:
+    """At startup: refuse a model with a head no renderer handles (a clear error, not a 500 later)."""
+    from ..errors import PixelwiseError
+
+    for head in heads:
+        if head.kind not in RENDERERS:
+            raise PixelwiseError(f"head '{head.name}' has task kind '{head.kind}', which pixelwise serve cannot "
+                                 f"render yet (known: {', '.join(RENDERERS)})")

@@ -1,0 +1,122 @@
+// pixelwise serve page: plain JS, no build step, nothing loaded from elsewhere.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let models = [];
+
+// One drawing function per task kind (the API's head "kind").  Depth or edge heads add theirs here.
+const RENDERERS = {
+  semantic(head, result) {
+    $("overlay").src = "data:image/png;base64," + result.images.label_png;
+    const legend = $("legend");
+    for (const c of result.classes) {
+      const li = document.createElement("li");
+      li.dataset.className = c.name;
+      const sw = document.createElement("span");
+      sw.className = "swatch";
+      sw.style.background = `rgb(${c.color.join(",")})`;
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = c.name;
+      const share = document.createElement("span");
+      share.className = "share";
+      share.textContent = (100 * c.share).toFixed(1) + "%";
+      li.append(sw, name, share);
+      legend.append(li);
+    }
+  },
+};
+const IMAGE_FOR_KIND = { semantic: "label_png" };
+
+function setStatus(text, state) {
+  $("status").textContent = text;
+  $("status").dataset.state = state;
+}
+
+async function loadModels() {
+  const r = await fetch("/api/models");
+  const body = await r.json();
+  models = body.models;
+  for (const m of models) {
+    const opt = document.createElement("option");
+    opt.value = m.name;
+    opt.textContent = `${m.name} (${m.heads.map((h) => h.kind).join(", ")})`;
+    $("model").append(opt);
+  }
+  $("model").value = body.default;
+  showModel();
+}
+
+function current() {
+  return models.find((m) => m.name === $("model").value);
+}
+
+function showModel() {
+  const m = current();
+  if (!m) return;
+  const t = m.test_time;
+  const views = (t.flip ? 2 : 1) * t.scales.length;
+  $("model-info").textContent = `${m.heads[0].classes.length} classes · ${views} view(s) · ${m.backend}`;
+  const mp = (m.input.max_pixels / 1e6).toFixed(0), mb = (m.input.max_bytes / 1048576).toFixed(0);
+  $("limits").textContent = `up to ${mp} megapixels, ${mb} MB; ${m.input.formats.join(", ")}`;
+}
+
+async function segment(file) {
+  const m = current();
+  const head = m.heads[0];
+  const include = IMAGE_FOR_KIND[head.kind];
+  if (!RENDERERS[head.kind]) {
+    setStatus(`this page cannot show '${head.kind}' outputs yet`, "error");
+    return;
+  }
+  setStatus(`segmenting ${file.name} with ${m.name}…`, "busy");
+  const form = new FormData();
+  form.append("file", file, file.name);
+  const t0 = performance.now();
+  let r, body;
+  try {
+    r = await fetch(`/api/segment?model=${encodeURIComponent(m.name)}&include=${include}`, { method: "POST", body: form });
+    body = await r.json();
+  } catch (e) {
+    setStatus(`request failed: ${e}`, "error");
+    return;
+  }
+  const roundTrip = performance.now() - t0;
+  if (!r.ok) {
+    setStatus(`${r.status}: ${body.error}`, "error");
+    return;
+  }
+  const photo = $("photo");
+  if (photo.dataset.url) URL.revokeObjectURL(photo.dataset.url);
+  photo.dataset.url = URL.createObjectURL(file);
+  photo.src = photo.dataset.url;
+  $("legend").replaceChildren();
+  const result = body.heads[0];
+  await new Promise((resolve) => {
+    $("overlay").onload = resolve;
+    $("overlay").onerror = resolve;
+    RENDERERS[result.kind](head, result);
+  });
+  const t = body.timings;
+  $("timing").textContent = `${body.width}×${body.height} · ${roundTrip.toFixed(0)} ms round trip ` +
+    `(inference ${t.inference_ms.toFixed(0)} ms, batch of ${t.batch_size}, queue ${t.queue_ms.toFixed(0)} ms)`;
+  $("result").hidden = false;
+  setStatus(`${file.name}: done in ${roundTrip.toFixed(0)} ms`, "done");
+}
+
+function setup() {
+  $("opacity").addEventListener("input", (e) => { $("overlay").style.opacity = e.target.value / 100; });
+  $("model").addEventListener("change", showModel);
+  $("file").addEventListener("change", (e) => { if (e.target.files[0]) segment(e.target.files[0]); });
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    if (e.dataTransfer.files[0]) segment(e.dataTransfer.files[0]);
+  });
+  loadModels().catch((e) => setStatus(`cannot list models: ${e}`, "error"));
+}
+
+setup();
