@@ -2,7 +2,7 @@
 # Sets up ./.venv with the test extras and runs the whole test suite (what CI runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh test,serve
+bash scripts/setup.sh test,serve,crf
 # the real-browser test of `pixelwise serve` drives Debian's chromium; install it when missing and
 # we may (root with apt); otherwise that test skips and says why
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then

@@ -26,7 +26,7 @@ from torch import nn
 
 from .atomic import atomic_path
 from .contract import ModelMeta
-from .errors import PixelwiseError, unknown_name
+from .errors import PixelwiseError, require_readable, unknown_name
 
 FORMAT_VERSION = 1
 META_KEY = "pixelwise"
@@ -110,13 +110,28 @@ def save_model(model: nn.Module, path: str | Path, **fields: Any) -> Path:
     return path
 
 
+def update_metadata(path: str | Path, **fields: Any) -> Path:
+    """Rewrite checkpoint ``path`` atomically with ``fields`` set in its metadata (a value of None
+    removes the key); the tensors are written back unchanged (same names, dtypes and bytes)."""
+    from safetensors.torch import save_file
+
+    meta = read_metadata(path)
+    tensors = read_tensors(path)
+    for key, value in fields.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = jsonable(value)
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    return Path(path)
+
+
 def read_metadata(path: str | Path) -> dict:
     """The ``pixelwise`` metadata of a checkpoint; a one-line error for anything else."""
     from safetensors import safe_open
 
-    path = Path(path)
-    if not path.is_file():
-        raise PixelwiseError(f"checkpoint not found: {path}")
+    path = require_readable(path, "checkpoint", f"checkpoint not found: {path}")
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
@@ -184,10 +199,7 @@ def checkpoint_path(spec: str | Path) -> Path:
     """A shipped weights name or a path -> the checkpoint file; a one-line error if there is none."""
     if str(spec) in SHIPPED:
         return shipped_path(str(spec))
-    path = Path(spec)
-    if not path.is_file():
-        raise PixelwiseError(f"checkpoint not found: {path} (shipped weights: {', '.join(sorted(SHIPPED))})")
-    return path
+    return require_readable(spec, "checkpoint", f"checkpoint not found: {spec} (shipped weights: {', '.join(sorted(SHIPPED))})")
 
 
 def save_state(path: str | Path, state: dict) -> None:
@@ -198,9 +210,7 @@ def save_state(path: str | Path, state: dict) -> None:
 
 def load_state(path: str | Path) -> dict:
     """Load training state written by :func:`save_state`, executing no pickled code."""
-    path = Path(path)
-    if not path.is_file():
-        raise PixelwiseError(f"no training state to resume: {path} is missing")
+    path = require_readable(path, "training state", f"no training state to resume: {path} is missing")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

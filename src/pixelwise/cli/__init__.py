@@ -2,25 +2,40 @@
 
 Each command lives in its own module exposing ``register(subparsers)``; the module is imported only
 to build the parser, and heavy work is imported inside the command function.  Every
-:class:`~pixelwise.errors.PixelwiseError` becomes ``error: <message>`` and exit status 2.
+:class:`~pixelwise.errors.PixelwiseError` -- and every bad flag -- becomes one line ``error: <message>``
+and exit status 2.  SIGTERM is handled like Ctrl-C (temporary files removed, exit 143), and a
+closed pipe (``--json | head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 
-from ..errors import PixelwiseError
+from ..errors import PixelwiseError, one_line
 
 # command modules, in help order; each defines register(subparsers)
-COMMANDS = ["models", "data", "train", "eval", "predict", "convert", "export", "bench", "serve"]
+COMMANDS = ["models", "data", "train", "eval", "predict", "tune_crf", "convert", "export", "bench", "serve"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so every ``finally`` / atomic write cleans up on the way out."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage text is one ``--help`` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="pixelwise", description="Fully Convolutional Networks.")
+    parser = _Parser(prog="pixelwise", description="Fully Convolutional Networks.")
     parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -35,15 +50,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a bad flag (one line printed) or --help: a status, as from the commands
+        return int(e.code or 0) if not isinstance(e.code, str) else 2
+    restore = _terminate_like_interrupt()
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows up here, inside the handler below
+        return code
     except PixelwiseError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (``| head``): nothing left to say to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    finally:
+        restore()
+
+
+def _terminate_like_interrupt():
+    """Turn SIGTERM into :class:`Terminated` in this process; returns a function restoring the old handler."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers can only be set from the main thread
+    pid = os.getpid()
+
+    def handler(signum, frame):
+        if os.getpid() != pid:  # a forked DataLoader worker: die as it would have
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old)
 
 
 if __name__ == "__main__":  # pragma: no cover

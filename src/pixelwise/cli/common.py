@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..ranges import scales_arg  # noqa: F401  (re-exported: scripts/ship_model.py parses --scales with it)
+
 
 def add_dataset_args(p: argparse.ArgumentParser, *, split: bool = True, split_default: str | None = None,
                      required: bool = True) -> None:
@@ -44,7 +46,8 @@ def add_out_arg(p: argparse.ArgumentParser, help: str, *, required: bool = True,
 
 
 def add_inference_args(p: argparse.ArgumentParser) -> None:
-    """``--flip``, ``--scales`` (test-time averaging), ``--backend`` (fast path), ``--random-weights``."""
+    """``--flip``, ``--scales`` (test-time averaging), ``--backend`` (fast path), ``--crf`` and
+    ``--random-weights``."""
     # None = the checkpoint's recorded views (the shipped CamVid model: flip, scales 1,1.25,1.5)
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average with the horizontally flipped image (default: as the checkpoint records, else no)")
@@ -55,16 +58,12 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="eager",
                    help="how the network runs: eager PyTorch (default), channels_last, bf16, compile, onnxruntime, "
                         "onnxruntime-int8 (CPU; int8 scales calibrated on 4 images)")
+    # the CRF runs after the network (any backend); parameters parsed when the command runs
+    p.add_argument("--crf", action="store_true",
+                   help="refine the softmax with a dense CRF (needs the crf extra: pip install 'pixelwise[crf]')")
+    p.add_argument("--crf-params", metavar="KEY=VALUE,...",
+                   help="override the model's tuned CRF parameters (implies --crf): iterations, smooth_sxy, "
+                        "smooth_weight, appearance_sxy, appearance_srgb, appearance_weight")
     p.add_argument("--random-weights", action="store_true",
                    help="allow --model to be a bare registry name, run untrained (smoke tests only)")
 
-
-def scales_arg(text: str) -> tuple[float, ...]:
-    """``"0.75,1,1.25"`` -> ``(0.75, 1.0, 1.25)``; positive numbers only."""
-    try:
-        scales = tuple(float(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expects numbers like 0.75,1,1.25, got '{text}'") from None
-    if not scales or any(s <= 0 for s in scales):
-        raise argparse.ArgumentTypeError(f"must be positive numbers, got '{text}'")
-    return scales

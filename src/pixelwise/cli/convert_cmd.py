@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..ranges import arg
 from .common import add_out_arg
 
 
@@ -20,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="reference architecture: voc-fcn{32s,16s,8s}, voc-fcn8s-atonce, voc-fcn-alexnet, "
                         "nyud-fcn32s-{color,hha,color-d,color-hha}, siftflow-fcn{32s,16s,8s}, "
                         "pascalcontext-fcn{32s,16s,8s}, vgg16-ilsvrc")
-    c.add_argument("--num-classes", type=int, default=None, metavar="K",
+    c.add_argument("--num-classes", type=arg("num_classes"), default=None, metavar="K",
                    help="expected classes (read from the file; for vgg16-ilsvrc: the new head's, default 21)")
     add_out_arg(c, "checkpoint to write (.safetensors)")
     c.set_defaults(func=run_caffe)
@@ -29,9 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_caffe(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..atomic import check_file
     from ..checkpoint import save_model
     from ..interop.caffe_arch import convert_caffemodel
 
+    check_file(args.out)  # before reading a 228 MB .caffemodel
     model = convert_caffemodel(args.caffemodel, args.arch, args.num_classes, prototxt=args.prototxt)
     source = {"format": "caffe", "file": Path(args.caffemodel).name, "arch": args.arch}
     if args.prototxt:

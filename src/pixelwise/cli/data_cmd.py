@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from ..ranges import arg
 from .common import add_dataset_args, add_out_arg, data_kwargs
 
 
@@ -16,14 +17,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_dataset_args(q)
     q.add_argument("--json", action="store_true", help="print one JSON object")
     q.add_argument("--sheet", metavar="PNG", help="write a contact sheet of images with label overlays")
-    q.add_argument("--sheet-count", type=int, default=6, help="images on the contact sheet")
-    q.add_argument("--limit", type=int, help="inspect only the first N samples")
+    q.add_argument("--sheet-count", type=arg("count"), default=6, help="images on the contact sheet")
+    q.add_argument("--limit", type=arg("limit"), help="inspect only the first N samples")
     q.add_argument("--skip-bad", action="store_true", help="skip unreadable samples with a warning")
+    q.add_argument("--max-pixels", type=arg("max_pixels"), default=100_000_000,
+                   help="refuse larger images (decompression bombs; default 100_000_000)")
     q.set_defaults(func=inspect_command)
     e = sub.add_parser("export", help="write a dataset split in the folder layout (images/, masks/, classes.txt)")
     add_dataset_args(e)
     add_out_arg(e, "folder to write", metavar="DIR")
-    e.add_argument("--limit", type=int, help="export only the first N samples")
+    e.add_argument("--limit", type=arg("limit"), help="export only the first N samples")
     e.set_defaults(func=export_command)
 
 
@@ -61,9 +64,11 @@ def _print_table(stats: dict) -> None:
 
 
 def export_command(args: argparse.Namespace) -> int:
+    from ..atomic import check_dir
     from ..data import get_dataset
     from ..data.export import export_folder
 
+    check_dir(args.out)
     n = export_folder(get_dataset(args.dataset, args.root, args.split, **data_kwargs(args)), args.out, limit=args.limit)
     print(f"wrote {n} samples of {args.dataset}/{args.split} to {args.out} (images/, masks/, classes.txt)")
     return 0
@@ -73,7 +78,12 @@ def inspect_command(args: argparse.Namespace) -> int:
     from ..data import get_dataset
     from ..data.summary import summarize, write_contact_sheet
 
-    ds = get_dataset(args.dataset, args.root, args.split, skip_bad=args.skip_bad, **data_kwargs(args))
+    from ..atomic import check_file
+
+    if args.sheet:
+        check_file(args.sheet, "--sheet")
+    ds = get_dataset(args.dataset, args.root, args.split, skip_bad=args.skip_bad, max_pixels=args.max_pixels,
+                     **data_kwargs(args))
     stats = summarize(ds, limit=args.limit)
     if args.sheet:
         stats["sheet"] = str(write_contact_sheet(ds, args.sheet, num=args.sheet_count))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..ranges import arg
 from .common import add_out_arg
 
 
@@ -12,10 +13,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")
     add_out_arg(p, "file to write (.onnx)")
-    p.add_argument("--num-classes", type=int, default=None, metavar="K", help="classes, for a registry name")
+    p.add_argument("--num-classes", type=arg("num_classes"), default=None, metavar="K", help="classes, for a registry name")
     p.add_argument("--geometry", choices=("caffe", "aligned"), default=None, help="geometry, for a registry name")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
-    p.add_argument("--size", type=int, nargs=2, default=(64, 64), metavar=("H", "W"),
+    p.add_argument("--size", type=arg("size"), nargs=2, default=(64, 64), metavar=("H", "W"),
                    help="input size traced with; the exported graph accepts any size (default 64 64)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip running the file in onnxruntime at two sizes against PyTorch")
@@ -37,9 +38,11 @@ def _load(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_file
     from ..interop.onnx_export import DEFAULT_OPSET, export_onnx
     from ..runtime import verify_onnx
 
+    check_file(args.out)  # before loading and tracing the model
     model = _load(args).eval()
     path = export_onnx(model, args.out, opset=args.opset or DEFAULT_OPSET, sample_size=tuple(args.size))
     size_mb = path.stat().st_size / 1e6

@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..ranges import arg
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list every registered model with size, GFLOPs and geometry")
-    p.add_argument("--size", type=int, nargs=2, default=(500, 500), metavar=("H", "W"),
+    p.add_argument("--size", type=arg("size"), nargs=2, default=(500, 500), metavar=("H", "W"),
                    help="input size for GFLOPs and the output-size check (default 500 500)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from ..ranges import arg
 from .common import add_inference_args, add_out_arg
+
+DEFAULT_MAX_PIXELS = 100_000_000  # pixelwise.data.fileio.DEFAULT_MAX_PIXELS (the parser stays torch-free)
+DEFAULT_TILE = 512  # pixelwise.engine.predict: the window on images over Options.max_pixels
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -14,31 +18,37 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="add the sample photos that ship with scikit-learn / scikit-image (the main job)")
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
     add_out_arg(p, "output folder", metavar="DIR")
-    p.add_argument("--tile", type=int, help="sliding-window size (default: whole image up to 1600x1600, else 512)")
-    p.add_argument("--overlap", type=int, default=128, help="sliding-window overlap in pixels (default 128)")
+    p.add_argument("--tile", type=arg("tile"), help="sliding-window size (default: whole image up to 1600x1600, else 512)")
+    p.add_argument("--overlap", type=arg("overlap"), default=128, help="sliding-window overlap in pixels (default 128)")
     p.add_argument("--probabilities", choices=("npy", "safetensors"), help="also write K x H x W softmax (float16)")
     p.add_argument("--no-overlay", action="store_true", help="write only the label PNGs")
     p.add_argument("--no-legend", action="store_true",
                    help="overlays without the legend strip below (swatch, class name, share of pixels)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the label colours")
+    p.add_argument("--alpha", type=arg("alpha"), default=0.5, help="overlay opacity of the label colours (0 to 1)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
+    p.add_argument("--skip-bad", action="store_true", help="report unreadable images and go on with the others")
+    p.add_argument("--max-pixels", type=arg("max_pixels"), default=DEFAULT_MAX_PIXELS,
+                   help=f"refuse larger images (decompression bombs; default {DEFAULT_MAX_PIXELS:_})")
     add_inference_args(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..engine.checkpoint import resolve_model
+    from ..engine.crf import requested_params
     from ..engine.distributed import launched, pick_device
     from ..engine.forward import describe_views, test_time_views
     from ..engine.predict import Options
     from ..engine.predict_files import predict_files
+    from ..atomic import check_dir
     from ..errors import PixelwiseError
 
-    if args.tile is not None and args.tile < 1 or args.overlap < 0:
-        raise PixelwiseError("--tile must be >= 1 and --overlap >= 0")
-    if args.tile is not None and args.overlap >= args.tile:
-        raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than --tile ({args.tile})")
+    # without --tile, images over 1600 x 1600 are cut into 512 x 512 windows: the overlap must fit those too
+    tile = args.tile if args.tile is not None else DEFAULT_TILE
+    if args.overlap >= tile:
+        raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than the tile ({tile}"
+                             f"{'' if args.tile is not None else ', the default; set --tile'})")
     inputs = list(args.inputs)
     if args.demo:
         from ..demo import sample_images
@@ -46,21 +56,27 @@ def run(args: argparse.Namespace) -> int:
         inputs += [str(p) for p in sample_images()]
     if not inputs:
         raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
+    check_dir(args.out)  # before loading the model: an unwritable --out fails now, in one line
     rank, world, local_rank = launched()  # under torchrun: this process's share of the inputs
     device = pick_device(args.device, local_rank)
     model = resolve_model(args.model, device=device, random_weights=args.random_weights)
     flip, scales = test_time_views(model, args.flip, args.scales)
+    crf = requested_params(model, args.crf, args.crf_params)
     if args.backend != "eager":
         from ..engine.predict_files import collect_inputs
         from ..runtime import calibration_from_files, with_backend
 
         calib = calibration_from_files(collect_inputs(inputs)) if args.backend == "onnxruntime-int8" else None
         model = with_backend(model, args.backend, device, calibration=calib)
-    opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp)
+    opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)
     records = predict_files(model, inputs, args.out, device=device, options=opts,
                             probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha,
-                            legends=not args.no_legend, shard=(rank, world))
+                            legends=not args.no_legend, shard=(rank, world), skip_bad=args.skip_bad,
+                            max_pixels=args.max_pixels)
     part = f" (rank {rank} of {world})" if world > 1 else ""
-    print(f"predicted {len(records)} image(s){part} with {args.model} ({describe_views(flip, scales)}, {args.backend})"
+    skipped = sum("skipped" in r for r in records)
+    part += f" (skipped {skipped} unreadable)" if skipped else ""
+    print(f"predicted {len(records) - skipped} image(s){part} with {args.model} ({describe_views(flip, scales)}, "
+          f"{args.backend}{', dense CRF' if crf else ''})"
           f" -> {args.out}")
     return 0

@@ -76,6 +76,7 @@ def _data_args(args: argparse.Namespace, *layers: dict) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_dir
     from ..engine.train import train
 
     cfg, run_dir, resume = resolve_args(args)
@@ -84,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(as_written(cfg), end="")
         return 0
+    check_dir(run_dir)  # before datasets and model are built: an unwritable run folder fails now
     result = train(cfg, run_dir, resume=resume)
     if result.get("best_step") is not None:
         from ..engine.train import format_metric

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import PixelwiseError
-from .fileio import image_size
+from .fileio import DEFAULT_MAX_PIXELS, image_size
 from .labels import IGNORE, RGB
 
 Sample = dict[str, Any]
@@ -67,8 +67,10 @@ class SegmentationDataset(Dataset):
         source: str,
         transforms: Callable[[Sample], Sample] | None = None,
         skip_bad: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         self.class_names = class_names
+        self.max_pixels = max_pixels  # images larger than this are refused (decompression bombs)
         self.palette = palette
         self.transforms = transforms
         self.skip_bad = skip_bad
@@ -86,7 +88,7 @@ class SegmentationDataset(Dataset):
         """
         from .fileio import read_rgb
 
-        return {"image": read_rgb(rec.files["image"])}
+        return {"image": read_rgb(rec.files["image"], max_pixels=self.max_pixels)}
 
     def load_target(self, rec: Record) -> Target:
         """Target of one record: int64 HxW (or a dict of them), void already mapped to 255."""

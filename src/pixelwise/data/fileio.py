@@ -7,12 +7,14 @@ traceback or -- worse -- a silently wrong label.
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import PixelwiseError
 
@@ -37,23 +39,134 @@ def read_split(path: Path) -> list[str]:
     return lines
 
 
-def _open_loaded(path: Path) -> Image.Image:
+#: default ceiling on decoded pixels: a 875 KB PNG can claim 30000 x 30000 (a "decompression bomb")
+DEFAULT_MAX_PIXELS = 100_000_000
+
+_ORIENTATION = 0x0112  # EXIF tag; values 2-8 mean "rotate/mirror before showing"
+
+
+@contextlib.contextmanager
+def _no_pil_bomb_check() -> Iterator[None]:
+    # PIL's own check raises DecompressionBombError (a traceback) at a fixed size; ours, below,
+    # names the file and --max-pixels instead
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
-        im = Image.open(path)
-        im.load()  # force decoding now so truncation surfaces here, not later
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        value = int(im.getexif().get(_ORIENTATION, 1))
+    except Exception:  # a corrupt EXIF block: show the pixels as stored, like most viewers
+        return 1
+    return value if 1 <= value <= 8 else 1
+
+
+def _open_loaded(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[Image.Image, int]:
+    """Decode ``path`` with its EXIF orientation applied -> (image, orientation that was applied)."""
+    try:
+        with _no_pil_bomb_check():
+            im = Image.open(path)
+        w, h = im.size
+        if max_pixels is not None and w * h > max_pixels:
+            raise PixelwiseError(
+                f"image {path} is {w}x{h} = {w * h:_} pixels, over the limit of {max_pixels:_} "
+                "(raise it with --max-pixels if you trust the file)")
+        im, orientation = load_upright(im, str(path))
     except FileNotFoundError:
         raise PixelwiseError(f"missing file: {path}") from None
+    except PermissionError:
+        raise PixelwiseError(f"cannot read {path}: permission denied") from None
     except _READ_ERRORS as e:
+        if isinstance(e, PixelwiseError):
+            raise
         raise PixelwiseError(f"cannot read image {path}: {e}") from None
-    return im
+    return im, orientation
 
 
-def read_rgb(path: Path) -> torch.Tensor:
-    """RGB image file -> uint8 tensor 3 x H x W (grayscale/palette images are expanded to RGB)."""
-    im = _open_loaded(path)
-    arr = np.asarray(im.convert("RGB"))
-    # contiguous CHW so samples pickle cheaply across DataLoader workers
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
+def load_upright(im: Image.Image, name: str) -> tuple[Image.Image, int]:
+    """Decode an opened PIL image and apply its EXIF orientation -> (image, orientation applied).
+
+    ``name`` (the file, or "upload") is named in errors.  PIL's own errors propagate.
+    """
+    orientation = _orientation(im)  # read before load: Pillow's TIFF reader applies and drops it
+    if im.format == "TIFF" and orientation >= 5:
+        # Pillow (10-13 at least) scrambles the pixels of TIFFs rotated by 90 degrees
+        raise PixelwiseError(f"image {name} is a TIFF with EXIF orientation {orientation} (rotated 90 degrees), "
+                             "which Pillow decodes wrongly: save it as PNG or JPEG")
+    im.load()  # force decoding now so truncation surfaces here, not later
+    if _orientation(im) != 1:  # PNG/JPEG/WebP: ours to apply (a PNG's eXIf chunk may follow the pixels)
+        orientation = _orientation(im)
+        im = ImageOps.exif_transpose(im)
+    return im, orientation
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An image file as the networks see it: ``image`` uint8 ``3 x H x W`` RGB, upright, plus what
+    was done to get there (``notes``, e.g. the EXIF rotation or the 16-bit range that was scaled)."""
+
+    image: torch.Tensor
+    notes: tuple[str, ...] = ()
+
+
+def decode_image(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Decoded:
+    """The one image decoder of pixelwise (every dataset reader and ``predict`` use it).
+
+    Any PIL mode becomes 8-bit RGB: 8-bit modes through PIL's conversions; integer and float modes
+    (``I;16``, ``I``, ``F``: 16-bit scans, float exports) are scaled by their real range, because
+    PIL's own conversion saturates them (a 16-bit frame would become all white).  The EXIF
+    orientation is applied, so the result is upright as image viewers show it.
+    """
+    im, orientation = _open_loaded(Path(path), max_pixels)
+    return upright_rgb(im, orientation, str(path))
+
+
+def upright_rgb(im: Image.Image, orientation: int, name: str) -> Decoded:
+    """A loaded, upright PIL image (:func:`load_upright`) in any mode -> :class:`Decoded` uint8 RGB.
+
+    Shared by :func:`decode_image` and the server's upload decoder (``pixelwise.serve``).
+    """
+    path = name
+    notes = [f"EXIF orientation {orientation} applied"] if orientation != 1 else []
+    if im.mode in ("I", "F") or im.mode.startswith("I;16"):
+        gray, note = _wide_to_8bit(np.asarray(im, dtype=np.float32), im.mode, path)
+        notes += [note] if note else []
+        arr = np.repeat(gray[None], 3, axis=0)
+    else:
+        try:  # premultiplied-alpha modes have no direct conversion to RGB
+            im = im.convert({"La": "LA", "RGBa": "RGBA"}.get(im.mode, im.mode)).convert("RGB")
+        except ValueError:
+            raise PixelwiseError(f"image {path} has mode {im.mode}, which cannot be converted to RGB: "
+                                 "save it as 8-bit RGB or grayscale") from None
+        # a copy in C order: writable (torch warns on read-only arrays) and cheap to pickle to workers
+        arr = np.array(np.asarray(im).transpose(2, 0, 1), order="C")
+    return Decoded(torch.from_numpy(arr), tuple(notes))
+
+
+def _wide_to_8bit(a: np.ndarray, mode: str, path: str) -> tuple[np.ndarray, str | None]:
+    """``H x W`` values of a 16/32-bit or float image -> uint8, by the range the values really use.
+
+    Values already in 0..255 (an 8-bit image stored wide) are kept; floats in 0..1 are scaled by
+    255; anything else is stretched from its minimum to its maximum (and the output says so).
+    """
+    if a.size and not np.isfinite(a).all():
+        raise PixelwiseError(f"image {path} ({mode}) has NaN or infinite pixels: save it as 8-bit RGB or grayscale")
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    note = None
+    if mode == "F" and 0 <= lo and hi <= 1:
+        a = a * 255
+    elif not (0 <= lo and hi <= 255):
+        a = (a - lo) * (255 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        note = f"{mode} pixels {lo:g}..{hi:g} scaled to 0..255"
+    return np.rint(a).clip(0, 255).astype(np.uint8), note
+
+
+def read_rgb(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """Image file -> uint8 tensor 3 x H x W RGB, upright (see :func:`decode_image`)."""
+    return decode_image(path, max_pixels=max_pixels).image
 
 
 def read_index_png(path: Path) -> np.ndarray:
@@ -62,7 +175,7 @@ def read_index_png(path: Path) -> np.ndarray:
     Palette PNGs (VOC) store class indices; the palette is only for display, so we must *not*
     convert to RGB.
     """
-    im = _open_loaded(path)
+    im, _ = _open_loaded(path)
     if im.mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
         raise PixelwiseError(
             f"label {path} has mode {im.mode}; expected a single-channel class-index PNG"
@@ -72,7 +185,7 @@ def read_index_png(path: Path) -> np.ndarray:
 
 def read_depth_png(path: Path) -> torch.Tensor:
     """Depth PNG (raw sensor units, often 16-bit) -> float32 tensor 1 x H x W."""
-    im = _open_loaded(path)
+    im, _ = _open_loaded(path)
     arr = np.asarray(im, dtype=np.float32)
     if arr.ndim != 2:
         raise PixelwiseError(f"depth {path} must be single-channel, got shape {arr.shape}")
@@ -108,12 +221,19 @@ def mat_labels(value: Any, path: Path) -> np.ndarray:
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(H, W) from the file header only -- no decoding, so dataset statistics stay fast."""
+    """(H, W) from the file header only -- no decoding, so dataset statistics stay fast.
+
+    The size is that of the upright image (EXIF orientations 5-8 swap width and height), as
+    :func:`decode_image` returns it.
+    """
     try:
-        with Image.open(path) as im:
+        with _no_pil_bomb_check(), Image.open(path) as im:
             w, h = im.size
+            orientation = _orientation(im)
     except FileNotFoundError:
         raise PixelwiseError(f"missing file: {path}") from None
+    except PermissionError:
+        raise PixelwiseError(f"cannot read {path}: permission denied") from None
     except _READ_ERRORS as e:
         raise PixelwiseError(f"cannot read image {path}: {e}") from None
-    return h, w
+    return (w, h) if orientation >= 5 and im.format != "TIFF" else (h, w)  # TIFF: Pillow swapped already

@@ -85,6 +85,9 @@ def read_class_names(path: Path) -> list[str]:
         names.append(line)
     if not names:
         raise PixelwiseError(f"{path} lists no class names")
+    dup = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if dup is not None:  # two indices with one name: metrics and legends could not tell them apart
+        raise PixelwiseError(f"{path} lists class '{dup}' twice: class names must be unique")
     return names
 
 

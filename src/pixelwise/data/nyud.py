@@ -93,7 +93,7 @@ class NYUD(SegmentationDataset):
         out = {}
         for m in self.modalities:
             key = MODALITIES[m][0]
-            out[key] = read_depth_png(rec.files[key]) if key == "depth" else read_rgb(rec.files[key])
+            out[key] = read_depth_png(rec.files[key]) if key == "depth" else read_rgb(rec.files[key], max_pixels=self.max_pixels)
         return out
 
     def load_target(self, rec: Record) -> Target:

@@ -27,6 +27,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 from torchvision.transforms.v2._utils import query_size
 
+from ..errors import PixelwiseError
 from .base import Sample
 from .labels import IGNORE
 
@@ -78,7 +79,7 @@ class RandomScale(v2.Transform):
         super().__init__()
         lo, hi = scale_range
         if not 0 < lo <= hi:
-            raise ValueError(f"scale_range must satisfy 0 < low <= high, got {scale_range}")
+            raise PixelwiseError(f"scale_range must satisfy 0 < low <= high, got {list(scale_range)}")
         self.scale_range = (float(lo), float(hi))
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import PixelwiseError, unknown_name
+from ..ranges import RANGES
 
 
 @dataclass(frozen=True)
@@ -86,31 +87,53 @@ SPEC: dict[str, Key] = {
 
 
 def coerce(key: str, value: Any) -> Any:
-    """Convert a YAML or command-line value to the type of ``key``; one-line error otherwise."""
+    """Convert a YAML or command-line value to the type of ``key`` and check its range
+    (``pixelwise.ranges``); one-line error otherwise."""
     if key not in SPEC:
+        if key in ALIASES:
+            raise PixelwiseError(f"unknown config key '{key}': did you mean {ALIASES[key]}?")
         raise unknown_name("config key", key, SPEC)
     kind = SPEC[key].type
     if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
         # keys whose "off" setting is the word none (amp) keep it; the others become None
         return "none" if SPEC[key].default == "none" else None
     try:
-        if kind == "bool":
-            if isinstance(value, str):
-                if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                    raise ValueError(value)
-                return value.lower() in ("true", "1", "yes")
-            return bool(value)
-        if kind in ("int", "float", "str"):
-            return {"int": int, "float": float, "str": str}[kind](value)
-        if kind == "list":
-            if isinstance(value, str):
-                value = [float(v) if "." in v or "e" in v else int(v) for v in value.split(",")]
-            return list(value) if isinstance(value, (list, tuple)) else [value, value]
-        if kind == "dict" and not isinstance(value, dict):
-            raise ValueError(value)
-        return value
-    except (TypeError, ValueError):
+        out = _convert(kind, value)
+    except (TypeError, ValueError, OverflowError):
         raise PixelwiseError(f"config key '{key}' must be {kind}, got {value!r}") from None
+    if key in RANGES:  # every number (or each number of a list) within its range
+        if kind == "list":
+            out = [RANGES[key].check(v, f"each value of '{key}'") for v in out]
+        else:
+            out = RANGES[key].check(out, f"config key '{key}'")
+    return out
+
+
+def _convert(kind: str, value: Any) -> Any:
+    if kind == "bool":
+        if isinstance(value, str):
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        return bool(value)
+    if kind in ("int", "float", "str"):
+        if kind == "int" and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)  # int(2.5) would silently become 2
+        return {"int": int, "float": float, "str": str}[kind](value)
+    if kind == "list":
+        if isinstance(value, str):
+            value = [float(v) if "." in v or "e" in v.lower() or "n" in v.lower() else int(v) for v in value.split(",")]
+        return list(value) if isinstance(value, (list, tuple)) else [value, value]
+    if kind == "dict" and not isinstance(value, dict):
+        raise ValueError(value)
+    return value
+
+
+#: names people commonly write for a key (other frameworks' spellings) -> the key
+ALIASES = {"learning_rate": "lr", "base_lr": "lr", "batch": "batch_size", "num_workers": "workers",
+           "epoch": "epochs", "num_epochs": "epochs", "max_iter": "iterations", "iters": "iterations",
+           "crop": "crop_size", "wd": "weight_decay", "decay": "weight_decay", "scales": "scale_range",
+           "num_threads": "threads", "output": "out", "output_dir": "out", "data_root": "root"}
 
 
 def defaults() -> dict:
@@ -174,8 +197,11 @@ def validate(cfg: dict) -> None:
             raise PixelwiseError(f"{key} must be one of {', '.join(valid)}, got '{cfg[key]}'")
     if cfg["epochs"] is None and cfg["iterations"] is None:
         raise PixelwiseError("config needs the run length: 'epochs' or 'iterations'")
-    if cfg["batch_size"] < 1 or cfg["grad_accum"] < 1:
-        raise PixelwiseError("batch_size and grad_accum must be >= 1")
+    for key, sizes in (("crop_size", (1, 2)), ("scale_range", (2,)), ("betas", (2,))):
+        if cfg[key] is not None and len(cfg[key]) not in sizes:
+            raise PixelwiseError(f"{key} needs {' or '.join(map(str, sizes))} numbers, got {cfg[key]}")
+    if cfg["scale_range"] is not None and cfg["scale_range"][0] > cfg["scale_range"][1]:
+        raise PixelwiseError(f"scale_range must be LOW,HIGH with LOW <= HIGH, got {cfg['scale_range']}")
     cw = cfg["class_weights"]
     if isinstance(cw, str) and cw not in ("median_frequency", "enet"):
         raise PixelwiseError(f"class_weights must be median_frequency, enet, none or a list, got '{cw}'")

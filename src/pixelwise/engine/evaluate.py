@@ -9,7 +9,7 @@ matrices are summed with :meth:`ConfusionMatrix.all_reduce`, which gives the sin
 
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import torch
 from torch import nn
@@ -20,6 +20,9 @@ from ..contract import head_outputs
 from ..tasks import Metric
 from .forward import averaged_logits, model_input
 
+if TYPE_CHECKING:
+    from .crf import CRFParams
+
 #: called with (batch, {head: N x H x W predictions}) after every batch
 BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 
@@ -28,7 +31,7 @@ BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], device: torch.device,
              *, amp: str = "none", ignore_index: int = 255, on_batch: BatchHook | None = None,
              progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,),
-             tasks: Mapping[str, str] | None = None,
+             tasks: Mapping[str, str] | None = None, crf: CRFParams | None = None,
              task_options: Mapping[str, Mapping] | None = None) -> dict[str, Metric]:
     """Run ``model`` over ``loader`` and accumulate each head's metric (reduced across processes).
 
@@ -36,6 +39,7 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
     other heads their task's accumulator over ``task.predict`` of the logits.
     ``flip``/``scales``: average the logits of the mirrored and rescaled views (test-time
     augmentation, as ``pixelwise predict``); the default is the plain single forward.
+    ``crf``: refine each image's averaged softmax with a dense CRF (:mod:`pixelwise.engine.crf`).
     ``task_options``: per head (or task name) options of the metric, e.g. ``{"boundary":
     {"thresholds": 9}}`` (they reach the accumulator as ``HeadSpec.extra``).
     """
@@ -58,6 +62,12 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
         out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
         target = head_outputs(batch["target"], heads)
         preds = {h: kinds[h].predict(out[h]).cpu() for h in heads}
+        semantic = [h for h in heads if kinds[h].name == "semantic"]
+        if crf is not None and semantic:  # the dense CRF refines class probabilities only
+            from .crf import refine_batch
+
+            sizes = batch.get("size") or [tuple(batch["image"].shape[-2:])] * len(batch["image"])
+            preds.update(refine_batch({h: out[h] for h in semantic}, batch["image"], sizes, crf))
         for h in heads:
             cms[h].update(preds[h], target[h])
         if on_batch is not None:
@@ -109,7 +119,8 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                    batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
                    progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
-                   backend: str = "eager", task_options: Mapping[str, Mapping] | None = None,
+                   backend: str = "eager", crf: bool = False, crf_params: str | Mapping | None = None,
+                   task_options: Mapping[str, Mapping] | None = None,
                    random_weights: bool = False) -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
@@ -121,6 +132,8 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     scales are calibrated on images of another split (the dataset's ``calibration_splits``), never on
     the split being scored while another exists; ``random_weights``: allow a bare registry name
     (untrained; smoke tests only).
+    ``crf``: dense-CRF refinement with the checkpoint's parameters (``crf`` metadata) replaced by
+    ``crf_params`` (``"key=value,..."`` or a dict; given alone it implies ``crf``).
     """
     from pathlib import Path
 
@@ -128,6 +141,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from ..runtime import calibration_from_dataset, with_backend
     from .checkpoint import resolve_model
     from .config import key_values
+    from .crf import requested_params
     from .distributed import pick_device
     from .forward import describe_views, test_time_views
     from .loaders import FirstN, collate_sized
@@ -137,6 +151,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     dev = pick_device(device)
     model = resolve_model(model_spec, device=dev, random_weights=random_weights)
     flip, scales = test_time_views(model, flip, scales)
+    crf_set = requested_params(model, crf, crf_params)
     extra = _dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
@@ -150,10 +165,11 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     hook = _prediction_writer(Path(save_predictions), specs) if save_predictions else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
     cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales,
-                   tasks=tasks, task_options=task_options)
+                   tasks=tasks, crf=crf_set, task_options=task_options)
     metrics = summarize(cms, ds.class_names if len(heads) > 1 else specs[next(iter(heads))].class_names, tasks)
     metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds),
-                    "flip": flip, "scales": list(scales), "backend": backend})
+                    "flip": flip, "scales": list(scales), "backend": backend,
+                    "crf": crf_set.to_dict() if crf_set else None})
     first = next(iter(heads))
     if confusion_png and tasks[first] == "semantic":
         draw_confusion(confusion_png, cms[first].hist, specs[first].class_names)
@@ -162,7 +178,8 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                          + get_task(tasks[h]).format_metrics(per_head[h], specs[h]) for h in heads)
     pixels = ", ".join(f"{per_head[h].get('labelled_pixels', per_head[h].get('valid_pixels'))} "
                        f"{'labelled' if tasks[h] == 'semantic' else 'valid ' + tasks[h]} pixels" for h in heads)
-    table += f"\n\n{len(ds)} images of {dataset}/{split}, {pixels}, {describe_views(flip, scales)}"
+    table += (f"\n\n{len(ds)} images of {dataset}/{split}, {pixels}, "
+              f"{describe_views(flip, scales)}{', dense CRF' if crf_set else ''}")
     return {"json": _finite(metrics), "table": table}
 
 

@@ -7,17 +7,26 @@ window rows: once the next band starts, rows above it are final and are turned i
 optionally probabilities) straight away.  Peak memory is therefore ``K x tile x W`` floats plus the
 ``H x W`` uint8 label map -- a 4000 x 3000 photo never needs a ``K x H x W`` tensor.  (The
 band is ``K x tile x W``: for very wide images choose a smaller ``tile``.)
+
+With ``Options.crf`` the final probability rows go through a dense CRF
+(:class:`~pixelwise.engine.crf.BandRefiner`) before they become labels: images up to
+``crf.MAX_PIXELS`` are refined whole, larger ones in overlapping bands blended where they meet,
+so memory stays bounded by that limit rather than by the image.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import torch
 from torch import nn
 
+from ..errors import PixelwiseError
 from .forward import averaged_logits
+
+if TYPE_CHECKING:
+    from .crf import CRFParams
 
 #: called with (head, first row, first column, K x rows x cols probabilities) as pixels become final
 RowSink = Callable[[str, int, int, torch.Tensor], None]
@@ -26,7 +35,8 @@ RowSink = Callable[[str, int, int, torch.Tensor], None]
 @dataclass(frozen=True)
 class Options:
     """``tile``: window side (None: whole image up to ``max_pixels``, else 512); ``scales``: input
-    rescalings to average; ``flip``: also average the mirrored image."""
+    rescalings to average; ``flip``: also average the mirrored image; ``crf``: dense-CRF parameters
+    to refine the averaged probabilities with (None: plain argmax)."""
 
     tile: int | None = None
     overlap: int = 128
@@ -34,13 +44,20 @@ class Options:
     scales: tuple[float, ...] = (1.0,)
     max_pixels: int = 1600 * 1600
     amp: str = "none"
+    crf: CRFParams | None = None
+
+
+#: window side on images over ``Options.max_pixels`` when no tile is given
+DEFAULT_TILE = 512
 
 
 def positions(size: int, tile: int, overlap: int) -> list[int]:
     """Window starts covering ``[0, size)``: stride ``tile - overlap``, the last flush with the end."""
     if size <= tile:
         return [0]
-    stride = max(1, tile - overlap)
+    if not 0 <= overlap < tile:  # a stride of 0 (or less) would mean millions of windows
+        raise PixelwiseError(f"overlap ({overlap}) must be >= 0 and smaller than the tile ({tile})")
+    stride = tile - overlap
     starts = list(range(0, size - tile, stride))
     return starts + [size - tile]
 
@@ -67,7 +84,7 @@ class Predictor:
     def _tile(self, h: int, w: int) -> tuple[int, int]:
         t = self.opt.tile
         if t is None:
-            t = max(h, w) if h * w <= self.opt.max_pixels else 512
+            t = max(h, w) if h * w <= self.opt.max_pixels else DEFAULT_TILE
         return min(t, h), min(t, w)
 
     @torch.no_grad()
@@ -81,6 +98,7 @@ class Predictor:
                                  if self.tasks[h].name == "semantic" else torch.float32) for h, k in self.heads.items()}
         carry: dict[str, torch.Tensor] | None = None  # logit sums of rows shared with the next band
         carry_n: torch.Tensor | None = None
+        row_sinks, refiners = self._row_sinks(raw, labels, sink)
         for i, y in enumerate(ys):
             band = {h: torch.zeros(k, th, W) for h, k in self.heads.items()}
             count = torch.zeros(1, th, W)
@@ -98,15 +116,36 @@ class Predictor:
                 count[:, :, x0:x0 + tw] += 1
             done = (ys[i + 1] if i + 1 < len(ys) else y + th) - y  # rows no later window touches
             for h in band:
-                semantic = self.tasks[h].name == "semantic"  # probabilities exist for class heads only
+                rs = row_sinks.get(h)  # semantic heads only: probabilities exist for class heads
                 self._finish_rows(band[h][:, :done], count[:, :done], labels[h][y:y + done],
-                                  (lambda x0, p, h=h: sink(h, y, x0, p)) if sink is not None and semantic else None,
+                                  (lambda x0, p, rs=rs, y=y: rs(y, x0, p)) if rs is not None else None,
                                   self.tasks[h].predict)
             # copies, so the finished band's memory is released before the next one is allocated
             carry = {h: b[:, done:].clone() for h, b in band.items()}
             carry_n = count[:, done:].clone()
             del band, count  # freed before the next band is allocated: one band alive at a time
+        for refiner in refiners:
+            refiner.flush()
         return labels
+
+    def _row_sinks(self, raw: Mapping[str, torch.Tensor], labels: dict[str, torch.Tensor],
+                   sink: RowSink | None) -> tuple[dict[str, Callable[[int, int, torch.Tensor], None]], list]:
+        """Per head, where final probability rows go: the caller's ``sink``, or (with a CRF) a
+        :class:`BandRefiner` whose refined rows overwrite the labels and then reach ``sink``.
+        Returns the sinks and the refiners (to flush)."""
+        semantic = {h: k for h, k in self.heads.items() if self.tasks[h].name == "semantic"}
+        if self.opt.crf is None:
+            return ({h: (lambda y, x0, p, h=h: sink(h, y, x0, p)) for h in semantic} if sink is not None else {}), []
+        from .crf import BandRefiner
+
+        def emit(head: str, y: int, q: torch.Tensor) -> None:
+            labels[head][y:y + q.shape[1]] = q.argmax(0).to(labels[head].dtype)
+            if sink is not None:
+                sink(head, y, 0, q)
+
+        refiners = {h: BandRefiner(raw["image"], k, self.opt.crf, lambda y, q, h=h: emit(h, y, q))
+                    for h, k in semantic.items()}
+        return {h: r.push for h, r in refiners.items()}, list(refiners.values())
 
     @staticmethod
     def _finish_rows(total: torch.Tensor, count: torch.Tensor, out: torch.Tensor,

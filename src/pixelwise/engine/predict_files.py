@@ -5,12 +5,15 @@ For each input ``STEM``: ``OUT/STEM.png`` (palette PNG of class indices), ``OUT/
 (``K x H x W`` float16 softmax).  Multi-head models add the head name: ``STEM_<head>.png``.
 Heads of other tasks write their task's files (depth: ``STEM.png`` uint16 millimetres,
 ``STEM_color.png`` with a colour bar in metres and, with ``--probabilities npy``, ``STEM.npy``
-float32 metres).
+float32 metres).  When two inputs share a stem (``a.png``, ``a.jpg``), every output is named by its input's path
+relative to the inputs' common folder, extension kept (``OUT/a.png.png``, ``OUT/a.jpg.png``).
 """
 
 from __future__ import annotations
 
 import glob
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,8 +21,9 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..errors import PixelwiseError
 from .. import atomic, legend
+from ..data.fileio import DEFAULT_MAX_PIXELS, decode_image
+from ..errors import PixelwiseError
 from .outputs import overlay, overlay_with_legend, palette_for, save_label_png, save_probabilities, save_rgb
 from .predict import Options, Predictor
 
@@ -29,6 +33,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".p
 def collect_inputs(specs: Sequence[str]) -> list[Path]:
     """Files, folders (their images, sorted) and glob patterns -> image paths, in order, unique."""
     out: list[Path] = []
+    seen: set[Path] = set()
     for spec in specs:
         p = Path(spec)
         if p.is_dir():
@@ -43,19 +48,27 @@ def collect_inputs(specs: Sequence[str]) -> list[Path]:
                 raise PixelwiseError(f"no files match {spec}")
         else:
             raise PixelwiseError(f"input not found: {spec}")
-        out.extend(q for q in found if q not in out)
+        for q in found:  # one file named two ways (a folder and a glob) is predicted once
+            if q.resolve() not in seen:
+                seen.add(q.resolve())
+                out.append(q)
     return out
 
 
-def _stems(paths: Sequence[Path]) -> list[str]:
-    """Output names: file stems, made unique (``a.png`` and ``x/a.jpg`` -> ``a``, ``a_2``)."""
-    seen: dict[str, int] = {}
-    stems = []
-    for p in paths:
-        n = seen.get(p.stem, 0) + 1
-        seen[p.stem] = n
-        stems.append(p.stem if n == 1 else f"{p.stem}_{n}")
-    return stems
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """Output name (relative to OUT, before ``.png`` / ``_overlay.jpg`` ...) of each input.
+
+    Unique by construction, never by a counter suffix that another input's name could equal:
+    file stems when no two inputs share one (compared ignoring case, for case-insensitive file
+    systems); otherwise each input's path relative to the inputs' common folder, extension kept --
+    distinct because the inputs are.
+    """
+    stems = [p.stem for p in paths]
+    if len({s.lower() for s in stems}) == len(stems):
+        return stems
+    resolved = [p.resolve() for p in paths]
+    root = Path(os.path.commonpath([str(r.parent) for r in resolved]))
+    return [r.relative_to(root).as_posix() for r in resolved]
 
 
 class _ProbWriter:
@@ -96,10 +109,20 @@ class _ProbWriter:
         else:
             save_probabilities(self.path, self.array, self.class_names)
 
+    def abort(self) -> None:
+        """Interrupted (error, Ctrl-C, SIGTERM): remove the partial temporary file."""
+        if self.npy:
+            self.file.close()
+            try:
+                self._ctx.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+            except KeyboardInterrupt:
+                pass
+
 
 def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
                   options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
-                  alpha: float = 0.5, legends: bool = True, log: Callable[[str], None] = print,
+                  alpha: float = 0.5, legends: bool = True, skip_bad: bool = False,
+                  max_pixels: int | None = DEFAULT_MAX_PIXELS, log: Callable[[str], None] = print,
                   shard: tuple[int, int] = (0, 1)) -> list[dict]:
     """Predict every input image; returns one record per image (paths written, size, seconds).
 
@@ -107,70 +130,99 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     ``shard=(rank, world_size)``: only inputs ``i`` with ``i % world_size == rank`` (processes under
     torchrun split a folder: each file done once; output names are made unique over all inputs first,
     so they do not depend on the split).
+
+    With ``skip_bad`` an unreadable image is reported on stderr and recorded as ``{"input", "skipped"}``
+    instead of stopping the run.
     """
-    from ..data.fileio import read_rgb
-
     paths = collect_inputs(inputs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    from ..tasks import get_task, head_specs
-
-    predictor = Predictor(model, device, options)
-    heads, meta = dict(model.heads), model.meta
-    specs = head_specs(model)
-    records = []
+    names = output_names(paths)
+    _refuse_overwriting_inputs(paths, names, Path(out_dir))
     rank, world = shard
     if not 0 <= rank < world:
         raise PixelwiseError(f"rank {rank} is outside a world of {world} processes (RANK / WORLD_SIZE)")
-    mine = [(p, s) for i, (p, s) in enumerate(zip(paths, _stems(paths))) if i % world == rank]
-    for path, stem in mine:
+    predictor = Predictor(model, device, options)
+    records = []
+    for path, name in [(p, n) for i, (p, n) in enumerate(zip(paths, names)) if i % world == rank]:
         t0 = time.perf_counter()
-        image = read_rgb(path)
-        h, w = image.shape[-2:]
-        writers = {}
-        if probabilities:
-            for head, k in heads.items():
-                if specs[head].task != "semantic":
-                    continue
-                suffix = "" if len(heads) == 1 else f"_{head}"
-                writers[head] = _ProbWriter(out_dir / f"{stem}{suffix}_prob.{probabilities}", k, h, w,
-                                            meta.class_names(head))
-        labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
-        written = [str(wr.path) for wr in writers.values()]
-        for wr in writers.values():
-            wr.close()
-        shares = {}
-        for head, lab in labels.items():
-            suffix = "" if len(heads) == 1 else f"_{head}"
-            if specs[head].task != "semantic":
-                written += [str(p) for p in get_task(specs[head].task).write_prediction(
-                    out_dir, f"{stem}{suffix}", image, lab, specs[head], npy=probabilities == "npy",
-                    overlay=overlays, alpha=alpha)]
-                continue
-            pal = palette_for(meta.palette(head), heads[head])
-            save_label_png(out_dir / f"{stem}{suffix}.png", lab, pal)
-            written.append(str(out_dir / f"{stem}{suffix}.png"))
-            shares[head] = legend.entries(legend.label_counts(lab, heads[head]), meta.class_names(head), pal)
-            if overlays:
-                picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
-                           else overlay(image, lab, pal, alpha))
-                save_rgb(out_dir / f"{stem}{suffix}_overlay.jpg", picture)
-                written.append(str(out_dir / f"{stem}{suffix}_overlay.jpg"))
+        try:
+            decoded = decode_image(path, max_pixels=max_pixels)
+        except PixelwiseError as e:
+            if not skip_bad:
+                raise
+            print(f"warning: skipped {path}: {e}", file=sys.stderr)
+            records.append({"input": str(path), "skipped": str(e)})
+            continue
+        shares, written = _predict_one(model, predictor, decoded.image, Path(out_dir) / name,
+                                       probabilities=probabilities, overlays=overlays, alpha=alpha, legends=legends)
+        h, w = decoded.image.shape[-2:]
         rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
-               "seconds": time.perf_counter() - t0, "outputs": written,
-               **_summary(labels, shares)}
+               "seconds": time.perf_counter() - t0, "outputs": written, "notes": list(decoded.notes),
+               **shares}
         log(_describe(rec))
         records.append(rec)
     return records
 
 
-def _summary(labels: dict[str, torch.Tensor], shares: dict) -> dict:
-    """What the log line shows: ``classes``, the top classes of the first semantic head, else
-    ``range``, the first head's value range (depth: metres)."""
+def _refuse_overwriting_inputs(paths: Sequence[Path], names: Sequence[str], out_dir: Path) -> None:
+    """``--out`` set to the input folder would replace ``a.png`` by its own label map."""
+    inputs = {p.resolve() for p in paths}
+    for name in names:
+        for suffix in (".png", "_overlay.jpg"):
+            target = (out_dir / f"{name}{suffix}").resolve()
+            if target in inputs:
+                raise PixelwiseError(f"writing {target} would overwrite an input image: choose another --out")
+
+
+def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tensor, base: Path, *,
+                 probabilities: str | None, overlays: bool, alpha: float, legends: bool) -> tuple[dict, list[str]]:
+    """Predictions of one uint8 ``3 x H x W`` image, written as ``base.png`` etc. -> (what the log
+    line shows: ``classes``, the top legend entries of the first semantic head, else ``range``, the
+    first head's value range (depth: metres); paths written).  Heads of other tasks than semantic
+    write their task's files (:meth:`pixelwise.tasks.Task.write_prediction`)."""
+    from ..tasks import get_task, head_specs
+
+    heads, meta, specs = dict(model.heads), model.meta, head_specs(model)
+    h, w = image.shape[-2:]
+    writers = {}
+    try:
+        if probabilities:
+            for head, k in heads.items():
+                if specs[head].task != "semantic":
+                    continue
+                suffix = "" if len(heads) == 1 else f"_{head}"
+                writers[head] = _ProbWriter(Path(f"{base}{suffix}_prob.{probabilities}"), k, h, w,
+                                            meta.class_names(head))
+        labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
+    except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
+        for wr in writers.values():
+            wr.abort()
+        raise
+    written = [str(wr.path) for wr in writers.values()]
+    for wr in writers.values():
+        wr.close()
+    shares = {}
+    for head, lab in labels.items():
+        suffix = "" if len(heads) == 1 else f"_{head}"
+        if specs[head].task != "semantic":
+            written += [str(p) for p in get_task(specs[head].task).write_prediction(
+                base.parent, f"{base.name}{suffix}", image, lab, specs[head], npy=probabilities == "npy",
+                overlay=overlays, alpha=alpha)]
+            continue
+        pal = palette_for(meta.palette(head), heads[head])
+        save_label_png(Path(f"{base}{suffix}.png"), lab, pal)
+        written.append(f"{base}{suffix}.png")
+        shares[head] = legend.entries(legend.label_counts(lab, heads[head]), meta.class_names(head), pal)
+        if overlays:
+            picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
+                       else overlay(image, lab, pal, alpha))
+            save_rgb(Path(f"{base}{suffix}_overlay.jpg"), picture)
+            written.append(f"{base}{suffix}_overlay.jpg")
     if shares:
-        return {"classes": [(e.name, e.share) for e in next(iter(shares.values()))[:3]]}
-    head = next(iter(labels))
-    return {"classes": [], "range": [float(labels[head].min()), float(labels[head].max())]}
+        return {"classes": [(e.name, e.share) for e in next(iter(shares.values()))[:3]]}, written
+    first = labels[next(iter(heads))]
+    return {"classes": [], "range": [float(first.min()), float(first.max())]}, written
+
+
 
 
 def _describe(rec: dict) -> str:
@@ -178,5 +230,6 @@ def _describe(rec: dict) -> str:
     if "range" in rec:
         shares = f"{rec['range'][0]:.2f} to {rec['range'][1]:.2f}"
     h, w = rec["size"]
-    return (f"{rec['input']} ({w}x{h}, {rec['windows']} window(s), {rec['seconds']:.2f}s): {shares}"
+    notes = "".join(f", {n}" for n in rec.get("notes", ()))  # e.g. the EXIF rotation: why W x H looks swapped
+    return (f"{rec['input']} ({w}x{h}{notes}, {rec['windows']} window(s), {rec['seconds']:.2f}s): {shares}"
             f" -> {', '.join(Path(o).name for o in rec['outputs'])}")

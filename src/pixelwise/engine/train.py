@@ -149,9 +149,14 @@ class Trainer:
                 "rng": rng_state(), "world_size": self.world.size}
 
     def load_state(self, s: Mapping) -> None:
-        self.model.load_state_dict(s["model"])
-        self.optimizer.load_state_dict(s["optimizer"])
-        self.scaler.load_state_dict(s["scaler"])
+        try:
+            self.model.load_state_dict(s["model"])
+            self.optimizer.load_state_dict(s["optimizer"])
+            self.scaler.load_state_dict(s["scaler"])
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:  # load_state_dict's 15 KB report
+            raise PixelwiseError(
+                f"cannot resume {self.out}: its state.pt does not match model '{self.cfg['model']}' of its "
+                f"config.yaml ({_first_line(e)}); were the files copied from different runs?") from None
         self.step, self.epoch, self.best, self.best_step = s["step"], s["epoch"], s["best"], s["best_step"]
         # the epoch's order is split over processes: keep the offset only if the world is the same
         self.offset = s["offset"] if s.get("world_size") == self.world.size else 0
@@ -168,6 +173,13 @@ class Trainer:
     def run(self) -> dict:
         """Train to ``total`` steps; returns the last validation metrics (or {})."""
         bar = self._progress()
+        try:
+            return self._loop(bar)
+        finally:  # also on errors: the error message then starts on a line of its own
+            if bar is not None:
+                bar.close()
+
+    def _loop(self, bar) -> dict:
         window: dict[str, Any] = {"loss": 0.0, "n": 0, "images": 0, "t": time.perf_counter()}
         last: dict = {}
         while self.step < self.total:
@@ -196,8 +208,6 @@ class Trainer:
                     break
             else:
                 self.epoch, self.offset = self.epoch + 1, 0
-        if bar is not None:
-            bar.close()
         return last
 
     def _progress(self):
@@ -280,6 +290,11 @@ class Trainer:
         metrics = evaluate(self.model, loader, self.heads, self.world.device, amp=self.cfg["amp"],
                            tasks=self.tasks, task_options=self.cfg.get("task_options"))
         return summarize(metrics, self.val_ds.class_names, tasks=self.tasks)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[0] if lines else type(e).__name__)[:200]
 
 
 def train(cfg: Mapping, out_dir: str | Path, *, resume: bool = False) -> dict:

@@ -83,12 +83,12 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
     proto = program.model_proto
     _name_dims(proto)
     _set_metadata(proto, onnx_metadata(model))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     import onnx
 
-    onnx.save_model(proto, str(tmp))
-    tmp.replace(path)
+    from ..atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # a temporary name unique to this call: two exports never clash
+        onnx.save_model(proto, str(tmp))
     return path
 
 

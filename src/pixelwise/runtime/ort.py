@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -92,8 +93,8 @@ def quantize_int8(fp32_path: Path, calibration: Sequence[np.ndarray], *, per_cha
         def get_next(self) -> dict | None:
             return next(self.items, None)
 
-    pre = out.with_name(out.name + ".pre.onnx")
-    tmp = out.with_name(out.name + ".tmp")
+    pre = out.with_name(f"{out.name}.{os.getpid()}.pre.onnx")  # per process: two runs may fill one cache
+    tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")
     try:
         # folds BatchNorm into convolutions and infers shapes, so Conv is what gets quantised
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ..errors import PixelwiseError
@@ -68,7 +67,7 @@ def decode_image(data: bytes, limits: Limits) -> torch.Tensor:
     413 for too many bytes or pixels (decompression bombs included), 400 for anything that is not
     a complete image.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     if len(data) > limits.max_bytes:
         raise ServeError(413, f"upload is {len(data)} bytes; the limit is {limits.max_bytes} (--max-bytes)")
@@ -87,15 +86,18 @@ def decode_image(data: bytes, limits: Limits) -> torch.Tensor:
         raise ServeError(413, f"image is {w}x{h} = {w * h} pixels; the limit is {limits.max_pixels} (--max-pixels)")
     if w < 1 or h < 1:
         raise ServeError(400, f"image has no pixels ({w}x{h})")
+    from ..data.fileio import load_upright, upright_rgb  # the decoder predict and the datasets use
+
     try:
-        im.load()  # decode now: truncated data fails here, not inside the model
-        im = ImageOps.exif_transpose(im)
-        arr = np.asarray(im.convert("RGB"))
+        im, orientation = load_upright(im, "upload")  # decode now: truncated data fails here, not in the model
+        # every PIL mode to uint8 RGB (16-bit and float images scaled by their range, not saturated)
+        return upright_rgb(im, orientation, "upload").image
     except Image.DecompressionBombError as e:
         raise ServeError(413, f"image rejected as a decompression bomb ({e})") from None
+    except PixelwiseError as e:
+        raise ServeError(400, str(e)) from None
     except (OSError, ValueError, SyntaxError, EOFError, TypeError) as e:
         raise ServeError(400, f"image data is corrupt or truncated ({_line(e)})") from None
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
 def _line(e: BaseException) -> str:
