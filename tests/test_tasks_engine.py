@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from test_data_folder import make_folder
+from test_data_nyud_depth import SHARED, make_archive
 
 import pixelwise
 from pixelwise.cli import main
 from pixelwise.engine.checkpoint import load_model, read_metadata, save_model
-from test_data_folder import make_folder
-from test_data_nyud_depth import SHARED, make_archive
 
 MODEL = "fcn8s_efficientnet_lite0"
 
@@ -110,7 +110,6 @@ def _small_nyud(root: Path, n: int = 8, size: tuple[int, int] = (120, 160)) -> P
     """The first ``n`` shared NYUD training images shrunk to ``size`` (nearest for depth and labels),
     written in the official archive layout (PNG images): a real subset that trains in seconds."""
     import scipy.io
-
     from data_formats import save_mat, write_split
 
     ids = (SHARED / "train.txt").read_text().split()[:n]

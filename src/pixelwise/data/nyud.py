@@ -110,7 +110,7 @@ def read_depth_metres(path: Path) -> torch.Tensor:
     """uint16 millimetre depth PNG -> float32 ``H x W`` metres (0 stays 0: no reading)."""
     import numpy as np
 
-    im = open_image(path)
+    im, _ = open_image(path)  # (image, EXIF orientation applied)
     if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
         raise PixelwiseError(f"depth {path} has mode {im.mode}; expected a 16-bit PNG of millimetres")
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / np.float32(1000.0))

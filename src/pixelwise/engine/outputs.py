@@ -6,9 +6,8 @@ that a later step would read as a prediction.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch

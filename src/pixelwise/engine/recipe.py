@@ -12,7 +12,6 @@ import math
 from typing import Iterable, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
-from torch import nn
 
 from ..errors import PixelwiseError, unknown_name
 

@@ -102,7 +102,7 @@ class DepthMetrics:
             ((p.log() - t.log()) ** 2).sum(), (p.log10() - t.log10()).abs().sum(),
             (ratio < 1.25).sum().double(), (ratio < 1.25**2).sum().double(), (ratio < 1.25**3).sum().double()])
 
-    def merge(self, other: "DepthMetrics") -> "DepthMetrics":
+    def merge(self, other: DepthMetrics) -> DepthMetrics:
         self.sums += other.sums
         return self
 

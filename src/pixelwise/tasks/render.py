@@ -7,8 +7,8 @@ them), so it depends only on ``atomic`` and ``legend``.  Every file is written a
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
