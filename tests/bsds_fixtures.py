@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import scipy.io
-
 from data_formats import rgb, save_rgb
 
 REPO = Path(__file__).resolve().parents[1]

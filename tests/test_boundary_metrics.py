@@ -8,7 +8,13 @@ import torch
 
 pytest.importorskip("pyEdgeEval", reason="the boundary benchmark needs pyEdgeEval (pip install 'pixelwise[boundary]')")
 
-from pixelwise.boundary_metrics import BoundaryMetrics, area_pr, match_image, thresholds, to_uint8  # noqa: E402
+from pixelwise.boundary_metrics import (
+    BoundaryMetrics,
+    area_pr,
+    match_image,
+    thresholds,
+    to_uint8,
+)
 
 # The benchmark's matcher (pyEdgeEval's port of the official C++) adds random outlier edges to its
 # graph from a generator seeded by the clock at load, exactly as the MATLAB benchmark does, so a

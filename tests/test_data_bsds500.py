@@ -9,8 +9,14 @@ import numpy as np
 import pytest
 import scipy.io
 import torch
+from bsds_fixtures import (
+    SHARED_BSDS,
+    annotations,
+    make_bsds500,
+    seg_to_boundaries,
+    write_ground_truth,
+)
 
-from bsds_fixtures import SHARED_BSDS, annotations, make_bsds500, seg_to_boundaries, write_ground_truth
 from pixelwise.cli import main
 from pixelwise.data import collate, get_dataset, train_transforms
 from pixelwise.errors import PixelwiseError

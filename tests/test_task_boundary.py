@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bsds_fixtures import SHARED_BSDS, make_bsds500
 from PIL import Image
 
-from bsds_fixtures import SHARED_BSDS, make_bsds500
 from pixelwise import get_model
 from pixelwise.tasks import HeadSpec, get_task
 from pixelwise.tasks.boundary import balanced_bce, combine_annotators
@@ -112,8 +112,8 @@ def test_eval_and_predict_on_fixture(tmp_path: Path, capsys) -> None:
     """A boundary checkpoint through the CLI: eval --json keys and thresholds, predict files, a
     semantic dataset refused."""
     pytest.importorskip("pyEdgeEval", reason="the boundary benchmark needs pyEdgeEval")
-    from pixelwise.cli import main
     from pixelwise.checkpoint import save_model
+    from pixelwise.cli import main
 
     make_bsds500(tmp_path, splits={"val": ["1", "2"]}, h=40, w=48)
     model = get_model("fcn8s_resnet18", heads={"out": 1}, tasks={"out": "boundary"})
@@ -147,11 +147,11 @@ def test_learns_boundaries_on_real_bsds(bsds_root: Path, tmp_path: Path) -> None
     from pixelwise.engine.train import build_model, train
 
     options = {"boundary": {"thresholds": 9, "eval_workers": 0}}
-    cfg = config.resolve(dict(
-        model="fcn4s_efficientnet_lite0", weights="imagenet", dataset="bsds500", root=str(bsds_root),
-        train_limit=8, val_limit=2, crop_size=[160, 160], hflip=True, workers=0, optimizer="adamw", lr=0.003,
-        weight_decay=0.0, schedule="constant", batch_size=4, iterations=16, interval=8,
-        task_options=options, seed=0, device="cpu", threads=2))
+    cfg = config.resolve({
+        "model": "fcn4s_efficientnet_lite0", "weights": "imagenet", "dataset": "bsds500", "root": str(bsds_root),
+        "train_limit": 8, "val_limit": 2, "crop_size": [160, 160], "hflip": True, "workers": 0, "optimizer": "adamw", "lr": 0.003,
+        "weight_decay": 0.0, "schedule": "constant", "batch_size": 4, "iterations": 16, "interval": 8,
+        "task_options": options, "seed": 0, "device": "cpu", "threads": 2})
     val = loaders.build_dataset(cfg, train=False)
     init = build_model(cfg, val.heads, val.tasks)
     val_loader = torch.utils.data.DataLoader(val, batch_size=1, collate_fn=loaders.collate_sized)

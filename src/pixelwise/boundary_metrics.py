@@ -218,7 +218,7 @@ class BoundaryMetrics:
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def merge(self, other: "BoundaryMetrics") -> "BoundaryMetrics":
+    def merge(self, other: BoundaryMetrics) -> BoundaryMetrics:
         if not np.array_equal(other.thresholds, self.thresholds):
             raise ValueError("cannot merge boundary metrics over different thresholds")
         self.wait()
@@ -241,7 +241,7 @@ class BoundaryMetrics:
             v = flat.numpy()
             n = self.counts.size
             self.counts, self.best = v[:n].reshape(self.counts.shape), v[n:n + 4]
-            self.images, self.pixels = int(round(v[-2])), int(round(v[-1]))
+            self.images, self.pixels = round(v[-2]), round(v[-1])
 
     def reset(self) -> None:
         self.wait()

@@ -16,7 +16,7 @@ never count.  Split ``trainval`` is train + val (the standard protocol's final t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -87,7 +87,7 @@ class BSDS500(SegmentationDataset):
     name = "bsds500"
     #: the kind of target this reader yields (``data inspect`` keys on it) and the task of its head
     target_kind = "boundaries"
-    tasks = {"out": "boundary"}
+    tasks: ClassVar[dict[str, str]] = {"out": "boundary"}
 
     def __init__(self, root: str | Path, split: str = "train", **kw: Any) -> None:
         if split not in SPLITS:

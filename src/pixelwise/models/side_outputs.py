@@ -10,7 +10,7 @@ map, so inference, export and every engine path see one ``N x 1 x H x W`` output
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -115,7 +115,11 @@ class BoundaryTask(Task):
     def new_metric(self, spec: HeadSpec) -> Any:
         """BSDS benchmark over ``spec.extra['thresholds']`` thresholds (default 99), matching in
         ``spec.extra['eval_workers']`` processes (default: every core; 0 = in-process)."""
-        from ..boundary_metrics import STANDARD_THRESHOLDS, BoundaryMetrics, default_workers
+        from ..boundary_metrics import (
+            STANDARD_THRESHOLDS,
+            BoundaryMetrics,
+            default_workers,
+        )
 
         n = int(spec.extra.get("thresholds", STANDARD_THRESHOLDS))
         if n < 1:
