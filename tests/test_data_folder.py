@@ -28,7 +28,7 @@ def make_folder(root: Path, stems=("a", "b", "c"), classes: list[str] | None = (
 
 
 def test_registry() -> None:
-    assert list_datasets() == ["camvid", "folder", "nyud", "pascal_context", "sbd", "siftflow", "voc"]
+    assert list_datasets() == ["bsds500", "camvid", "folder", "nyud", "pascal_context", "sbd", "siftflow", "voc"]
     with pytest.raises(PixelwiseError, match="unknown dataset 'camvd': did you mean camvid"):
         get_dataset("camvd", ".", "train")
 

@@ -30,7 +30,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=export_command)
 
 
+def _print_boundary_table(stats: dict) -> None:
+    size = stats["image_size"]
+    print(f"{stats['dataset']}: {stats['num_samples']} samples ({stats['source']})")
+    print(f"image size (HxW): min {size['min_hw']} max {size['max_hw']}; most common {size['most_common']}")
+    print(f"annotators per image: {stats['annotators_per_image']}")
+    print(f"boundary pixels: {100 * stats['boundary_share']:.2f}% per annotator, "
+          f"{100 * stats['union_share']:.2f}% marked by any, {100 * stats['consensus_share']:.2f}% by half or more")
+    if stats["num_skipped"]:
+        print(f"skipped {stats['num_skipped']} bad samples")
+
+
 def _print_table(stats: dict) -> None:
+    if stats.get("target_kind") == "boundaries":
+        return _print_boundary_table(stats)
     heads = stats.get("heads", {"out": stats})
     print(f"{stats['dataset']}: {stats['num_samples']} samples ({stats['source']})")
     size = stats["image_size"]

@@ -17,15 +17,18 @@ from .labels import IGNORE
 
 
 def _pad_stack(tensors: Sequence[torch.Tensor], h: int, w: int, fill: int | float) -> torch.Tensor:
-    """Stack ``[C x] h_i x w_i`` tensors into ``N [x C] x h x w``, padding bottom/right.
+    """Stack ``[C_i x] h_i x w_i`` tensors into ``N [x C] x h x w``, padding bottom/right.
 
+    Leading axes are padded too (``C = max C_i``): boundary targets stack a different number of
+    annotators per image, and a padded annotator is all ``fill`` (ignore), so it never counts.
     ``fill`` None: the target fill (ignore label for integer targets, NaN for float ones)."""
     first = tensors[0]
     if fill is None:
         fill = float("nan") if first.is_floating_point() else IGNORE
-    out = first.new_full((len(tensors), *first.shape[:-2], h, w), fill)
+    lead = [max(t.shape[d] for t in tensors) for d in range(first.dim() - 2)]
+    out = first.new_full((len(tensors), *lead, h, w), fill)
     for i, t in enumerate(tensors):
-        out[i, ..., : t.shape[-2], : t.shape[-1]] = t
+        out[(i, *(slice(0, n) for n in t.shape))] = t
     return out
 
 

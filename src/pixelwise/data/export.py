@@ -20,6 +20,8 @@ def export_folder(ds, out: str | Path, limit: int | None = None) -> int:
     """Write ``ds`` (items per the Sample contract) to ``out``; returns the number of samples written."""
     if isinstance(ds.class_names, dict):
         raise PixelwiseError("data export writes one target per image; this dataset has several heads")
+    if getattr(ds, "target_kind", "labels") != "labels":
+        raise PixelwiseError(f"data export writes class-label masks; {ds.name} has {ds.target_kind} targets")
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)

@@ -196,12 +196,13 @@ def read_depth_png(path: Path) -> torch.Tensor:
 def read_mat(path: Path, key: str) -> Any:
     """Variable ``key`` of a MATLAB .mat file (structs as attribute objects)."""
     import scipy.io  # scipy is a dependency, but only the .mat datasets need it
+    from scipy.io.matlab import MatReadError  # truncated / not a .mat: not an OSError
 
     if not path.exists():
         raise PixelwiseError(f"missing file: {path}")
     try:
         mat = scipy.io.loadmat(str(path), squeeze_me=True, struct_as_record=False)
-    except (*_READ_ERRORS, NotImplementedError, TypeError) as e:
+    except (*_READ_ERRORS, NotImplementedError, TypeError, MatReadError) as e:
         raise PixelwiseError(f"cannot read MATLAB file {path}: {e}") from None
     if key not in mat:
         keys = sorted(k for k in mat if not k.startswith("__"))

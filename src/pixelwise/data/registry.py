@@ -15,7 +15,7 @@ from ..registry import Registry, check_kwargs
 from .base import SegmentationDataset
 
 #: modules whose import registers the built-in readers
-_BUILTINS = [f"pixelwise.data.{m}" for m in ("pascal", "nyud", "siftflow", "camvid", "folder")]
+_BUILTINS = [f"pixelwise.data.{m}" for m in ("pascal", "nyud", "siftflow", "camvid", "folder", "bsds500")]
 DATASETS: Registry[type[SegmentationDataset]] = Registry("dataset", _BUILTINS)
 #: base-class arguments every reader sets itself (not user options)
 _SET_BY_READER = {"records", "class_names", "palette", "source"}

@@ -78,6 +78,10 @@ def summarize(ds: SegmentationDataset, limit: int | None = None) -> dict[str, An
     ``ignored_pixels``, ``labelled_pixels``, ``image_size``, ``num_skipped``; for multi-target
     datasets the top level describes the first head and ``heads`` has every head.
     """
+    if getattr(ds, "target_kind", "labels") == "boundaries":  # per-annotator stacks, not class maps
+        from .bsds500 import boundary_summary
+
+        return boundary_summary(ds, limit)
     from ..tasks import get_task, head_specs
 
     specs = head_specs(ds)
@@ -125,6 +129,14 @@ def _overlay(image: np.ndarray, target: np.ndarray, palette: list, alpha: float)
     return np.where(labelled, (1 - alpha) * out + alpha * colour, out).astype(np.uint8)
 
 
+def _boundary_panel(stack: np.ndarray) -> np.ndarray:
+    """Annotator stack ``A x H x W`` (0/1, 255 = absent) -> dark-on-white share of annotators."""
+    valid = stack != IGNORE
+    share = (stack == 1).sum(0) / np.maximum(valid.sum(0), 1)
+    grey = (255 * (1 - share)).round().astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
 def _sheet_row(ds: SegmentationDataset, i: int, palettes: dict, alpha: float) -> tuple[str, list]:
     """(id, [(title, H x W x 3 array or None)]) of item ``i``: the image, then each head's overlay
     with its legend strip below (swatch, class name, share of the labelled pixels; void unlisted)."""
@@ -137,6 +149,9 @@ def _sheet_row(ds: SegmentationDataset, i: int, palettes: dict, alpha: float) ->
     for h, t in _head_items(ds, sample["target"]).items():
         base = image if image is not None else np.zeros((*t.shape, 3), np.uint8)
         target = t.numpy()
+        if t.dim() == 3:  # boundary annotator stack: the share of annotators marking each pixel
+            panels.append((h, _boundary_panel(target)))
+            continue
         if t.is_floating_point():  # not a class map (depth in metres): a colour map, no legend
             panels.append((h, target))
             continue

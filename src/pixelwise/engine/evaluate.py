@@ -32,7 +32,8 @@ BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], device: torch.device,
              *, amp: str = "none", ignore_index: int = 255, on_batch: BatchHook | None = None,
              progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,),
-             tasks: Mapping[str, str] | None = None, crf: CRFParams | None = None) -> dict[str, Metric]:
+             tasks: Mapping[str, str] | None = None, crf: CRFParams | None = None,
+             task_options: Mapping[str, Mapping] | None = None) -> dict[str, Metric]:
     """Run ``model`` over ``loader`` and accumulate each head's metric (reduced across processes).
 
     Semantic heads (the default for heads missing from ``tasks``) accumulate ``hist[true, pred]``;
@@ -40,14 +41,18 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
     ``flip``/``scales``: average the logits of the mirrored and rescaled views (test-time
     augmentation, as ``pixelwise predict``); the default is the plain single forward.
     ``crf``: refine each image's averaged softmax with a dense CRF (:mod:`pixelwise.engine.crf`).
+    ``task_options``: per head (or task name) options of the metric, e.g. ``{"boundary":
+    {"thresholds": 9}}`` (they reach the accumulator as ``HeadSpec.extra``).
     """
     from ..tasks import HeadSpec, get_task
 
     was_training = getattr(model, "training", False)  # runtimes (ONNX) have no training mode
     model.eval()
     kinds = {h: get_task((tasks or {}).get(h, "semantic")) for h in heads}
-    cms = {h: (ConfusionMatrix(k, ignore_index) if kinds[h].name == "semantic"
-               else kinds[h].new_metric(HeadSpec(h, kinds[h].name, k))) for h, k in heads.items()}
+    opts = dict(task_options or {})
+    cms = {h: (ConfusionMatrix(k, ignore_index) if kinds[h].name == "semantic" else kinds[h].new_metric(
+               HeadSpec(h, kinds[h].name, k, extra=dict(opts.get(h, opts.get(kinds[h].name)) or {}))))
+           for h, k in heads.items()}
     batches = loader
     if progress:
         from tqdm.auto import tqdm
@@ -116,6 +121,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
                    progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
                    backend: str = "eager", crf: bool = False, crf_params: str | Mapping | None = None,
+                   task_options: Mapping[str, Mapping] | None = None,
                    random_weights: bool = False) -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
@@ -134,13 +140,13 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
 
     from ..data import get_dataset
     from ..runtime import calibration_from_dataset, with_backend
+    from ..tasks import check_heads, get_task, head_specs
     from .checkpoint import resolve_model
     from .config import key_values
     from .crf import requested_params
     from .distributed import pick_device
     from .forward import describe_views, test_time_views
     from .loaders import FirstN, collate_sized
-    from ..tasks import check_heads, get_task, head_specs
     from .outputs import confusion_png as draw_confusion
 
     dev = pick_device(device)
@@ -160,7 +166,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     hook = _prediction_writer(Path(save_predictions), specs) if save_predictions else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
     cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales,
-                   tasks=tasks, crf=crf_set)
+                   tasks=tasks, crf=crf_set, task_options=task_options)
     metrics = summarize(cms, ds.class_names if len(heads) > 1 else specs[next(iter(heads))].class_names, tasks)
     metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds),
                     "flip": flip, "scales": list(scales), "backend": backend,

@@ -13,9 +13,18 @@ import numpy as np
 import torch
 
 from .. import atomic
+
 # the pictures themselves live with the tasks that draw them; re-exported for engine callers
-from ..tasks.render import (RGB, colorize, format_table, overlay, overlay_with_legend, palette_for,  # noqa: F401
-                            save_label_png, save_rgb)
+from ..tasks.render import (  # noqa: F401
+    RGB,
+    colorize,
+    format_table,
+    overlay,
+    overlay_with_legend,
+    palette_for,
+    save_label_png,
+    save_rgb,
+)
 
 
 def save_probabilities(path: str | Path, probs: torch.Tensor, class_names: Sequence[str] | None = None) -> None:

@@ -289,7 +289,7 @@ class Trainer:
             return {}
         loader = loaders.val_loader(self.val_ds, self.cfg, self.world)
         metrics = evaluate(self.model, loader, self.heads, self.world.device, amp=self.cfg["amp"],
-                           tasks=self.tasks)
+                           tasks=self.tasks, task_options=self.cfg.get("task_options"))
         return summarize(metrics, self.val_ds.class_names, tasks=self.tasks)
 
 

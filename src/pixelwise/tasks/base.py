@@ -18,7 +18,8 @@ task        target                 "no target here"
 =========== ===================== =========================================================
 semantic    int64 H x W classes    255 (the ignore label)
 depth       float32 H x W metres   0 (invalid sensor value) or NaN (padding)
-boundary    float32 H x W in [0,1] NaN (padding); tasks may use their own ignore rule
+boundary    uint8 A x H x W, one 0/1  255 (padding, absent annotator); the loss combines
+            map per annotator      the annotators, the benchmark matches each of them
 =========== ===================== =========================================================
 
 Float targets are padded with NaN by ``collate`` and by random crops, integer targets with 255.

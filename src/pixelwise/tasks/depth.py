@@ -120,7 +120,7 @@ class DepthMetrics:
 
     def compute(self) -> dict:
         """The eight metrics as floats (NaN with no valid pixel) plus ``valid_pixels``."""
-        s = dict(zip(_SUMS, self.sums.tolist()))
+        s = dict(zip(_SUMS, self.sums.tolist(), strict=True))
         n = s["pixels"]
         if n == 0:
             out = {k: math.nan for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3")}
