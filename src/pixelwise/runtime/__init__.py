@@ -10,8 +10,9 @@ that use them, so importing this package costs only torch.
 from __future__ import annotations
 
 from .backends import BACKENDS, DEFAULT_CACHE, FP32_BACKENDS, BackendModel, prepare
-from .calibration import calibration_from_dataset, calibration_from_files, with_backend
+from .auto import auto_backend
+from .calibration import backend_name, calibration_from_dataset, calibration_from_files, with_backend
 from .onnx_model import OnnxModel, verify_onnx
 
-__all__ = ["BACKENDS", "DEFAULT_CACHE", "FP32_BACKENDS", "BackendModel", "OnnxModel", "calibration_from_dataset",
+__all__ = ["BACKENDS", "auto_backend", "backend_name", "DEFAULT_CACHE", "FP32_BACKENDS", "BackendModel", "OnnxModel", "calibration_from_dataset",
            "calibration_from_files", "prepare", "verify_onnx", "with_backend"]
