@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
+import tiny_model
 import torch
-import tiny_model  # noqa: F401
 from PIL import Image
 
 import pixelwise

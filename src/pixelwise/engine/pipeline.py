@@ -12,7 +12,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 _END = object()
 
@@ -42,7 +43,7 @@ class Prefetcher:
             t0 = time.perf_counter()
             try:
                 result: Any = decode(item)
-            except Exception as e:  # handed to the consumer, which decides (--skip-bad or stop)
+            except Exception as e:  # noqa: BLE001 -- handed to the consumer, which decides (--skip-bad or stop)
                 result = e
             if not self._put((item, result, time.perf_counter() - t0)):
                 return
@@ -78,7 +79,7 @@ class Writer:
             if self.error is None:  # after a failure the rest is discarded, not written
                 try:
                     job()
-                except BaseException as e:
+                except BaseException as e:  # noqa: BLE001 -- re-raised in the caller's thread
                     self.error = e
 
     def submit(self, job: Callable[[], None]) -> None:

@@ -21,8 +21,8 @@ import math
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -125,10 +125,10 @@ def measure(model: nn.Module, x: torch.Tensor, names: list[str], onnx_dir: Path 
             # bf16 would round the weights in place: it gets a copy
             run = model if name == "eager" else prepare(copy.deepcopy(model) if name == "bf16" else model, name,
                                                         cache_dir=onnx_dir)
-            seconds = _seconds(lambda: run(x))
+            seconds = _seconds(lambda run=run: run(x))
             agreement = (_labels(run, x) == ref).float().mean().item()
             results[name] = {"seconds": seconds, "agreement": agreement}
-        except Exception as e:  # a path that cannot run this model is simply not chosen
+        except Exception as e:  # noqa: BLE001 -- a path that cannot run this model is simply not chosen
             results[name] = {"error": f"{type(e).__name__}: {e}"}
         finally:
             model.to(dtype=torch.float32, memory_format=torch.contiguous_format)

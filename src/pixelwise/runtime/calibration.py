@@ -37,6 +37,8 @@ def with_backend(model: nn.Module, backend: str, device: torch.device, *,
     input; cached in ``auto_cache``, see :mod:`.auto`); without a sample, eager.
     :func:`backend_name` says which path the result runs."""
     cache_dir = None
+    if backend == "auto" and not isinstance(model, nn.Module):
+        return model  # already a runtime (an exported .onnx file): nothing to choose
     if backend == "auto":
         from .auto import auto_backend, onnx_dir
 
@@ -55,8 +57,9 @@ def with_backend(model: nn.Module, backend: str, device: torch.device, *,
 
 
 def backend_name(model: nn.Module) -> str:
-    """The backend a model from :func:`with_backend` runs on (``eager`` for a plain module)."""
-    return getattr(model, "backend", "eager")
+    """The backend a model from :func:`with_backend` runs on (``eager`` for a plain module;
+    an exported ``.onnx`` file runs on onnxruntime)."""
+    return getattr(model, "backend", "eager" if isinstance(model, nn.Module) else "onnxruntime")
 
 
 def calibration_from_dataset(dataset: str, root: str, extra: Mapping[str, object], scored: str,
