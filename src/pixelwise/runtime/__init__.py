@@ -1,8 +1,9 @@
 """Inference runtimes: the same network run different ways, each behind the Model contract.
 
 ``eager``, ``channels_last``, ``bf16``, ``compile`` (:mod:`.backends`), onnxruntime fp32 and static
-int8 (:mod:`.ort`), an exported ``.onnx`` file as a model (:class:`OnnxModel`), and the int8
-calibration images eval/predict supply (:mod:`.calibration`).  engine, bench, serve and cli run
+int8 (:mod:`.ort`), an exported ``.onnx`` file as a model (:class:`OnnxModel`), the int8
+calibration images eval/predict supply (:mod:`.calibration`), and ``auto``, the default: the
+fastest fp32-equivalent path measured once per model, input size and machine (:mod:`.auto`).  engine, bench, serve and cli run
 models through here; optional backends (onnxruntime, onnx) are imported inside the functions
 that use them, so importing this package costs only torch.
 """
