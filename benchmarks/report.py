@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from pixelwise.bench.runner import format_table
 from pixelwise.runtime import FP32_BACKENDS
 
 #: the reduced-precision paths of goal 3
 REDUCED = ("bf16", "onnxruntime-int8")
-from pixelwise.bench.runner import format_table
 
 
 def _ok(rows: list[dict]) -> list[dict]:

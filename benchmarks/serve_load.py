@@ -102,7 +102,7 @@ def main() -> int:
         t0 = time.perf_counter()
         replies = run_load(url, uploads, clients=a.clients, requests=a.requests)
         result["load"] = summarize(replies, time.perf_counter() - t0)
-        mixed = [u for pair in zip(uploads, [b for b, _ in bad_uploads()] * len(uploads)) for u in pair]
+        mixed = [u for pair in zip(uploads, [b for b, _ in bad_uploads()] * len(uploads), strict=False) for u in pair]
         t0 = time.perf_counter()
         replies = run_load(url, mixed, clients=a.clients, requests=a.requests)
         result["load_with_bad_uploads"] = summarize(replies, time.perf_counter() - t0)

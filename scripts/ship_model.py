@@ -17,11 +17,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-import torch
 import yaml
 
-from pixelwise.cli.common import scales_arg
 from pixelwise.checkpoint import WEIGHTS_DIR, read_metadata, save_model
+from pixelwise.cli.common import scales_arg
 from pixelwise.engine.evaluate import evaluate_split
 from pixelwise.models.weights import load_model
 

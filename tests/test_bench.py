@@ -2,25 +2,22 @@
 
 The result document's schema, every fast backend numerically equal to the eager reference (int8:
 close, on a tiny model), the matmul-peak probe, peak-memory probes, geometry rebuilds with the same
-weights, and one-line errors for bad input.  ``PIXELWISE_SLOW_TESTS=1`` adds ``torch.compile``.
+weights, and one-line errors for bad input.  ``pytest -m slow`` adds ``torch.compile``.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
 
-from pixelwise.bench import BenchOptions, bench, format_table
-from pixelwise.runtime import prepare
-from pixelwise.bench import machine
+from pixelwise.bench import BenchOptions, bench, format_table, machine
 from pixelwise.bench.subjects import TORCHVISION_FCN, build_subject, subject_flops
 from pixelwise.cli import main as cli_main
 from pixelwise.errors import PixelwiseError
+from pixelwise.runtime import prepare
 
-SLOW = bool(os.environ.get("PIXELWISE_SLOW_TESTS"))
 SMALL = "fcn8s_efficientnet_lite0"
 
 
@@ -56,7 +53,7 @@ def test_machine_info_names_the_machine():
 
 def test_random_subjects_are_reproducible_and_have_nonzero_scores():
     a, b = build_subject(SMALL, num_classes=3, seed=7), build_subject(SMALL, num_classes=3, seed=7)
-    for (k, p), q in zip(a.state_dict().items(), b.state_dict().values()):
+    for (k, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(p, q), k
     assert any("score" in k and p.abs().sum() > 0 for k, p in a.named_parameters())
 
@@ -95,7 +92,7 @@ def test_bf16_backend_is_close_and_returns_fp32():
     assert float((got.argmax(1) == want.argmax(1)).float().mean()) > 0.95
 
 
-@pytest.mark.skipif(not SLOW, reason="torch.compile takes minutes on 2 cores (PIXELWISE_SLOW_TESTS=1)")
+@pytest.mark.slow  # torch.compile takes minutes on 2 cores
 def test_compiled_backend_equals_eager(small_model):
     x = torch.randn(1, 3, 64, 96)
     assert _rel(prepare(small_model, "compile")(x), prepare(small_model, "eager")(x)) < 1e-4
@@ -138,7 +135,7 @@ def test_geometry_rebuild_keeps_the_weights(tmp_path):
     path = save_model(caffe, tmp_path / "alex.safetensors")
     aligned = build_subject(str(path), geometry="aligned")
     assert aligned.config["geometry"] == "aligned"
-    for (k, p), q in zip(caffe.state_dict().items(), aligned.state_dict().values()):
+    for (k, p), q in zip(caffe.state_dict().items(), aligned.state_dict().values(), strict=True):
         assert torch.equal(p, q), k
     x = torch.randn(1, 3, 40, 52)
     with torch.no_grad():

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import tiny_model  # noqa: F401
+import torch
 from safetensors.torch import save_file
 
 import pixelwise
-from pixelwise.cli import main
 from pixelwise import checkpoint as ckpt
+from pixelwise.cli import main
 from pixelwise.engine.checkpoint import init_from
 from pixelwise.errors import PixelwiseError
 

@@ -6,11 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-import pytest
 import yaml
+from data_formats import make_sbd, make_voc
 
 import pixelwise
-from data_formats import make_sbd, make_voc
 from pixelwise.cli import build_parser, main
 from pixelwise.engine import config
 

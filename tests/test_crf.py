@@ -14,14 +14,14 @@ import torch
 from PIL import Image
 
 import pixelwise
+from pixelwise.checkpoint import read_metadata, read_tensors, save_model, update_metadata
 from pixelwise.cli import main
 from pixelwise.engine import crf as crf_mod
-from pixelwise.checkpoint import read_metadata, read_tensors, save_model, update_metadata
-from pixelwise.models.weights import load_model
 from pixelwise.engine.crf import BandRefiner, CRFParams, model_crf_params, parse_overrides, refine, refine_image
 from pixelwise.engine.crf_tune import boundary_band, spread
 from pixelwise.engine.predict import Options, Predictor
 from pixelwise.errors import PixelwiseError
+from pixelwise.models.weights import load_model
 
 try:
     import pydensecrf.densecrf  # noqa: F401
@@ -100,7 +100,10 @@ def test_predictor_crf_sliding_windows_and_bands(monkeypatch):
         logits = model(model.preprocessing.apply(image)[None])[0]
     expected = refine(logits.softmax(0), image, CRFParams()).argmax(0)
     probs_seen = {}
-    sink = lambda h, y, x, p: probs_seen.setdefault(h, torch.zeros(3, 40, 48))[:, y:y + p.shape[1], x:x + p.shape[2]].copy_(p)
+
+    def sink(h, y, x, p):
+        probs_seen.setdefault(h, torch.zeros(3, 40, 48))[:, y:y + p.shape[1], x:x + p.shape[2]].copy_(p)
+
     whole = Predictor(model, CPU, Options(crf=CRFParams())).predict({"image": image}, sink=sink)["out"]
     tiled = Predictor(model, CPU, Options(tile=16, overlap=4, crf=CRFParams())).predict({"image": image})["out"]
     # a pointwise model gives the same probabilities per window, and the CRF always sees the whole image

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from data_formats import rgb, save_rgb
 from PIL import Image
 
-from data_formats import rgb, save_rgb
 from pixelwise.data import get_dataset, list_datasets
 from pixelwise.errors import PixelwiseError
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_formats import rgb, save_rgb
 from PIL import Image
 
-from data_formats import rgb, save_rgb
 from pixelwise.cli import main
 
 CAMVID = (Path(__file__).parents[1] / ".." / "shared" / "datasets" / "camvid").resolve()

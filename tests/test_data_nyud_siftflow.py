@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from data_formats import labels, rgb, save_mat, save_rgb, write_split
 from PIL import Image
 
-from data_formats import labels, rgb, save_mat, save_rgb, write_split
 from pixelwise.data import collate, get_dataset, train_transforms
 from pixelwise.data.siftflow import SUB
 from pixelwise.errors import PixelwiseError

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import tiny_model  # noqa: F401
+import torch
 
 import pixelwise
 from pixelwise.data import get_dataset

@@ -6,14 +6,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import tiny_model  # noqa: F401
+import torch
 from PIL import Image
 
 import pixelwise
+from pixelwise.checkpoint import save_model
 from pixelwise.cli import main
 from pixelwise.data import get_dataset
-from pixelwise.checkpoint import save_model
 from pixelwise.metrics import ConfusionMatrix
 
 
@@ -63,7 +63,7 @@ def test_eval_equals_metrics_of_saved_predictions(camvid_root, checkpoint, tmp_p
 ])
 def test_eval_bad_input_is_one_line(camvid_root, checkpoint, capsys, bad, message):
     args = {"--model": str(checkpoint), "--dataset": "camvid", "--root": str(camvid_root), "--split": "val"}
-    for flag, value in zip(bad[::2], bad[1::2]):
+    for flag, value in zip(bad[::2], bad[1::2], strict=True):
         args[flag] = value
     assert main(["eval", *[x for kv in args.items() for x in kv], "--workers", "0"]) == 2
     err = capsys.readouterr().err.strip()

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import tiny_model  # noqa: F401
+import torch
 from PIL import Image
 
 import pixelwise
 from pixelwise import legend
-from pixelwise.cli import main
 from pixelwise.checkpoint import save_model
+from pixelwise.cli import main
 from pixelwise.engine.predict import Options, Predictor, positions
 from pixelwise.errors import PixelwiseError
 
@@ -94,7 +94,7 @@ def test_predict_cli_writes_pngs(tmp_path, capsys):
         strip = legend.draw_strip(legend.entries(legend.label_counts(idx, 4), list("abcd"), PALETTE), im.shape[2])
         overlay = np.asarray(Image.open(out / f"{name}_overlay.jpg"))
         assert overlay.shape == (im.shape[1] + strip.image.shape[0], max(im.shape[2], strip.image.shape[1]), 3)
-        for (x0, y0, x1, y1), entry in zip(strip.swatches, legend.entries(legend.label_counts(idx, 4), None, PALETTE)):
+        for (x0, y0, x1, y1), entry in zip(strip.swatches, legend.entries(legend.label_counts(idx, 4), None, PALETTE), strict=True):
             centre = overlay[im.shape[1] + (y0 + y1) // 2, (x0 + x1) // 2].astype(int)
             assert np.abs(centre - entry.colour).max() <= 40  # JPEG: close, not exact
         probs = np.load(out / f"{name}_prob.npy")

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 import scipy.io
-import torch
 import tiny_model  # noqa: F401
+import torch
 from PIL import Image
 
 import pixelwise

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import tiny_model  # noqa: F401  (registers tiny_fcn_test)
+import torch
 from PIL import Image
 
 import pixelwise

@@ -9,8 +9,8 @@ import zlib
 
 import numpy as np
 import pytest
-import torch
 import tiny_model  # noqa: F401  (registers tiny_fcn_test)
+import torch
 from PIL import Image
 
 import pixelwise

@@ -6,25 +6,22 @@
   graph and, for FCN-32s and FCN-AlexNet, OpenCV's Caffe runtime (1e-4 relative);
 * wrong files and names fail with one-line errors naming the layer.
 
-Set ``PIXELWISE_SLOW_TESTS=1`` to convert every architecture at full size (about 15 s each).
+``pytest -m slow`` converts the other architectures at full size too (about 15 s each).
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
-
 from caffe_nets import REFERENCE_OFFSETS, NetBuilder, reference_fcn, vgg16_classifier
+
 from pixelwise.errors import PixelwiseError
 from pixelwise.interop.caffe import read_caffemodel
 from pixelwise.interop.caffe_arch import ARCHES, convert_caffemodel, get_arch, name_map, upsampler_layers
 from pixelwise.interop.caffe_graph import CaffeGraph
 from pixelwise.models import get_model
 
-SLOW = bool(os.environ.get("PIXELWISE_SLOW_TESTS"))
 DEFAULT_FULL = {"voc-fcn32s", "voc-fcn-alexnet", "voc-fcn8s-atonce", "siftflow-fcn16s"}
 RTOL = 1e-4
 SIZE = 24
@@ -96,10 +93,9 @@ def _convert_and_compare(arch: str, folder, opencv: bool) -> None:
         assert _close(out["out"], net.forward("score"))
 
 
-@pytest.mark.parametrize("arch", sorted(a for a in ARCHES if not ARCHES[a].classifier))
+@pytest.mark.parametrize("arch", [a if a in DEFAULT_FULL else pytest.param(a, marks=pytest.mark.slow)
+                                  for a in sorted(ARCHES) if not ARCHES[a].classifier])
 def test_full_size_conversion_matches_the_caffe_net(arch, tmp_path):
-    if arch not in DEFAULT_FULL and not SLOW:
-        pytest.skip("full-size conversion of every architecture: set PIXELWISE_SLOW_TESTS=1")
     _convert_and_compare(arch, tmp_path, opencv=arch in ("voc-fcn32s", "voc-fcn-alexnet"))
 
 

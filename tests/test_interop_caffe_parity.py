@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from caffe_nets import NetBuilder
+
 from pixelwise.interop.caffe import read_caffemodel, read_prototxt
 from pixelwise.interop.caffe_graph import CaffeGraph
 
@@ -34,7 +34,7 @@ def _compare(n: NetBuilder, tmp_path, outputs: list[str]) -> dict[str, torch.Ten
     assert sorted(graph.outputs) == sorted(outputs)
     with torch.no_grad():
         mine = graph(**{k: torch.from_numpy(v) for k, v in inputs.items()})
-    for name, ref in zip(outputs, _oracle(proto, model, inputs, outputs)):
+    for name, ref in zip(outputs, _oracle(proto, model, inputs, outputs), strict=True):
         got = mine[name].numpy()
         assert got.shape == ref.shape, name
         assert np.abs(got - ref).max() <= RTOL * np.abs(ref).max(), name
@@ -100,11 +100,11 @@ def test_prototxt_and_caffemodel_describe_the_same_net(tmp_path):
     n.train_layers()
     proto, model = n.write(tmp_path)
     text, binary = read_prototxt(proto), read_caffemodel(model)
-    assert [(l.name, l.type) for l in text.layers] == [(l.name, l.type) for l in binary.layers if l.type != "Python"]
+    assert [(ly.name, ly.type) for ly in text.layers] == [(ly.name, ly.type) for ly in binary.layers if ly.type != "Python"]
     conv = text.layer("conv1").param.convolution_param
     assert (list(conv.pad), list(conv.kernel_size), conv.num_output) == ([100], [3], 8)
     assert text.layer("norm1").param.lrn_param.beta == pytest.approx(0.75)
-    assert not any(l.blobs for l in text.layers)
+    assert not any(ly.blobs for ly in text.layers)
     for name, blobs in n.blobs.items():  # the weights survive the round trip bit for bit
-        for ours, theirs in zip(blobs, binary.layer(name).blobs):
+        for ours, theirs in zip(blobs, binary.layer(name).blobs, strict=True):
             assert np.array_equal(ours, theirs)

@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 import pytest
-
 from caffe_nets import NetBuilder
+
 from pixelwise.errors import PixelwiseError
 from pixelwise.interop.caffe import parse_caffemodel, read_caffemodel
 from pixelwise.interop.caffe_proto import encode_blob, new_message, write_caffemodel
@@ -43,7 +43,7 @@ def test_writer_output_is_what_protobuf_writes():
 def test_round_trip_keeps_names_types_and_weights(legacy):
     net = parse_caffemodel(_small_model(legacy))
     assert net.legacy is legacy
-    assert [l.name for l in net.layers if l.blobs] == ["conv1", "score", "up"]
+    assert [ly.name for ly in net.layers if ly.blobs] == ["conv1", "score", "up"]
     conv = net.layer("conv1")
     assert conv.type == "Convolution" and conv.blobs[0].shape == (4, 3, 3, 3) and conv.blobs[1].shape == (4,) if not legacy \
         else conv.blobs[1].shape == (1, 1, 1, 4)

@@ -1,14 +1,13 @@
 """ONNX export: dynamic N/H/W, onnxruntime == PyTorch (1e-4 relative) at two sizes for every
 backbone family and both geometries; metadata; the CLI; ``pixelwise predict`` on an ``.onnx``.
 
-Exports are slow on small CPUs (10-50 s each); ``PIXELWISE_SLOW_TESTS=1`` adds VGG16 aligned and
-the two-stream late-fusion model.
+Exports are slow on small CPUs (10-50 s each); ``pytest -m slow`` adds VGG16 aligned and the
+two-stream late-fusion model.
 """
 
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -24,7 +23,6 @@ pytest.importorskip("onnxscript")
 from pixelwise.interop.onnx_export import export_onnx  # noqa: E402
 from pixelwise.runtime import OnnxModel, verify_onnx  # noqa: E402
 
-SLOW = bool(os.environ.get("PIXELWISE_SLOW_TESTS"))
 CASES = [  # (model, kwargs): every backbone family; caffe and aligned geometry
     ("fcn32s_vgg16", {"geometry": "caffe"}),
     ("fcn32s_alexnet", {"geometry": "caffe"}),
@@ -46,7 +44,7 @@ def _randomised(name: str, **kw) -> torch.nn.Module:
     return model
 
 
-@pytest.mark.parametrize("name, kw", CASES + [pytest.param(*c, marks=pytest.mark.skipif(not SLOW, reason="slow")) for c in SLOW_CASES],
+@pytest.mark.parametrize("name, kw", CASES + [pytest.param(*c, marks=pytest.mark.slow) for c in SLOW_CASES],
                          ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())) or "default")
 def test_onnxruntime_equals_pytorch_at_two_sizes(name, kw, tmp_path):
     model = _randomised(name, **kw)

@@ -36,7 +36,7 @@ def test_strip_swatches_hold_the_class_colours():
     img = strip.image
     margin, line = 8, 24  # size // 2, round(size * 1.5)
     assert img.shape == (2 * margin + line, 400, 3)  # three entries fit on one line of 400 px
-    for (x0, y0, x1, y1), entry in zip(strip.swatches, items):
+    for (x0, y0, x1, y1), entry in zip(strip.swatches, items, strict=True):
         assert (x1 - x0, y1 - y0) == (16, 16)
         inside = img[y0 + 1:y1 - 1, x0 + 1:x1 - 1].reshape(-1, 3)
         want = entry.colour or legend.BACKGROUND  # "other": hollow
@@ -60,7 +60,7 @@ def test_tiny_and_narrow_images_keep_every_pixel(h, w):
     assert np.array_equal(out[:h, :w], overlay(image, labels, PALETTE, 0.5))
     assert (out[:h, w:] == legend.BACKGROUND).all()
     assert np.array_equal(out[h:, :strip.image.shape[1]], strip.image)
-    for (x0, y0, x1, y1), entry in zip(strip.swatches, items):
+    for (x0, y0, x1, y1), entry in zip(strip.swatches, items, strict=True):
         assert tuple(out[h + (y0 + y1) // 2, (x0 + x1) // 2]) == entry.colour
 
 
@@ -76,6 +76,7 @@ def test_wide_image_strip_is_as_wide_as_the_image():
 
 def test_contact_sheet_draws_legends(tmp_path):
     from test_data_folder import make_folder
+
     from pixelwise.data import get_dataset
 
     make_folder(tmp_path / "d")

@@ -1,7 +1,7 @@
 """One conformance test over every kind of model: the Model contract, ``evaluate``, ``predict``, ``export``.
 
 Kinds: a registry FCN, NYUD-style late fusion, a model loaded from a checkpoint, the shipped CamVid
-weights, each installed runtime backend (``compile`` only with ``PIXELWISE_SLOW_TESTS``), an
+weights, each installed runtime backend (``compile`` only with ``pytest -m slow``), an
 exported ``.onnx`` file and the torchvision wrapper.  Whatever a kind is, ``evaluate`` must count
 exactly the argmax of its own logits, ``Predictor``/``predict_files`` must write exactly those
 labels, and ``export`` must give an ONNX file that matches it (or, for kinds that are already a
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import os
 
 import numpy as np
 import pytest
@@ -30,7 +29,6 @@ from pixelwise.errors import PixelwiseError
 from pixelwise.interop.onnx_export import export_onnx
 from pixelwise.metrics import ConfusionMatrix
 
-SLOW = bool(os.environ.get("PIXELWISE_SLOW_TESTS"))
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 ARCH = "fcn8s_resnet18"  # the smallest registry FCN with skips that exports quickly
 NAMES = ["sky", "road", "car"]
@@ -92,7 +90,7 @@ def _late_fusion(base, store):
 
 
 ort_only = pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
-slow = pytest.mark.skipif(not SLOW, reason="slow (set PIXELWISE_SLOW_TESTS=1)")
+slow = pytest.mark.slow
 KINDS = {
     "registry": lambda base, store: base,
     "late_fusion": _late_fusion,
@@ -113,6 +111,7 @@ PARAMS = [pytest.param(k, marks=MARKS.get(k, []), id=k) for k in KINDS]
 #: exporting these takes tens of seconds each (ResNet-50, Lite2, two streams; "registry" is the same
 #: architecture as "checkpoint", whose export runs by default): only in slow runs
 SLOW_EXPORT = {"torchvision", "shipped", "late_fusion", "registry"}
+EXPORT_PARAMS = [pytest.param(k, marks=MARKS.get(k, []) + ([slow] if k in SLOW_EXPORT else []), id=k) for k in KINDS]
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +194,7 @@ def test_predict_writes_the_models_own_argmax(kind, models, tmp_path):
     assert len(records) == 1 and np.array_equal(written, labels["out"].numpy())
 
 
-@pytest.mark.parametrize("kind", PARAMS)
+@pytest.mark.parametrize("kind", EXPORT_PARAMS)
 def test_export(kind, models, tmp_path):
     model = models(kind)
     if not isinstance(model, torch.nn.Module):  # a runtime backend or an ONNX file: nothing to trace
@@ -205,8 +204,6 @@ def test_export(kind, models, tmp_path):
         return
     if not HAS_ORT or importlib.util.find_spec("onnxscript") is None:
         pytest.skip("ONNX export needs onnx, onnxscript and onnxruntime")
-    if kind in SLOW_EXPORT and not SLOW:
-        pytest.skip("slow (set PIXELWISE_SLOW_TESTS=1)")
     from pixelwise.runtime import OnnxModel, verify_onnx
 
     path = export_onnx(model, tmp_path / "m.onnx", sample_size=(32, 32))

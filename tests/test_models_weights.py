@@ -82,7 +82,7 @@ def test_staged_init_copies_coarse_net_and_leaves_new_skip_at_zero():
 @pytest.mark.parametrize("variant", [0, 1, 2])
 def test_efficientnet_lite_imagenet_weights_classify_chelsea_as_a_cat(variant):
     skimage_data = pytest.importorskip("skimage.data")
-    net = EfficientNetLite(variant, classifier=True).eval()
+    net = EfficientNetLite.with_classifier(variant).eval()
     net.load_state_dict(pretrained.efficientnet_lite_state_dict(variant), strict=True)
     img = torch.from_numpy(skimage_data.chelsea()).permute(2, 0, 1)
     size = {0: 224, 1: 240, 2: 260}[variant]

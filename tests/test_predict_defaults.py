@@ -100,7 +100,7 @@ def test_batched_prediction_writes_what_one_at_a_time_does(tmp_path, probabiliti
     assert lines[1] == lines[4] == [str(images / f"img{i:02d}.png") for i in range(len(sizes))]
     one, batched = sorted((tmp_path / "b1").iterdir()), sorted((tmp_path / "b4").iterdir())
     assert [p.name for p in one] == [p.name for p in batched]
-    for a, b in zip(one, batched):
+    for a, b in zip(one, batched, strict=True):
         if a.suffix == ".png":
             assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b))), a.name
         if a.suffix == ".npy":

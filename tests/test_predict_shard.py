@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import tiny_model
+import torch
 from PIL import Image
 
 from pixelwise.checkpoint import save_model
-from pixelwise.models.weights import load_model
 from pixelwise.engine.predict_files import predict_files
+from pixelwise.models.weights import load_model
 
 REPO = Path(__file__).resolve().parents[1]
 

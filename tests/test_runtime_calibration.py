@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from data_formats import write_split
-from pixelwise.runtime.calibration import calibration_dataset, calibration_from_dataset
 from test_data_folder import make_folder
 from test_data_nyud_siftflow import make_siftflow
+
+from pixelwise.runtime.calibration import calibration_dataset, calibration_from_dataset
 
 
 def test_siftflow_calibrates_on_trainval_when_test_is_scored(tmp_path: Path, capsys) -> None:

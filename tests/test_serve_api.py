@@ -15,6 +15,7 @@ pytest.importorskip("fastapi", reason="the serve extra is not installed (pip ins
 pytest.importorskip("httpx", reason="httpx (test extra) is needed by FastAPI's TestClient")
 
 import tiny_model  # noqa: E402  (registers tiny_fcn_test)
+
 with warnings.catch_warnings():  # newer Starlette asks for httpx2 instead of httpx; either works
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
@@ -186,7 +187,7 @@ def test_batcher_groups_same_size_images_and_matches_single_forwards(tiny_ckpt):
 
     outcomes, batches = asyncio.run(go())
     assert [o.batch_size for o in outcomes] == [3, 3, 3, 1] and batches == 2  # two sizes: two forwards
-    for image, outcome in zip(images, outcomes):
+    for image, outcome in zip(images, outcomes, strict=True):
         single = predictor.predict({"image": image})["out"]
         # one batched forward vs one image at a time: the same labels (float noise may flip a tie)
         assert (outcome.results["out"] != single).float().mean() < 1e-3

@@ -30,7 +30,7 @@ def test_concurrent_clients_with_bad_uploads_mixed_in(tmp_path):
     good = [Upload(f"g{i}.png", png_bytes(360, 480, seed=i)) for i in range(3)]
     bad = bad_uploads()
     expected = {u.name: status for u, status in bad}
-    uploads = [u for pair in zip(good * 2, [b for b, _ in bad]) for u in pair]  # good, bad, good, bad ...
+    uploads = [u for pair in zip(good * 2, [b for b, _ in bad], strict=False) for u in pair]  # good, bad, good, bad ...
     args = ["--model", f"tiny={ckpt}", "--threads", "1", "--max-batch", "4", "--batch-wait-ms", "10",
             "--max-queue", "32", "--timeout", "120"]
     with server_process(args, entry=ENTRY, env={"OMP_NUM_THREADS": "1"}) as url:

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import pixelwise
+from pixelwise.checkpoint import SHIPPED, read_metadata, shipped_path
 from pixelwise.data import get_dataset
 from pixelwise.metrics import ConfusionMatrix
-from pixelwise.checkpoint import SHIPPED, read_metadata, shipped_path
 
 CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
                   "Pedestrian", "Bicyclist"]

@@ -56,11 +56,10 @@ def build(*, name: str = NAME, num_classes: int | None = None, weights: str | No
 
 
 def register() -> None:
-    from pixelwise.models import registry
+    from pixelwise.models import list_models, register_model
 
-    registry.list_models()  # the built-in models first
-    if NAME not in registry._BUILDERS:
-        registry.register(NAME, build)
+    if NAME not in list_models():
+        register_model(NAME, build)
 
 
 register()

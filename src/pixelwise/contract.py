@@ -15,7 +15,8 @@ paper's SIFT Flow net); :func:`head_outputs` is the one place that turns either 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Collection, Mapping, Protocol, Sequence, runtime_checkable
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -68,7 +69,7 @@ class ModelMeta:
 
     @classmethod
     def of(cls, model: Any, *, class_names: Any = None, palette: Any = None,
-           tasks: Mapping[str, str] | None = None, **provenance: Any) -> "ModelMeta":
+           tasks: Mapping[str, str] | None = None, **provenance: Any) -> ModelMeta:
         """Metadata of an architecture (its ``heads``, ``preprocessing``, ``config``).
 
         ``class_names``/``palette``: a list for every head or a dict head -> list (datasets give
@@ -81,7 +82,7 @@ class ModelMeta:
         return cls(made, model.preprocessing, **provenance)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], source: str | None = None) -> "ModelMeta":
+    def from_dict(cls, d: Mapping[str, Any], source: str | None = None) -> ModelMeta:
         """From the JSON of a checkpoint or an ONNX export (``docs/DESIGN.md``); the inverse of
         :meth:`to_dict`.  Malformed input raises ``KeyError``/``TypeError``/``ValueError``."""
         heads = {str(h): int(k) for h, k in dict(d["heads"]).items()}
@@ -133,14 +134,14 @@ class ModelMeta:
         colours = self.heads[head or next(iter(self.heads))].palette
         return None if colours is None else list(colours)
 
-    def with_labels(self, class_names: Any, palette: Any) -> "ModelMeta":
+    def with_labels(self, class_names: Any, palette: Any) -> ModelMeta:
         """A copy naming the classes (a list, or a dict head -> list, as datasets give them)."""
         names, colours = _per_head(class_names, self.num_classes), _per_head(palette, self.num_classes)
         heads = {h: dataclasses.replace(hd, class_names=_tuple(names.get(h)), palette=_rgb(colours.get(h)))
                  for h, hd in self.heads.items()}
         return dataclasses.replace(self, heads=heads)
 
-    def replace(self, **changes: Any) -> "ModelMeta":
+    def replace(self, **changes: Any) -> ModelMeta:
         """A copy with ``changes`` (any field)."""
         return dataclasses.replace(self, **changes)
 
@@ -200,11 +201,11 @@ class Model(Protocol):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]: ...
 
-    def eval(self) -> "Model": ...
+    def eval(self) -> Model: ...
 
-    def train(self, mode: bool = True) -> "Model": ...
+    def train(self, mode: bool = True) -> Model: ...
 
-    def to(self, *args: Any, **kwargs: Any) -> "Model": ...
+    def to(self, *args: Any, **kwargs: Any) -> Model: ...
 
 
 class ContractMixin:
@@ -244,15 +245,15 @@ class InferenceOnly(ContractMixin):
 
     training = False
 
-    def eval(self) -> "InferenceOnly":
+    def eval(self) -> InferenceOnly:
         return self
 
-    def train(self, mode: bool = True) -> "InferenceOnly":
+    def train(self, mode: bool = True) -> InferenceOnly:
         if mode:
             raise PixelwiseError(f"{type(self).__name__} is for inference only and cannot be trained")
         return self
 
-    def to(self, *args: Any, **kwargs: Any) -> "InferenceOnly":
+    def to(self, *args: Any, **kwargs: Any) -> InferenceOnly:
         return self  # the wrapped runtime places its own data
 
     def check_input(self, x: torch.Tensor | Any) -> None:
@@ -278,4 +279,4 @@ def pack_heads(outs: Sequence[torch.Tensor], heads: Collection[str]) -> torch.Te
     """Positional outputs (one per head, in order) -> what ``model(x)`` returns: the tensor itself
     for a single head, else ``{head: tensor}``."""
     outs = list(outs)
-    return outs[0] if len(heads) == 1 else dict(zip(heads, outs))
+    return outs[0] if len(heads) == 1 else dict(zip(heads, outs, strict=True))

@@ -8,8 +8,8 @@ do.  The CLI prints ``error: <message>`` and exits with status 2 -- never a trac
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 
 class PixelwiseError(ValueError):

@@ -11,8 +11,8 @@ Cheap for any image size: one ``bincount`` over the labels, a strip of a few tex
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -111,7 +111,7 @@ def draw_strip(items: Sequence[Entry], width: int, size: int | None = None) -> S
     img = Image.new("RGB", (strip_w, height), BACKGROUND)
     draw = ImageDraw.Draw(img)
     boxes = []
-    for e, text, (x, y) in zip(items, texts, places):
+    for e, text, (x, y) in zip(items, texts, places, strict=True):
         cy = y + line // 2
         box = (x, cy - size // 2, x + size, cy - size // 2 + size)
         # outline in ink so white or pale classes still show; "other" stays hollow

@@ -15,7 +15,6 @@ A class absent from both truth and prediction has IU = 0/0 = NaN and is skipped 
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import torch
 
@@ -43,7 +42,7 @@ class ConfusionMatrix:
         idx = t[keep] * k + p[keep].clamp(0, k - 1)
         self.hist += torch.bincount(idx, minlength=k * k).view(k, k)
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         if other.num_classes != self.num_classes:
             raise ValueError("cannot merge confusion matrices of different class counts")
         self.hist += other.hist
@@ -57,9 +56,6 @@ class ConfusionMatrix:
             h = self.hist.clone()
             dist.all_reduce(h)
             self.hist = h
-
-    def reset(self) -> None:
-        self.hist.zero_()
 
     # -- metrics -------------------------------------------------------------------------------
     def _parts(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -81,7 +77,7 @@ class ConfusionMatrix:
         iou = self.per_class_iou()
         acc = self.per_class_accuracy()
         freq = [float(r) / total if total else math.nan for r in rows]
-        fw = [f * i for f, i in zip(freq, iou) if f > 0 and not math.isnan(i)]
+        fw = [f * i for f, i in zip(freq, iou, strict=True) if f > 0 and not math.isnan(i)]
         return {
             "pixel_accuracy": float(diag.sum()) / total if total else math.nan,
             "mean_accuracy": _nanmean(acc),
@@ -94,22 +90,10 @@ class ConfusionMatrix:
 
 
 def _div(a: torch.Tensor, b: torch.Tensor) -> list[float]:
-    return [float(x) / float(y) if y > 0 else math.nan for x, y in zip(a, b)]
+    return [float(x) / float(y) if y > 0 else math.nan for x, y in zip(a, b, strict=True)]
 
 
 def _nanmean(values: list[float]) -> float:
     vals = [v for v in values if not math.isnan(v)]
     return sum(vals) / len(vals) if vals else math.nan
 
-
-def evaluate_predictions(
-    pairs: "list[tuple[torch.Tensor, torch.Tensor]]", num_classes: int, ignore_index: int = 255
-) -> dict:
-    """Convenience: metrics over an iterable of ``(pred, target)`` pairs."""
-    cm = ConfusionMatrix(num_classes, ignore_index)
-    for p, t in pairs:
-        cm.update(p, t)
-    return cm.compute()
-
-
-MetricFn = Callable[[ConfusionMatrix], dict]

@@ -12,7 +12,7 @@ Modalities: a sample is a dict of raw arrays.  ``image`` and ``hha`` are uint8 3
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -53,7 +53,7 @@ class Preprocessing:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Preprocessing":
+    def from_dict(cls, d: Mapping) -> Preprocessing:
         return cls(
             channel_order=d["channel_order"],
             scale=float(d["scale"]),
@@ -97,6 +97,10 @@ class Preprocessing:
 CAFFE_VOC = Preprocessing("BGR", 1.0, (104.00699, 116.66877, 122.67892), (1.0, 1.0, 1.0))
 TORCHVISION_IMAGENET = Preprocessing("RGB", 1 / 255, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 TFLITE_EFFICIENTNET = Preprocessing("RGB", 1.0, (127.0, 127.0, 127.0), (128.0, 128.0, 128.0))
+# the FCN NYUDv2 nets' means: colour (BGR), HHA (file order), log depth
+NYUD_COLOR = (116.190, 97.203, 92.318)
+NYUD_HHA = (132.431, 94.076, 118.477)
+NYUD_LOGD = 7.844
 
 
 def caffe(mean_bgr: Sequence[float], modalities: tuple[str, ...] = ("image",)) -> Preprocessing:

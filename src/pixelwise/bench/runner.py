@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import PixelwiseError, unknown_name
 from ..runtime import BACKENDS, DEFAULT_CACHE

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from . import machine
 from ..runtime import DEFAULT_CACHE, prepare
+from . import machine
 from .subjects import build_subject
 
 

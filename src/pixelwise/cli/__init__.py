@@ -1,7 +1,8 @@
 """Thin command-line wiring: ``pixelwise <command> ...``.
 
 Each command lives in its own module exposing ``register(subparsers)``; the module is imported only
-to build the parser, and heavy work is imported inside the command function.  Every
+to build the parser, and heavy work is imported inside the command function.  Code outside the
+package adds a command the same way with :func:`register_command`.  Every
 :class:`~pixelwise.errors.PixelwiseError` -- and every bad flag -- becomes one line ``error: <message>``
 and exit status 2.  SIGTERM is handled like Ctrl-C (temporary files removed, exit 143), and a
 closed pipe (``--json | head``) ends quietly.
@@ -14,11 +15,28 @@ import importlib
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 from ..errors import PixelwiseError, one_line
+from ..registry import Registry
 
 # command modules, in help order; each defines register(subparsers)
 COMMANDS = ["models", "data", "train", "eval", "predict", "tune_crf", "convert", "export", "bench", "serve"]
+#: ``register(subparsers)``: adds one command's subparser
+AddCommand = Callable[[argparse._SubParsersAction], None]
+#: commands registered from outside this package: name -> register(subparsers)
+EXTRA_COMMANDS: Registry[AddCommand] = Registry("command")
+
+
+def register_command(name: str) -> Callable[[AddCommand], AddCommand]:
+    """Decorator: add command ``name`` to ``pixelwise``, built by the decorated ``register(sub)``.
+
+    ``register`` adds a subparser called ``name`` to ``sub`` and sets ``func`` (``args -> exit
+    status``) with ``set_defaults``, exactly as the built-in ``cli/<name>_cmd.py`` modules do.
+    """
+    if name in COMMANDS:
+        raise ValueError(f"command '{name}' is built in")
+    return EXTRA_COMMANDS.decorator(name)
 
 
 class Terminated(KeyboardInterrupt):
@@ -39,13 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pixelwise {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"{__name__}.{name}_cmd")
-        except ModuleNotFoundError as e:  # a command not built yet must not break the others
-            if e.name != f"{__name__}.{name}_cmd":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"{__name__}.{name}_cmd").register(sub)
+    for name in EXTRA_COMMANDS.names():
+        EXTRA_COMMANDS.get(name)(sub)
     return parser
 
 

@@ -40,7 +40,7 @@ def _print_table(stats: dict) -> None:
         title = f" [{head}]" if len(heads) > 1 else ""
         print(f"{h['num_classes']} classes{title}; labelled pixels {h['labelled_pixels']}, "
               f"ignored pixels {h['ignored_pixels']}")
-        for k, (name, count, share) in enumerate(zip(h["class_names"], h["class_pixel_counts"], h["class_shares"])):
+        for k, (name, count, share) in enumerate(zip(h["class_names"], h["class_pixel_counts"], h["class_shares"], strict=True)):
             print(f"  {k:3d} {name:<20s} {count:>12d} {100 * share:6.2f}%")
     if stats["num_skipped"]:
         print(f"skipped {stats['num_skipped']} bad samples")
@@ -58,10 +58,9 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def inspect_command(args: argparse.Namespace) -> int:
+    from ..atomic import check_file
     from ..data import get_dataset
     from ..data.summary import summarize, write_contact_sheet
-
-    from ..atomic import check_file
 
     if args.sheet:
         check_file(args.sheet, "--sheet")

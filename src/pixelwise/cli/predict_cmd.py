@@ -38,13 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import check_dir
     from ..engine.checkpoint import resolve_model
     from ..engine.crf import requested_params
     from ..engine.distributed import launched, pick_device
     from ..engine.forward import describe_views, test_time_views
     from ..engine.predict import Options
     from ..engine.predict_files import predict_files
-    from ..atomic import check_dir
     from ..errors import PixelwiseError
 
     # without --tile, images over 1600 x 1600 are cut into 512 x 512 windows: the overlap must fit those too

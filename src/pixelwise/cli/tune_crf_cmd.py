@@ -47,8 +47,8 @@ def _grid(items: list[str]) -> dict[str, tuple[float, ...]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data import get_dataset
     from ..checkpoint import update_metadata
+    from ..data import get_dataset
     from ..engine.checkpoint import resolve_model
     from ..engine.config import key_values
     from ..engine.crf import densecrf_module

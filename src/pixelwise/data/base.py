@@ -14,9 +14,10 @@ reach training.  ``skip_bad=True`` skips bad samples with a warning and keeps a 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -150,7 +151,7 @@ class SegmentationDataset(Dataset):
     # -- validation --------------------------------------------------------------------------
     def _check_sizes(self, rec: Record, inputs: dict[str, torch.Tensor], target: Target) -> None:
         targets = target if isinstance(target, dict) else {"target": target}
-        for (tname, t), role in zip(targets.items(), self.label_roles):
+        for (_, t), role in zip(targets.items(), self.label_roles, strict=False):
             for name, x in inputs.items():
                 if tuple(x.shape[-2:]) != tuple(t.shape[-2:]):
                     raise PixelwiseError(

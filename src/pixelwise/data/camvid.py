@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
 from .fileio import read_index_png, read_split, require
 from .labels import LabelMap
+from .registry import register_dataset
 
 CLASSES = [
     "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
@@ -41,6 +41,7 @@ def _parse_pairs(root: Path, split_file: Path) -> list[Record]:
     return records
 
 
+@register_dataset("camvid")
 class CamVid(SegmentationDataset):
     """CamVid 11-class benchmark (SegNet split); ``root`` holds ``train.txt`` and the folders."""
 

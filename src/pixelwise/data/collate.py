@@ -6,7 +6,8 @@ with 0 and targets with the ignore label, so the padding never counts in the los
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import PixelwiseError
 from ..atomic import atomic_path
+from ..errors import PixelwiseError
 
 
 def export_folder(ds, out: str | Path, limit: int | None = None) -> int:

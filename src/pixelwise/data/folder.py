@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
 from .fileio import read_index_png, read_split, require
 from .labels import IGNORE, LabelMap, read_class_names, voc_colormap
+from .registry import register_dataset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -48,6 +48,7 @@ def _count_classes(records: list[Record]) -> int:
     return max(top, 1)
 
 
+@register_dataset("folder")
 class Folder(SegmentationDataset):
     """Image/mask pairs matched by file stem."""
 

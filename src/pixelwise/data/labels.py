@@ -8,9 +8,9 @@ allow -- which become an error naming the file instead of a silently wrong label
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class LabelMap:
     low: int = 0
 
     @classmethod
-    def from_pairs(cls, pairs: Mapping[int, int], low: int | None = None) -> "LabelMap":
+    def from_pairs(cls, pairs: Mapping[int, int], low: int | None = None) -> LabelMap:
         """Build from ``{raw: target}``; every raw value not listed is invalid."""
         low = min(pairs) if low is None else low
         lut = np.full(max(pairs) - low + 1, INVALID, dtype=np.int64)
@@ -39,7 +39,7 @@ class LabelMap:
         return cls(lut, low)
 
     @classmethod
-    def shifted(cls, num_classes: int, void: tuple[int, ...] = (0,), first: int = 1) -> "LabelMap":
+    def shifted(cls, num_classes: int, void: tuple[int, ...] = (0,), first: int = 1) -> LabelMap:
         """Classes stored as ``first .. first+K-1`` -> ``0 .. K-1``; ``void`` raw values -> ignore.
 
         This is what the FCN data layers do with ``label.astype(uint8) - 1`` (0 wraps to 255), but
@@ -50,7 +50,7 @@ class LabelMap:
         return cls.from_pairs(pairs)
 
     @classmethod
-    def identity(cls, num_classes: int, void: tuple[int, ...] = (IGNORE,)) -> "LabelMap":
+    def identity(cls, num_classes: int, void: tuple[int, ...] = (IGNORE,)) -> LabelMap:
         """Classes stored as ``0 .. K-1`` already; ``void`` raw values -> ignore."""
         pairs = {k: k for k in range(num_classes)}
         pairs.update({v: IGNORE for v in void})

@@ -17,6 +17,7 @@ from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
 from .fileio import mat_labels, read_depth_png, read_mat, read_rgb, read_split, require
 from .labels import LabelMap, voc_colormap
+from .registry import register_dataset
 
 CLASSES = [
     "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
@@ -30,6 +31,7 @@ MODALITIES = {"color": ("image", "images"), "depth": ("depth", "depth"), "hha": 
 SPLITS = ("train", "val", "test")
 
 
+@register_dataset("nyud")
 class NYUD(SegmentationDataset):
     """NYUDv2, 40 classes; ``modalities`` any of ``color``, ``depth``, ``hha`` (default color)."""
 

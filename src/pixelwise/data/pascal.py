@@ -21,6 +21,7 @@ from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
 from .fileio import mat_labels, read_index_png, read_mat, read_split, require
 from .labels import LabelMap, read_numbered_labels, voc_colormap
+from .registry import register_dataset
 
 VOC_CLASSES = [
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
@@ -54,6 +55,7 @@ def seg11valid_ids(voc2011_root: Path, sbd_root: Path) -> list[str]:
     return [i for i in val if i not in sbd_train]
 
 
+@register_dataset("voc")
 class VOC(SegmentationDataset):
     """PASCAL VOC segmentation (21 classes, 255 = boundary/ignore)."""
 
@@ -85,6 +87,7 @@ class VOC(SegmentationDataset):
         return to_target(self.label_map.apply(read_index_png(path), path))
 
 
+@register_dataset("sbd")
 class SBD(SegmentationDataset):
     """Semantic Boundaries Dataset (Hariharan et al.), VOC's 21 classes in MATLAB structs."""
 
@@ -133,6 +136,7 @@ def context_label_map(labels_txt: Path) -> LabelMap:
     return LabelMap(lut, 0)
 
 
+@register_dataset("pascal_context")
 class PascalContext(SegmentationDataset):
     """PASCAL-Context 59 classes + background (60 outputs), on VOC2010 images."""
 

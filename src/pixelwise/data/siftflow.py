@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from ..errors import PixelwiseError
 from .base import Record, SegmentationDataset, Target, to_target
 from .fileio import mat_labels, read_mat, read_split, require
 from .labels import LabelMap, voc_colormap
+from .registry import register_dataset
 
 SUB = "spatial_envelope_256x256_static_8outdoorcategories"
 SEMANTIC = [
@@ -29,6 +29,7 @@ SPLITS = ("trainval", "test")
 LABEL_DIRS = {"semantic": "SemanticLabels", "geometric": "GeoLabels"}
 
 
+@register_dataset("siftflow")
 class SIFTFlow(SegmentationDataset):
     """SIFT Flow (Liu et al.), 2,488 trainval / 200 test images of 256x256."""
 

@@ -16,7 +16,8 @@ its defaults reproduces that (identity) and each augmentation is opt-in.
 from __future__ import annotations
 
 import random
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torchvision import tv_tensors

@@ -11,8 +11,16 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import (SHIPPED, is_checkpoint_spec, load_state, read_metadata, read_tensors, save_model,
-                          save_state, unwrap)
+from ..checkpoint import (
+    SHIPPED,
+    is_checkpoint_spec,
+    load_state,
+    read_metadata,
+    read_tensors,
+    save_model,
+    save_state,
+    unwrap,
+)
 from ..errors import PixelwiseError, unknown_name
 from ..models.weights import load_model
 

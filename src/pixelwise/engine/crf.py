@@ -19,8 +19,9 @@ edges (an approximation only above ``MAX_PIXELS``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -121,7 +121,7 @@ def score_setting(entries: Sequence[Cached], params: CRFParams | None, num_class
 def grid(spec: Mapping[str, Sequence[float]] = DEFAULT_GRID, base: CRFParams = CRFParams()) -> list[CRFParams]:
     """Every combination of the values in ``spec`` (``{field: values}``) on top of ``base``."""
     keys = list(spec)
-    return [CRFParams.from_dict(dict(zip(keys, values)), base=base, what="--grid")
+    return [CRFParams.from_dict(dict(zip(keys, values, strict=True)), base=base, what="--grid")
             for values in itertools.product(*(spec[k] for k in keys))]
 
 

@@ -84,11 +84,3 @@ def mean_across(world: World, value: float) -> float:
     dist.all_reduce(t)
     return float(t) / world.size
 
-
-def broadcast_flag(world: World, flag: bool) -> bool:
-    """Rank 0's boolean, on every rank (e.g. "stop now")."""
-    if not world.distributed:
-        return flag
-    t = torch.tensor([int(flag)])
-    dist.broadcast(t, 0)
-    return bool(t)

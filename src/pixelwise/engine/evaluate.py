@@ -8,14 +8,15 @@ matrices are summed with :meth:`ConfusionMatrix.all_reduce`, which gives the sin
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..metrics import ConfusionMatrix
 from ..contract import head_outputs
+from ..metrics import ConfusionMatrix
 from .forward import averaged_logits, model_input
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ def _prediction_writer(out, heads: Mapping[str, int], palette) -> BatchHook:
     def hook(batch: dict, preds: dict[str, torch.Tensor]) -> None:
         for h, p in preds.items():
             folder = out / h if len(heads) > 1 else out
-            for i, (sid, (hh, ww)) in enumerate(zip(batch["id"], batch["size"])):
+            for i, (sid, (hh, ww)) in enumerate(zip(batch["id"], batch["size"], strict=True)):
                 save_label_png(folder / f"{sid}.png", p[i, :hh, :ww], palette_for(pal.get(h), heads[h]))
 
     return hook

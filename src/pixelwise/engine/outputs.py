@@ -7,8 +7,8 @@ that a later step would read as a prediction.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -107,7 +107,7 @@ def format_table(metrics: Mapping, class_names: Sequence[str]) -> str:
 
     width = max([len(n) for n in class_names] + [len("class")])
     lines = [f"{'class':<{width}}      IU    acc", "-" * (width + 14)]
-    for name, iu, acc in zip(class_names, metrics["per_class_iou"], metrics["per_class_accuracy"]):
+    for name, iu, acc in zip(class_names, metrics["per_class_iou"], metrics["per_class_accuracy"], strict=True):
         lines.append(f"{name:<{width}}  {pct(iu)} {pct(acc)}")
     lines.append("-" * (width + 14))
     for key, label in (("pixel_accuracy", "pixel accuracy"), ("mean_accuracy", "mean accuracy"),

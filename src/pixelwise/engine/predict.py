@@ -16,8 +16,9 @@ so memory stays bounded by that limit rather than by the image.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -166,7 +167,7 @@ class Predictor:
         out = {h: lg.cpu() for h, lg in out.items()}
         sinks = list(sinks) if sinks is not None else [None] * len(samples)
         return [self.predict(s, sk, logits={h: lg[i] for h, lg in out.items()})
-                for i, (s, sk) in enumerate(zip(samples, sinks))]
+                for i, (s, sk) in enumerate(zip(samples, sinks, strict=True))]
 
     def windows(self, h: int, w: int) -> int:
         """How many windows an ``h x w`` image is cut into."""

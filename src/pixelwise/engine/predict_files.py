@@ -13,8 +13,8 @@ import glob
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -145,7 +145,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
         raise PixelwiseError(f"rank {rank} is outside a world of {world} processes (RANK / WORLD_SIZE)")
     predictor = Predictor(model, device, options)
     records: list[dict] = []
-    todo = [(p, Path(out_dir) / n) for i, (p, n) in enumerate(zip(paths, names)) if i % world == rank]
+    todo = [(p, Path(out_dir) / n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if i % world == rank]
     fmt = {"probabilities": probabilities, "overlays": overlays, "alpha": alpha, "legends": legends}
 
     def size(decoded) -> tuple | None:  # batchable images: one window, grouped by size
@@ -169,7 +169,7 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
             t0 = time.perf_counter()
             done = _infer(model, predictor, [(item[1], d.image) for item, d, _ in run], probabilities)
             share = (time.perf_counter() - t0) / len(run)
-            for ((path, base), decoded, seconds), (labels, probs) in zip(run, done):
+            for ((path, base), decoded, seconds), (labels, probs) in zip(run, done, strict=True):
                 writer.submit(lambda path=path, base=base, decoded=decoded, labels=labels, probs=probs,
                               spent=seconds + share: _write(model, predictor, records, log, path, base, decoded,
                                                             labels, probs, spent, fmt))
@@ -211,7 +211,7 @@ def _infer(model: torch.nn.Module, predictor: Predictor, images: list[tuple[Path
                 wr.abort()
         raise
     out = []
-    for lab, ws in zip(labels, writers):
+    for lab, ws in zip(labels, writers, strict=True):
         for wr in ws.values():
             wr.close()
         out.append((lab, [str(wr.path) for wr in ws.values()]))

@@ -9,7 +9,7 @@ settings of the same functions here; nothing in this module knows a concrete mod
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 import torch.nn.functional as F

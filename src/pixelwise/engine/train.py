@@ -13,21 +13,22 @@ import contextlib
 import math
 import random
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..errors import PixelwiseError
 from .. import checkpoint as ckpt
+from ..contract import head_outputs
+from ..errors import PixelwiseError
 from . import distributed as dist_
 from . import loaders, recipe
+from .checkpoint import init_from
 from .config import as_written, git_commit
 from .evaluate import evaluate, summarize
-from ..contract import head_outputs
-from .checkpoint import init_from
 from .forward import autocast, model_input
 from .runlog import RunLog
 

@@ -200,7 +200,7 @@ def _inputs(net: Any, source: str) -> dict[str, tuple[int, ...] | None]:
             raise PixelwiseError(f"{source}: field 'input_dim' needs 4 values per input, got {len(dims)}")
         shapes = [tuple(dims[4 * i:4 * i + 4]) for i in range(len(names))]
     shapes += [None] * (len(names) - len(shapes))
-    return dict(zip(names, shapes))
+    return dict(zip(names, shapes, strict=False))
 
 
 def _blob_array(blob: Any, where: str) -> np.ndarray:

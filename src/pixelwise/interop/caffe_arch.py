@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..errors import PixelwiseError, unknown_name
-from ..preprocessing import Preprocessing, caffe
+from ..preprocessing import NYUD_COLOR, NYUD_HHA, Preprocessing, caffe
 from .caffe import CaffeLayer, CaffeNet, read_caffe
 from .caffe_graph import spatial
 
@@ -33,8 +33,6 @@ VGG16_TRUNK = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2",
                "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3", "fc6", "fc7")
 ALEXNET_TRUNK = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 SIFTFLOW_MEAN = (114.578, 115.294, 108.353)
-NYUD_COLOR = (116.190, 97.203, 92.318)
-NYUD_HHA = (132.431, 94.076, 118.477)
 
 #: (module, attribute) of the class names of each dataset, looked up lazily (optional metadata)
 _CLASS_NAMES = {"voc": ("pixelwise.data.pascal", "VOC_CLASSES"), "context": ("pixelwise.data.pascal", "CONTEXT_CLASSES"),
@@ -84,10 +82,6 @@ def _arches() -> dict[str, Arch]:
 
 
 ARCHES: dict[str, Arch] = _arches()
-
-
-def list_arches() -> list[str]:
-    return sorted(ARCHES)
 
 
 def get_arch(name: str) -> Arch:
@@ -208,7 +202,7 @@ def _check_crops(net: CaffeNet, arch: Arch, model: nn.Module) -> None:
     for _, _, fcn in _fcns(model, arch):
         for head, (hsfx, _, _) in arch.heads.items():
             dec = fcn.decoders[head]
-            crops = {f"score_{t}{hsfx}c": o for t, o in zip(dec.skips, dec.offsets)}
+            crops = {f"score_{t}{hsfx}c": o for t, o in zip(dec.skips, dec.offsets, strict=True)}
             crops[f"score{hsfx}"] = dec.final_offset
             for name, want in crops.items():
                 if name in by_name and list(by_name[name].param.crop_param.offset) not in ([want], [want, want]):

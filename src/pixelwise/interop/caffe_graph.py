@@ -13,7 +13,7 @@ loss and accuracy layers, and layers excluded from the TEST phase, are left out.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,7 @@ def spatial(p, name: str, default: int | None) -> tuple[int, int]:
 class _Op(nn.Module):
     """One Caffe layer: ``fn(self, bottoms) -> tops``; weights are buffers of this module."""
 
-    def __init__(self, fn: Callable[["_Op", list[torch.Tensor]], list[torch.Tensor]], **buffers: torch.Tensor):
+    def __init__(self, fn: Callable[[_Op, list[torch.Tensor]], list[torch.Tensor]], **buffers: torch.Tensor):
         super().__init__()
         self.fn = fn
         for k, v in buffers.items():
@@ -132,7 +132,7 @@ def _eltwise(layer: CaffeLayer) -> _Op:
 
     def fn(m, xs):
         if p.operation == 1:  # SUM, optionally weighted
-            return [sum(c * x for c, x in zip(coeff or [1.0] * len(xs), xs))]
+            return [sum(c * x for c, x in zip(coeff or [1.0] * len(xs), xs, strict=False))]
         out = xs[0]
         for x in xs[1:]:
             out = out * x if p.operation == 0 else torch.maximum(out, x)
@@ -244,5 +244,5 @@ class CaffeGraph(nn.Module):
         blobs = dict(inputs)
         for key, bottoms, tops in self.steps:
             outs = self.ops[key]([blobs[b] for b in bottoms])
-            blobs.update(zip(tops, outs))
+            blobs.update(zip(tops, outs, strict=False))
         return {t: blobs[t] for t in self.outputs}

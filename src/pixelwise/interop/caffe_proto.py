@@ -17,7 +17,8 @@ floats), so that multi-hundred-megabyte test nets are written in seconds.
 from __future__ import annotations
 
 import functools
-from typing import IO, Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import IO, Any
 
 import numpy as np
 
@@ -153,7 +154,7 @@ def _default_text(value: Any) -> str:
     return str(value)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def message_classes() -> dict[str, type]:
     """Message name -> generated protobuf class (built once, in a private descriptor pool)."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
@@ -237,7 +238,7 @@ def encode_blob(array: np.ndarray, legacy: bool = False) -> tuple[bytes, memoryv
         dims = (1,) * (4 - a.ndim) + a.shape
         if len(dims) != 4:
             raise ValueError(f"legacy blobs have at most 4 axes, got {a.shape}")
-        head = b"".join(_varint(n << 3) + _varint(d) for n, d in zip((1, 2, 3, 4), dims))
+        head = b"".join(_varint(n << 3) + _varint(d) for n, d in zip((1, 2, 3, 4), dims, strict=False))
     else:
         dims_payload = b"".join(_varint(d) for d in a.shape)
         shape = _len_field(1, len(dims_payload)) + dims_payload if a.shape else b""

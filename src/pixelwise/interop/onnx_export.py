@@ -95,7 +95,7 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
 def _name_dims(proto: Any) -> None:
     """Give the exporter's symbolic input dims (``s77``...) readable names: batch, height, width."""
     dims = proto.graph.input[0].type.tensor_type.shape.dim
-    rename = {d.dim_param: name for d, name in zip(dims, ("batch", None, "height", "width")) if name and d.dim_param}
+    rename = {d.dim_param: name for d, name in zip(dims, ("batch", None, "height", "width"), strict=False) if name and d.dim_param}
     for value in list(proto.graph.input) + list(proto.graph.output) + list(proto.graph.value_info):
         for d in value.type.tensor_type.shape.dim:
             if d.dim_param in rename:

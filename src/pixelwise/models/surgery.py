@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ def _vgg16_map() -> dict[str, tuple[str, tuple[int, ...]]]:
     """FCN key -> (torchvision key, FCN shape)."""
     m: dict[str, tuple[str, tuple[int, ...]]] = {}
     c_in = 3
-    for name, idx in zip(_VGG16_CONVS, _VGG16_FEATURE_IDX):
+    for name, idx in zip(_VGG16_CONVS, _VGG16_FEATURE_IDX, strict=True):
         c_out = 64 if name.startswith("conv1") else 128 if name.startswith("conv2") else \
             256 if name.startswith("conv3") else 512
         m[f"{name}.weight"] = (f"features.{idx}.weight", (c_out, c_in, 3, 3))

@@ -10,8 +10,8 @@ that use them, so importing this package costs only torch.
 
 from __future__ import annotations
 
-from .backends import BACKENDS, DEFAULT_CACHE, FP32_BACKENDS, BackendModel, prepare
 from .auto import auto_backend
+from .backends import BACKENDS, DEFAULT_CACHE, FP32_BACKENDS, BackendModel, prepare
 from .calibration import backend_name, calibration_from_dataset, calibration_from_files, with_backend
 from .onnx_model import OnnxModel, verify_onnx
 

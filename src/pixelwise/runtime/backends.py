@@ -18,8 +18,8 @@ and tests compare every backend with ``eager`` numerically.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch

@@ -10,14 +10,15 @@ so every backend sees exactly what the PyTorch model would.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from .backends import BACKENDS, prepare
 from ..errors import PixelwiseError, unknown_name
+from .backends import BACKENDS, prepare
 
 if TYPE_CHECKING:
     from ..data import SegmentationDataset

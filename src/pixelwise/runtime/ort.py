@@ -18,8 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -73,8 +73,14 @@ def quantize_int8(fp32_path: Path, calibration: Sequence[np.ndarray], *, per_cha
     """Static int8 QDQ copy of ``fp32_path`` calibrated on ``calibration`` inputs (each
     ``N x C x H x W`` float32, already preprocessed); cached beside the fp32 file."""
     _require_ort()
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quant_pre_process, quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quant_pre_process,
+        quantize_static,
+    )
 
     from ..interop.onnx_export import INPUT_NAME
 

@@ -7,9 +7,9 @@ so a move of the checkpoint/runtime modules changes only the imports of this fil
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Sequence
 from typing import Any
 
 import torch

@@ -132,7 +132,7 @@ class Batcher:
                     except Exception as e:  # noqa: BLE001 -- delivered to the waiting requests
                         outcomes = [e] * len(chunk)
                     self.batches += 1
-                    for job, outcome in zip(chunk, outcomes):
+                    for job, outcome in zip(chunk, outcomes, strict=False):
                         if job.future.done():
                             continue
                         if isinstance(outcome, BaseException):
@@ -152,7 +152,7 @@ class Batcher:
             results = [self._sliding(served, jobs[0].image)]
             path = "sliding"
         took = time.perf_counter() - start
-        return [Outcome(r, start - j.enqueued, took, len(jobs), path) for j, r in zip(jobs, results)]
+        return [Outcome(r, start - j.enqueued, took, len(jobs), path) for j, r in zip(jobs, results, strict=False)]
 
     @torch.no_grad()
     def _forward_batch(self, served: ServedModel, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:

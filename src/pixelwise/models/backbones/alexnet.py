@@ -10,8 +10,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ...errors import PixelwiseError
 from ...preprocessing import CAFFE_VOC, TORCHVISION_IMAGENET, Preprocessing
+from .. import pretrained, surgery
 from ..geometry import CoordMap
+from ..registry import FCNBuilder, register_backbone, register_model
 from .base import Backbone, FeatureInfo
 
 # name -> (out channels, kernel, stride, pad, groups); None marks pool (+LRN if the spec has lrn)
@@ -22,12 +25,17 @@ ALEXNET_SPECS = {
 POOL_AFTER = {1, 2, 5}
 
 
+@register_backbone("alexnet")
 class AlexNet(Backbone):
     """``N x C_in x H x W`` -> ``{"fc7": N x 4096 x h x w}`` (stride 32; the paper uses no skips)."""
+
+    geometries = ("caffe", "aligned")
 
     def __init__(self, in_channels: int = 3, geometry: str = "caffe", layout: str = "caffe",
                  preprocessing: Preprocessing | None = None):
         super().__init__()
+        if layout not in ALEXNET_SPECS:
+            raise PixelwiseError(f"AlexNet layout must be 'caffe' or 'torchvision', got '{layout}'")
         spec = ALEXNET_SPECS[layout]
         self.geometry, self.layout = geometry, layout
         self.preprocessing = preprocessing or (CAFFE_VOC if layout == "caffe" else TORCHVISION_IMAGENET)
@@ -60,3 +68,13 @@ class AlexNet(Backbone):
                     x = self.lrn(x)
         x = self.drop(self.relu(self.fc6(self.fc6_pad(x))))
         return {"fc7": self.drop(self.relu(self.fc7(x)))}
+
+    def load_imagenet(self) -> None:
+        """torchvision's AlexNet (downloaded once; needs ``layout="torchvision"``), fc6/fc7 as convolutions."""
+        if self.layout != "torchvision":
+            raise PixelwiseError("ImageNet AlexNet weights exist in torchvision's layout: pass layout='torchvision'")
+        surgery.load_trunk(self, surgery.alexnet_to_fcn(pretrained.torchvision_state_dict("alexnet")))
+
+
+# FCN-AlexNet upsamples 32x with a 63-pixel kernel in the reference net
+register_model("fcn32s_alexnet", FCNBuilder("alexnet", "32s", final_kernel=63))

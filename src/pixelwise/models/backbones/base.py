@@ -8,10 +8,12 @@ coordinate map, so heads size themselves from the table and a contract test can 
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
 import torch
 from torch import nn
 
+from ...errors import PixelwiseError
 from ...preprocessing import Preprocessing
 from ..geometry import CoordMap
 
@@ -19,24 +21,34 @@ from ..geometry import CoordMap
 @dataclasses.dataclass(frozen=True)
 class FeatureInfo:
     """One tap: ``name`` in the forward dict, ``channels``, nominal ``stride`` w.r.t. the input, and
-    ``coord`` = input-to-tap coordinate map (exact in Caffe geometry, nominal otherwise)."""
+    ``coord`` = input-to-tap coordinate map (exact in Caffe geometry; by default the nominal
+    ``x / stride``, all that aligned geometry needs)."""
 
     name: str
     channels: int
     stride: int
-    coord: CoordMap
+    coord: CoordMap = None  # type: ignore[assignment]  # filled in by __post_init__
+
+    def __post_init__(self) -> None:
+        if self.coord is None:
+            object.__setattr__(self, "coord", CoordMap(a=Fraction(1, self.stride)))
 
 
 class Backbone(nn.Module):
     """Base class: subclasses set ``feature_info`` (shallow to deep) and ``preprocessing``.
 
     ``geometry`` is ``"caffe"`` (the reference nets: 100-pixel pad, output cropped by derived
-    offsets) or ``"aligned"`` (input padded to a multiple of ``output_stride``, no crops).
+    offsets) or ``"aligned"`` (input padded to a multiple of ``output_stride``, no crops);
+    ``geometries`` lists those a class supports, its default first (a class that lists several
+    takes a ``geometry=`` constructor argument).  Register a subclass with
+    :func:`pixelwise.models.register_backbone`; override :meth:`load_imagenet` if ImageNet
+    weights exist for it.
     """
 
     feature_info: list[FeatureInfo]
     preprocessing: Preprocessing
     geometry: str = "aligned"
+    geometries: tuple[str, ...] = ("aligned",)
 
     @property
     def output_stride(self) -> int:
@@ -57,3 +69,11 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def load_imagenet(self) -> None:
+        """Initialise the trunk in place from its ImageNet classifier (``weights="imagenet"``).
+
+        Subclasses with published weights override this (fetching them is
+        :mod:`pixelwise.models.pretrained`'s job); the default says there are none.
+        """
+        raise PixelwiseError(f"no ImageNet weights are known for the {type(self).__name__} backbone: use weights=None")

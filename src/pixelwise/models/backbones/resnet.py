@@ -7,7 +7,8 @@ import torch
 from torchvision.models import resnet as tv_resnet
 
 from ...preprocessing import TORCHVISION_IMAGENET
-from ..geometry import CoordMap
+from .. import pretrained, surgery
+from ..registry import ALL_VARIANTS, register_backbone
 from .base import Backbone, FeatureInfo
 
 #: depth -> (torchvision builder name, channels of layer1..layer4)
@@ -18,6 +19,9 @@ RESNETS = {
 }
 
 
+@register_backbone("resnet101", depth=101, fcn=ALL_VARIANTS)
+@register_backbone("resnet50", depth=50, fcn=ALL_VARIANTS)
+@register_backbone("resnet18", depth=18, fcn=ALL_VARIANTS)
 class ResNet(Backbone):
     """``N x C_in x H x W`` -> ``{"layer1": stride 4, "layer2": 8, "layer3": 16, "layer4": 32}``."""
 
@@ -32,10 +36,7 @@ class ResNet(Backbone):
         self.preprocessing = TORCHVISION_IMAGENET
         self.geometry = "aligned"
         # nominal maps: stride-s taps sample input pixel s*i (3x3/2 convs with pad 1 are top-left aligned)
-        self.feature_info = [
-            FeatureInfo(f"layer{i + 1}", c, 4 * 2**i, CoordMap(a=CoordMap().a / (4 * 2**i)))
-            for i, c in enumerate(channels)
-        ]
+        self.feature_info = [FeatureInfo(f"layer{i + 1}", c, 4 * 2**i) for i, c in enumerate(channels)]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -44,3 +45,8 @@ class ResNet(Backbone):
             x = getattr(self, name)(x)
             taps[name] = x
         return taps
+
+    def load_imagenet(self) -> None:
+        """torchvision's ImageNet weights (downloaded once), minus the classifier ``fc``."""
+        sd = pretrained.torchvision_state_dict(f"resnet{self.depth}")
+        surgery.load_trunk(self, {k: v for k, v in sd.items() if not k.startswith("fc.")})

@@ -11,26 +11,36 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...preprocessing import CAFFE_VOC, Preprocessing
+from ...preprocessing import CAFFE_VOC, NYUD_COLOR, NYUD_LOGD, TORCHVISION_IMAGENET, Preprocessing, caffe
+from .. import pretrained, surgery
 from ..geometry import CoordMap
+from ..registry import FCNBuilder, register_backbone, register_model
 from .base import Backbone, FeatureInfo
 
 # (block, convs, channels): VGG16 configuration "D"
 VGG16_BLOCKS = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
 #: blocks whose pooled output is a tap -> stride
 VGG16_TAPS = {"pool3": 8, "pool4": 16}
+#: at-once FCN-8s scales its skips so that all layers can be learned together from the start
+ATONCE_SCALES = {"pool4": 0.01, "pool3": 0.0001}
+#: NYUD early fusion (4 input channels): colour + log depth
+NYUD_RGBD = caffe(NYUD_COLOR + (NYUD_LOGD,), ("image", "depth"))
 
 
+@register_backbone("vgg16", fcn=("32s", "16s", "8s"))
 class VGG16(Backbone):
     """``N x C_in x H x W`` -> ``{"pool3": N x 256 x ., "pool4": N x 512 x ., "fc7": N x 4096 x .}``.
 
-    Dropout after fc6/fc7 is element-wise (``nn.Dropout``, as Caffe), not channel-wise.
+    Dropout after fc6/fc7 is element-wise (``nn.Dropout``, as Caffe), not channel-wise.  Default
+    preprocessing: Caffe VOC means, or for 4 input channels NYUD early fusion (colour + log depth).
     """
 
-    def __init__(self, in_channels: int = 3, geometry: str = "caffe", preprocessing: Preprocessing = CAFFE_VOC):
+    geometries = ("caffe", "aligned")
+
+    def __init__(self, in_channels: int = 3, geometry: str = "caffe", preprocessing: Preprocessing | None = None):
         super().__init__()
         self.geometry = geometry
-        self.preprocessing = preprocessing
+        self.preprocessing = preprocessing or (NYUD_RGBD if in_channels == 4 else CAFFE_VOC)
         caffe = geometry == "caffe"
         coord, c_in = CoordMap(), in_channels
         self._order: list[str] = []
@@ -66,3 +76,14 @@ class VGG16(Backbone):
         x = self.drop(self.relu(self.fc6(x)))
         taps["fc7"] = self.drop(self.relu(self.fc7(x)))
         return taps
+
+    def load_imagenet(self) -> None:
+        """torchvision's VGG16 (downloaded once), fc6/fc7 reshaped into convolutions (net surgery).
+
+        The preprocessing follows the weights (RGB, mean/std), not the Caffe convention.
+        """
+        surgery.load_trunk(self, surgery.vgg16_to_fcn(pretrained.torchvision_state_dict("vgg16")))
+        self.preprocessing = TORCHVISION_IMAGENET
+
+
+register_model("fcn8s_atonce_vgg16", FCNBuilder("vgg16", "8s", skip_scales=ATONCE_SCALES))
