@@ -60,7 +60,7 @@ def main() -> int:
     torch.set_num_threads(1)
     densecrf_module()
     model = resolve_model(args.model)
-    flip, scales = test_time_views(model, args.flip, args.scales)
+    flip, scales = test_time_views(model, args.flip, args.scales, tta=True)
     ds = get_dataset(args.dataset, args.root, args.split)
     entries = cache_probabilities(model, ds, spread(len(ds), args.images), torch.device("cpu"), flip=flip,
                                   scales=scales)

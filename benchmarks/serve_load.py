@@ -55,7 +55,7 @@ def baseline(a: argparse.Namespace, files: list[Path]) -> float:
 
     torch.set_num_threads(a.threads)
     model = resolve_model(a.model)
-    flip, scales = test_time_views(model, a.flip, scales_arg(a.scales) if a.scales else None)
+    flip, scales = test_time_views(model, a.flip, scales_arg(a.scales) if a.scales else None, tta=True)
     opts = Options(flip=flip, scales=scales)
     with tempfile.TemporaryDirectory() as out:
         predict_files(model, [str(f) for f in files[:2]], out, device=torch.device("cpu"), options=opts,

@@ -32,3 +32,10 @@ def camvid_root() -> Path:
     if not (CAMVID / "train.txt").is_file():
         pytest.skip(f"CamVid not found at {CAMVID} (expected ../shared/datasets/camvid beside the repo)")
     return CAMVID
+
+
+@pytest.fixture(autouse=True)
+def _auto_backend_cache(tmp_path_factory, monkeypatch):
+    """``--backend auto`` (the default) keeps its measurements and ONNX exports in a temporary
+    folder during tests, never in the user's ~/.cache."""
+    monkeypatch.setenv("PIXELWISE_AUTO_CACHE", str(tmp_path_factory.getbasetemp() / "auto" / "auto.json"))

@@ -122,19 +122,21 @@ def test_eval_backends_match_eager(camvid_root, checkpoint, capsys, tmp_path, mo
     assert any(p.name.endswith(".onnx") for p in (tmp_path / "cache").iterdir())
 
 
-def test_checkpoint_test_time_views_are_the_default(camvid_root, tmp_path, capsys):
+def test_checkpoint_test_time_views_with_tta(camvid_root, tmp_path, capsys):
     """A checkpoint that records its test-time views (the shipped model does) is scored with them
-    unless the command overrides: ``--no-flip --scales 1`` is one plain forward."""
+    under ``--tta``; the default is one plain forward, like ``--no-flip --scales 1``."""
     torch.manual_seed(0)
     model = pixelwise.get_model(tiny_model.NAME, num_classes=11, width=8)
     path = save_model(model, tmp_path / "tta.safetensors", test_time={"flip": True, "scales": [0.5, 1.0]})
     base = ["eval", "--model", str(path), "--dataset", "camvid", "--root", str(camvid_root), "--limit", "2",
             "--workers", "0", "--json"]
     results = []
-    for extra in ([], ["--flip", "--scales", "0.5,1"], ["--no-flip", "--scales", "1"]):
+    for extra in (["--tta"], ["--flip", "--scales", "0.5,1"], ["--no-flip", "--scales", "1"], []):
         assert main(base + extra) == 0
         results.append(json.loads(capsys.readouterr().out))
-    default, explicit, plain = results
-    assert (default["flip"], default["scales"]) == (True, [0.5, 1.0])
-    assert default["mean_iou"] == explicit["mean_iou"]
+    tta, explicit, plain, default = results
+    assert (tta["flip"], tta["scales"]) == (True, [0.5, 1.0])
+    assert tta["mean_iou"] == explicit["mean_iou"]
+    assert (default["flip"], default["scales"]) == (False, [1.0])
+    assert default["mean_iou"] == plain["mean_iou"]
     assert (plain["flip"], plain["scales"]) == (False, [1.0])

@@ -111,7 +111,7 @@ def task_predict(t: dict) -> dict:
         t0 = time.perf_counter()
         device = torch.device("cpu")
         model = resolve_model(t["model"], device=device, random_weights=True)
-        flip, scales = test_time_views(model, None, None)
+        flip, scales = test_time_views(model, None, None, tta=True)
         records = predict_files(model, [str(photo)], Path(tmp) / "out", device=device,
                                 options=Options(tile=tile, flip=flip, scales=scales), log=lambda _: None)
         seconds = time.perf_counter() - t0

@@ -48,16 +48,22 @@ def add_out_arg(p: argparse.ArgumentParser, help: str, *, required: bool = True,
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     """``--flip``, ``--scales`` (test-time averaging), ``--backend`` (fast path), ``--crf`` and
     ``--random-weights``."""
-    # None = the checkpoint's recorded views (the shipped CamVid model: flip, scales 1,1.25,1.5)
+    # None = one plain forward, or with --tta the checkpoint's recorded views (the shipped CamVid
+    # model: flip, scales 1,1.25,1.5); explicit --flip/--scales override either
+    p.add_argument("--tta", action="store_true",
+                   help="average the test-time views the checkpoint records (its reported metrics' views; "
+                        "about 6x slower); default: one plain forward")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="average with the horizontally flipped image (default: as the checkpoint records, else no)")
+                   help="average with the horizontally flipped image (default: no, or as recorded with --tta)")
     p.add_argument("--scales", default=None, type=scales_arg,
-                   help="comma-separated input scales to average, e.g. 0.75,1,1.25 (default: as the checkpoint "
-                        "records, else 1); --no-flip --scales 1 is one plain forward")
+                   help="comma-separated input scales to average, e.g. 0.75,1,1.25 (default: 1, or as recorded "
+                        "with --tta)")
     # names checked when the command runs (pixelwise.runtime): the parser stays torch-free
-    p.add_argument("--backend", default="eager",
-                   help="how the network runs: eager PyTorch (default), channels_last, bf16, compile, onnxruntime, "
-                        "onnxruntime-int8 (CPU; int8 scales calibrated on 4 images)")
+    p.add_argument("--backend", default="auto",
+                   help="how the network runs: auto (default: the fastest of eager, channels_last, onnxruntime, "
+                        "timed once per model and machine, cached in ~/.cache/pixelwise/auto.json), eager, "
+                        "channels_last, bf16, compile, onnxruntime, onnxruntime-int8 (CPU; int8 scales "
+                        "calibrated on 4 images)")
     # the CRF runs after the network (any backend); parameters parsed when the command runs
     p.add_argument("--crf", action="store_true",
                    help="refine the softmax with a dense CRF (needs the crf extra: pip install 'pixelwise[crf]')")

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         args.model, args.dataset, args.root, args.split, data_args=args.data_arg,
         batch_size=args.batch_size, limit=args.limit, device=args.device, amp=args.amp,
         workers=args.workers, save_predictions=args.save_predictions, confusion_png=args.confusion_png,
-        progress=not args.json, flip=args.flip, scales=args.scales, backend=args.backend,
+        progress=not args.json, flip=args.flip, scales=args.scales, tta=args.tta, backend=args.backend,
         crf=args.crf, crf_params=args.crf_params,
         task_options={"boundary": {"thresholds": args.thresholds}} if args.thresholds is not None else None,
         random_weights=args.random_weights,

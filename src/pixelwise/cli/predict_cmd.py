@@ -30,6 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true", help="report unreadable images and go on with the others")
     p.add_argument("--max-pixels", type=arg("max_pixels"), default=DEFAULT_MAX_PIXELS,
                    help=f"refuse larger images (decompression bombs; default {DEFAULT_MAX_PIXELS:_})")
+    p.add_argument("--batch-size", type=arg("batch_size"), default=4,
+                   help="images of one size run through the network together (default 4; images cut into "
+                        "sliding windows go alone)")
     add_inference_args(p)
     p.set_defaults(func=run)
 
@@ -60,23 +63,40 @@ def run(args: argparse.Namespace) -> int:
     rank, world, local_rank = launched()  # under torchrun: this process's share of the inputs
     device = pick_device(args.device, local_rank)
     model = resolve_model(args.model, device=device, random_weights=args.random_weights)
-    flip, scales = test_time_views(model, args.flip, args.scales)
+    flip, scales = test_time_views(model, args.flip, args.scales, tta=args.tta)
     crf = requested_params(model, args.crf, args.crf_params)
-    if args.backend != "eager":
+    backend = args.backend
+    if backend != "eager":
         from ..engine.predict_files import collect_inputs
-        from ..runtime import calibration_from_files, with_backend
+        from ..runtime import backend_name, calibration_from_files, with_backend
 
-        calib = calibration_from_files(collect_inputs(inputs)) if args.backend == "onnxruntime-int8" else None
-        model = with_backend(model, args.backend, device, calibration=calib)
+        files = collect_inputs(inputs)
+        calib = calibration_from_files(files) if backend == "onnxruntime-int8" else None
+        sample = _first_readable(files, args.max_pixels) if backend == "auto" else None
+        model = with_backend(model, backend, device, calibration=calib, sample=sample, log=print)
+        backend = backend_name(model)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)
     records = predict_files(model, inputs, args.out, device=device, options=opts,
                             probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha,
                             legends=not args.no_legend, shard=(rank, world), skip_bad=args.skip_bad,
-                            max_pixels=args.max_pixels)
+                            max_pixels=args.max_pixels, batch_size=args.batch_size)
     part = f" (rank {rank} of {world})" if world > 1 else ""
     skipped = sum("skipped" in r for r in records)
     part += f" (skipped {skipped} unreadable)" if skipped else ""
     print(f"predicted {len(records) - skipped} image(s){part} with {args.model} ({describe_views(flip, scales)}, "
-          f"{args.backend}{', dense CRF' if crf else ''})"
+          f"{backend}{', dense CRF' if crf else ''})"
           f" -> {args.out}")
     return 0
+
+
+def _first_readable(files, max_pixels: int) -> dict | None:
+    """The first input that decodes, as a raw sample: what ``--backend auto`` times the candidates on."""
+    from ..data.fileio import decode_image
+    from ..errors import PixelwiseError
+
+    for path in files[:8]:
+        try:
+            return {"image": decode_image(path, max_pixels=max_pixels).image}
+        except PixelwiseError:  # reported (or refused) by the run itself
+            continue
+    return None

@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     path = _checkpoint_path(args.model) if args.write else None
     device = pick_device(args.device)
     model = resolve_model(args.model, device=device)
-    flip, scales = test_time_views(model, args.flip, args.scales)
+    flip, scales = test_time_views(model, args.flip, args.scales, tta=True)
     ds = get_dataset(args.dataset, args.root, args.split, **key_values(args.data_arg, "--data-arg"))
     indices = spread(len(ds), args.images)
     log = (lambda m: None) if args.json else print

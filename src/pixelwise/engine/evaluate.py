@@ -120,16 +120,18 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                    batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
                    workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
                    progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
-                   backend: str = "eager", crf: bool = False, crf_params: str | Mapping | None = None,
+                   backend: str = "auto", crf: bool = False, crf_params: str | Mapping | None = None,
                    task_options: Mapping[str, Mapping] | None = None,
-                   random_weights: bool = False) -> dict:
+                   random_weights: bool = False, tta: bool = False, auto_cache: str | None = None) -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
     Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
     palette PNG (``DIR/<id>.png``, multi-head ``DIR/<head>/<id>.png``, cropped to the image's own
-    size) and the confusion matrix as a PNG.  ``flip``/``scales``: test-time averaging (None: the
-    views the checkpoint records, see :func:`~pixelwise.engine.forward.test_time_views`);
-    ``backend``: run the network through a fast path (:mod:`pixelwise.runtime`); its int8
+    size) and the confusion matrix as a PNG.  ``flip``/``scales``: test-time averaging (None: one
+    plain forward, or with ``tta`` the views the checkpoint records, see
+    :func:`~pixelwise.engine.forward.test_time_views`);
+    ``backend``: run the network through a fast path (:mod:`pixelwise.runtime`; ``auto``: the fastest
+    fp32-equivalent one, timed on the first image and cached in ``auto_cache``); its int8
     scales are calibrated on images of another split (the dataset's ``calibration_splits``), never on
     the split being scored while another exists; ``random_weights``: allow a bare registry name
     (untrained; smoke tests only).
@@ -139,7 +141,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     from pathlib import Path
 
     from ..data import get_dataset
-    from ..runtime import calibration_from_dataset, with_backend
+    from ..runtime import backend_name, calibration_from_dataset, with_backend
     from ..tasks import check_heads, get_task, head_specs
     from .checkpoint import resolve_model
     from .config import key_values
@@ -151,13 +153,16 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
 
     dev = pick_device(device)
     model = resolve_model(model_spec, device=dev, random_weights=random_weights)
-    flip, scales = test_time_views(model, flip, scales)
+    flip, scales = test_time_views(model, flip, scales, tta=tta)
     crf_set = requested_params(model, crf, crf_params)
     extra = _dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
         calib = calibration_from_dataset(dataset, root, extra, split) if backend == "onnxruntime-int8" else None
-        model = with_backend(model, backend, dev, calibration=calib)
+        sample = {k: v for k, v in ds[0].items() if isinstance(v, torch.Tensor) and k != "target"} \
+            if backend == "auto" and len(ds) else None
+        model = with_backend(model, backend, dev, calibration=calib, sample=sample, auto_cache=auto_cache)
+    backend = backend_name(model)  # what auto resolved to: the numbers say which path made them
     ds = FirstN(ds, limit) if limit else ds
     heads = dict(model.heads)
     specs = head_specs(model, ds.class_names, ds.palette)
@@ -169,7 +174,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
                    tasks=tasks, crf=crf_set, task_options=task_options)
     metrics = summarize(cms, ds.class_names if len(heads) > 1 else specs[next(iter(heads))].class_names, tasks)
     metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds),
-                    "flip": flip, "scales": list(scales), "backend": backend,
+                    "flip": flip, "scales": list(scales), "views": describe_views(flip, scales), "backend": backend,
                     "crf": crf_set.to_dict() if crf_set else None})
     first = next(iter(heads))
     if confusion_png and tasks[first] == "semantic":
@@ -180,7 +185,7 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     pixels = ", ".join(f"{per_head[h].get('labelled_pixels', per_head[h].get('valid_pixels'))} "
                        f"{'labelled' if tasks[h] == 'semantic' else 'valid ' + tasks[h]} pixels" for h in heads)
     table += (f"\n\n{len(ds)} images of {dataset}/{split}, {pixels}, "
-              f"{describe_views(flip, scales)}{', dense CRF' if crf_set else ''}")
+              f"{describe_views(flip, scales)}{', dense CRF' if crf_set else ''}, backend {backend}")
     return {"json": _finite(metrics), "table": table}
 
 

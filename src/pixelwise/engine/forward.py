@@ -64,10 +64,12 @@ def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int],
     return {head: t / views for head, t in total.items()} if views > 1 else total
 
 
-def test_time_views(model: nn.Module, flip: bool | None, scales: tuple[float, ...] | None) -> tuple[bool, tuple[float, ...]]:
-    """The views to average: those asked for, else the model's own (``meta.test_time``: the views
-    its reported metrics were measured with), else one plain view."""
-    recorded = unwrap(model).meta.test_time or Views()
+def test_time_views(model: nn.Module, flip: bool | None, scales: tuple[float, ...] | None, *,
+                    tta: bool = False) -> tuple[bool, tuple[float, ...]]:
+    """The views to average: those asked for (``flip``/``scales`` not None); else with ``tta`` the
+    model's own (``meta.test_time``: the views its reported metrics were measured with); else one
+    plain forward -- the default, several times faster than the recorded views."""
+    recorded = (unwrap(model).meta.test_time if tta else None) or Views()
     flip = recorded.flip if flip is None else flip
     scales = tuple(recorded.scales) if scales is None else tuple(scales)
     return flip, scales

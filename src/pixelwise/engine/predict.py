@@ -16,7 +16,7 @@ so memory stays bounded by that limit rather than by the image.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -89,12 +89,17 @@ class Predictor:
         return min(t, h), min(t, w)
 
     @torch.no_grad()
-    def predict(self, sample: Mapping[str, torch.Tensor], sink: RowSink | None = None) -> dict[str, torch.Tensor]:
-        """Labels for one raw sample; ``sink`` receives probabilities band by band (optional)."""
+    def predict(self, sample: Mapping[str, torch.Tensor], sink: RowSink | None = None, *,
+                logits: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Labels for one raw sample; ``sink`` receives probabilities band by band (optional).
+        ``logits``: ``{head: K x H x W}`` of an image that is one window, already computed (by
+        :meth:`predict_batch`): the network is not run again."""
         raw = {k: v for k, v in sample.items() if isinstance(v, torch.Tensor)}
         H, W = next(iter(raw.values())).shape[-2:]
         th, tw = self._tile(H, W)
         ys, xs = positions(H, th, self.opt.overlap), positions(W, tw, self.opt.overlap)
+        if logits is not None and len(ys) * len(xs) != 1:
+            raise ValueError("precomputed logits are for images that are one window")
         labels = {h: torch.empty(H, W, dtype=(torch.uint8 if k <= 256 else torch.int32)
                                  if self.tasks[h].name == "semantic" else torch.float32) for h, k in self.heads.items()}
         carry: dict[str, torch.Tensor] | None = None  # logit sums of rows shared with the next band
@@ -111,9 +116,9 @@ class Predictor:
             for x0 in xs:
                 # preprocess window by window: the whole image never exists as floats
                 window = {k: v[..., y:y + th, x0:x0 + tw] for k, v in raw.items()}
-                x = self.model.preprocessing.apply(window)[None]
-                for h, logits in self.window_logits(x).items():
-                    band[h][:, :, x0:x0 + tw] += logits
+                out = logits if logits is not None else self.window_logits(self.model.preprocessing.apply(window)[None])
+                for h, lg in out.items():
+                    band[h][:, :, x0:x0 + tw] += lg
                 count[:, :, x0:x0 + tw] += 1
             done = (ys[i + 1] if i + 1 < len(ys) else y + th) - y  # rows no later window touches
             for h in band:
@@ -160,6 +165,19 @@ class Predictor:
             out[:, x0:x0 + chunk] = mean.argmax(0) if predict is None else predict(mean[None])[0]
             if sink is not None:
                 sink(x0, mean.softmax(0))
+
+    @torch.no_grad()
+    def predict_batch(self, samples: Sequence[Mapping[str, torch.Tensor]],
+                      sinks: Sequence[RowSink | None] | None = None) -> list[dict[str, torch.Tensor]]:
+        """Labels for raw samples of one size that are each one window (``windows(h, w) == 1``):
+        one batched forward (per view), then each image finished exactly as :meth:`predict` does."""
+        x = torch.stack([self.model.preprocessing.apply(dict(s)) for s in samples])
+        out = averaged_logits(self.model, x, self.heads, self.device, flip=self.opt.flip, scales=self.opt.scales,
+                              amp=self.opt.amp)
+        out = {h: lg.cpu() for h, lg in out.items()}
+        sinks = list(sinks) if sinks is not None else [None] * len(samples)
+        return [self.predict(s, sk, logits={h: lg[i] for h, lg in out.items()})
+                for i, (s, sk) in enumerate(zip(samples, sinks, strict=True))]
 
     def windows(self, h: int, w: int) -> int:
         """How many windows an ``h x w`` image is cut into."""

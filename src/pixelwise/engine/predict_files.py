@@ -25,6 +25,7 @@ from .. import atomic, legend
 from ..data.fileio import DEFAULT_MAX_PIXELS, decode_image
 from ..errors import PixelwiseError
 from .outputs import overlay, overlay_with_legend, palette_for, save_label_png, save_probabilities, save_rgb
+from .pipeline import Prefetcher, Writer, same_size_runs
 from .predict import Options, Predictor
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -123,13 +124,17 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
                   options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
                   alpha: float = 0.5, legends: bool = True, skip_bad: bool = False,
                   max_pixels: int | None = DEFAULT_MAX_PIXELS, log: Callable[[str], None] = print,
-                  shard: tuple[int, int] = (0, 1)) -> list[dict]:
+                  shard: tuple[int, int] = (0, 1), batch_size: int = 4) -> list[dict]:
     """Predict every input image; returns one record per image (paths written, size, seconds).
 
     ``legends``: overlays carry a legend strip below the image (swatch, class name, share of pixels).
     ``shard=(rank, world_size)``: only inputs ``i`` with ``i % world_size == rank`` (processes under
     torchrun split a folder: each file done once; output names are made unique over all inputs first,
     so they do not depend on the split).
+    ``batch_size``: consecutive images of one size that fit one window run through the network
+    together (images needing sliding windows go alone); decoding the next images and writing the
+    finished ones overlap with the network (:mod:`pixelwise.engine.pipeline`).  Outputs are the
+    same as one image at a time.
 
     With ``skip_bad`` an unreadable image is reported on stderr and recorded as ``{"input", "skipped"}``
     instead of stopping the run.
@@ -141,26 +146,95 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
     if not 0 <= rank < world:
         raise PixelwiseError(f"rank {rank} is outside a world of {world} processes (RANK / WORLD_SIZE)")
     predictor = Predictor(model, device, options)
-    records = []
-    for path, name in [(p, n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if i % world == rank]:
-        t0 = time.perf_counter()
-        try:
-            decoded = decode_image(path, max_pixels=max_pixels)
-        except PixelwiseError as e:
-            if not skip_bad:
-                raise
-            print(f"warning: skipped {path}: {e}", file=sys.stderr)
-            records.append({"input": str(path), "skipped": str(e)})
-            continue
-        shares, written = _predict_one(model, predictor, decoded.image, Path(out_dir) / name,
-                                       probabilities=probabilities, overlays=overlays, alpha=alpha, legends=legends)
+    records: list[dict] = []
+    todo = [(p, Path(out_dir) / n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if i % world == rank]
+    fmt = {"probabilities": probabilities, "overlays": overlays, "alpha": alpha, "legends": legends}
+
+    def size(decoded) -> tuple | None:  # batchable images: one window, grouped by size
+        if isinstance(decoded, Exception):
+            return None
         h, w = decoded.image.shape[-2:]
-        rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
-               "seconds": time.perf_counter() - t0, "outputs": written, "notes": list(decoded.notes),
-               **shares}
-        log(_describe(rec))
-        records.append(rec)
+        return (h, w) if predictor.windows(h, w) == 1 and batch_size > 1 else None
+
+    prefetch = Prefetcher(todo, lambda item: decode_image(item[0], max_pixels=max_pixels), depth=2 * batch_size)
+    writer = Writer(depth=2 * batch_size)
+    try:
+        for run in same_size_runs(prefetch, size, batch_size):
+            bad = [(item, e) for item, e, _ in run if isinstance(e, Exception)]
+            if bad and not (skip_bad and isinstance(bad[0][1], PixelwiseError)):
+                writer.close()  # the images before it are written, as one at a time would
+                raise bad[0][1]
+            if bad:
+                (path, _), e = bad[0]
+                writer.submit(lambda path=path, e=e: _skipped(records, path, e))
+                continue
+            t0 = time.perf_counter()
+            done = _infer(model, predictor, [(item[1], d.image) for item, d, _ in run], probabilities)
+            share = (time.perf_counter() - t0) / len(run)
+            for ((path, base), decoded, seconds), (labels, probs) in zip(run, done, strict=True):
+                writer.submit(lambda path=path, base=base, decoded=decoded, labels=labels, probs=probs,
+                              spent=seconds + share: _write(model, predictor, records, log, path, base, decoded,
+                                                            labels, probs, spent, fmt))
+        writer.close()
+    except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
+        writer.close(discard=True)
+        raise
+    finally:
+        prefetch.close()
     return records
+
+
+def _skipped(records: list[dict], path: Path, e: Exception) -> None:
+    print(f"warning: skipped {path}: {e}", file=sys.stderr)
+    records.append({"input": str(path), "skipped": str(e)})
+
+
+def _infer(model: torch.nn.Module, predictor: Predictor, images: list[tuple[Path, torch.Tensor]],
+           probabilities: str | None) -> list[tuple[dict[str, torch.Tensor], list[str]]]:
+    """Labels of uint8 ``3 x H x W`` images (one batch when several: equal size, one window each),
+    with probabilities written to ``base_prob.npy`` etc. as they become final -> per image
+    (``{head: labels}``, probability files written)."""
+    from ..tasks import head_tasks
+
+    heads, meta, tasks = dict(model.heads), model.meta, head_tasks(model)
+    writers: list[dict] = []
+    try:
+        for base, image in images:
+            h, w = image.shape[-2:]
+            writers.append({head: _ProbWriter(Path(f"{base}{'' if len(heads) == 1 else '_' + head}_prob.{probabilities}"),
+                                              k, h, w, meta.class_names(head))
+                            for head, k in heads.items() if tasks[head] == "semantic"} if probabilities else {})
+        sinks = [(lambda hd, y, x, p, ws=ws: ws[hd](y, x, p)) if ws else None for ws in writers]
+        if len(images) == 1:
+            labels = [predictor.predict({"image": images[0][1]}, sink=sinks[0])]
+        else:
+            labels = predictor.predict_batch([{"image": im} for _, im in images], sinks)
+    except BaseException:
+        for ws in writers:
+            for wr in ws.values():
+                wr.abort()
+        raise
+    out = []
+    for lab, ws in zip(labels, writers, strict=True):
+        for wr in ws.values():
+            wr.close()
+        out.append((lab, [str(wr.path) for wr in ws.values()]))
+    return out
+
+
+def _write(model: torch.nn.Module, predictor: Predictor, records: list[dict], log: Callable[[str], None],
+           path: Path, base: Path, decoded, labels: dict[str, torch.Tensor], written: list[str], seconds: float,
+           fmt: dict) -> None:
+    """Label PNGs and overlays of one predicted image, then its record and log line (writer thread)."""
+    t0 = time.perf_counter()
+    shares, pngs = _save_outputs(model, decoded.image, labels, base, overlays=fmt["overlays"], alpha=fmt["alpha"],
+                                 legends=fmt["legends"], npy=fmt["probabilities"] == "npy")
+    h, w = decoded.image.shape[-2:]
+    rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
+           "seconds": seconds + time.perf_counter() - t0, "outputs": written + pngs, "notes": list(decoded.notes),
+           **shares}
+    log(_describe(rec))
+    records.append(rec)
 
 
 def _refuse_overwriting_inputs(paths: Sequence[Path], names: Sequence[str], out_dir: Path) -> None:
@@ -173,40 +247,21 @@ def _refuse_overwriting_inputs(paths: Sequence[Path], names: Sequence[str], out_
                 raise PixelwiseError(f"writing {target} would overwrite an input image: choose another --out")
 
 
-def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tensor, base: Path, *,
-                 probabilities: str | None, overlays: bool, alpha: float, legends: bool) -> tuple[dict, list[str]]:
-    """Predictions of one uint8 ``3 x H x W`` image, written as ``base.png`` etc. -> (what the log
-    line shows: ``classes``, the top legend entries of the first semantic head, else ``range``, the
-    first head's value range (depth: metres); paths written).  Heads of other tasks than semantic
-    write their task's files (:meth:`pixelwise.tasks.Task.write_prediction`)."""
+def _save_outputs(model: torch.nn.Module, image: torch.Tensor, labels: dict[str, torch.Tensor], base: Path, *,
+                  overlays: bool, alpha: float, legends: bool, npy: bool = False) -> tuple[dict, list[str]]:
+    """``base.png`` (and overlays) of one image's predictions -> (what the log line shows:
+    ``classes``, the top legend entries of the first semantic head, else ``range``, the first
+    head's value range (depth: metres); paths written).  Heads of other tasks than semantic write
+    their task's files (:meth:`pixelwise.tasks.Task.write_prediction`)."""
     from ..tasks import get_task, head_specs
 
     heads, meta, specs = dict(model.heads), model.meta, head_specs(model)
-    h, w = image.shape[-2:]
-    writers = {}
-    try:
-        if probabilities:
-            for head, k in heads.items():
-                if specs[head].task != "semantic":
-                    continue
-                suffix = "" if len(heads) == 1 else f"_{head}"
-                writers[head] = _ProbWriter(Path(f"{base}{suffix}_prob.{probabilities}"), k, h, w,
-                                            meta.class_names(head))
-        labels = predictor.predict({"image": image}, sink=(lambda hd, y, x, p: writers[hd](y, x, p)) if writers else None)
-    except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
-        for wr in writers.values():
-            wr.abort()
-        raise
-    written = [str(wr.path) for wr in writers.values()]
-    for wr in writers.values():
-        wr.close()
-    shares = {}
+    written, shares = [], {}
     for head, lab in labels.items():
         suffix = "" if len(heads) == 1 else f"_{head}"
         if specs[head].task != "semantic":
             written += [str(p) for p in get_task(specs[head].task).write_prediction(
-                base.parent, f"{base.name}{suffix}", image, lab, specs[head], npy=probabilities == "npy",
-                overlay=overlays, alpha=alpha)]
+                base.parent, f"{base.name}{suffix}", image, lab, specs[head], npy=npy, overlay=overlays, alpha=alpha)]
             continue
         pal = palette_for(meta.palette(head), heads[head])
         save_label_png(Path(f"{base}{suffix}.png"), lab, pal)
@@ -221,8 +276,6 @@ def _predict_one(model: torch.nn.Module, predictor: Predictor, image: torch.Tens
         return {"classes": [(e.name, e.share) for e in next(iter(shares.values()))[:3]]}, written
     first = labels[next(iter(heads))]
     return {"classes": [], "range": [float(first.min()), float(first.max())]}, written
-
-
 
 
 def _describe(rec: dict) -> str:

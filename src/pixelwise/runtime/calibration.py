@@ -10,7 +10,7 @@ so every backend sees exactly what the PyTorch model would.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,12 +28,25 @@ CALIBRATION_IMAGES = 4
 
 
 def with_backend(model: nn.Module, backend: str, device: torch.device, *,
-                 calibration: Sequence[Mapping[str, torch.Tensor]] | None = None) -> nn.Module:
+                 calibration: Sequence[Mapping[str, torch.Tensor]] | None = None,
+                 sample: Mapping[str, torch.Tensor] | None = None, auto_cache: str | Path | None = None,
+                 log: Callable[[str], None] | None = None) -> nn.Module:
     """``model`` run through ``backend``; the result keeps the Model contract (``heads``,
     ``preprocessing``, ...) and maps ``N x C x H x W`` input to the same logits, so the engine's
-    evaluate/Predictor use it unchanged.  ``calibration``: raw samples (needed for int8)."""
+    evaluate/Predictor use it unchanged.  ``calibration``: raw samples (needed for int8).
+    ``backend="auto"``: the fastest fp32-equivalent path measured on the raw ``sample`` (the first
+    input; cached in ``auto_cache``, see :mod:`.auto`); without a sample, eager.
+    :func:`backend_name` says which path the result runs."""
+    cache_dir = None
+    if backend == "auto" and not isinstance(model, nn.Module):
+        return model  # already a runtime (an exported .onnx file): nothing to choose
+    if backend == "auto":
+        from .auto import auto_backend, onnx_dir
+
+        backend = auto_backend(model, dict(sample), device, cache=auto_cache, log=log) if sample else "eager"
+        cache_dir = onnx_dir(auto_cache)
     if backend not in BACKENDS:
-        raise unknown_name("--backend", backend, BACKENDS)
+        raise unknown_name("--backend", backend, ("auto",) + BACKENDS)
     if backend == "eager":
         return model
     if backend.startswith("onnxruntime") and device.type != "cpu":
@@ -41,7 +54,13 @@ def with_backend(model: nn.Module, backend: str, device: torch.device, *,
     if backend == "onnxruntime-int8" and not calibration:
         raise PixelwiseError("--backend onnxruntime-int8 needs calibration images and none were found")
     calib = [model.preprocessing.apply(dict(s))[None] for s in calibration or ()]
-    return prepare(model, backend, calibration=calib)
+    return prepare(model, backend, calibration=calib, cache_dir=cache_dir)
+
+
+def backend_name(model: nn.Module) -> str:
+    """The backend a model from :func:`with_backend` runs on (``eager`` for a plain module;
+    an exported ``.onnx`` file runs on onnxruntime)."""
+    return getattr(model, "backend", "eager" if isinstance(model, nn.Module) else "onnxruntime")
 
 
 def calibration_from_dataset(dataset: str, root: str, extra: Mapping[str, object], scored: str,

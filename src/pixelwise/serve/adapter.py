@@ -91,7 +91,7 @@ def load_served(value: str, *, device: torch.device, backend: str = "eager", fli
     name, spec = split_spec(value)
     model = resolve_model(spec, device=device)
     heads = describe_heads(model)  # before the backend wrap: metadata lives on the original
-    flip_, scales_ = test_time_views(model, flip, scales)
+    flip_, scales_ = test_time_views(model, flip, scales, tta=True)
     prep = model.preprocessing.to_dict()
     if backend != "eager":
         if backend == "onnxruntime-int8":
