@@ -47,8 +47,13 @@ def main() -> None:
     for prob, gts in pairs:
         t0 = time.perf_counter()
         c = match_image(to_uint8(prob), gts, args.thresholds)
-        per_image.append({"seconds": time.perf_counter() - t0, "annotators": len(gts),
-                          "predicted_pixels_at_lowest_threshold": int(c[3, 0])})
+        per_image.append(
+            {
+                "seconds": time.perf_counter() - t0,
+                "annotators": len(gts),
+                "predicted_pixels_at_lowest_threshold": int(c[3, 0]),
+            }
+        )
     seq = sum(r["seconds"] for r in per_image)
     m = BoundaryMetrics(args.thresholds, workers=args.workers)
     t0 = time.perf_counter()
@@ -57,13 +62,24 @@ def main() -> None:
     result = m.compute()
     par = time.perf_counter() - t0
     matches = sum(args.thresholds * r["annotators"] for r in per_image)
-    print(json.dumps({
-        "images": args.images, "thresholds": args.thresholds, "cpus": os.cpu_count(), "workers": args.workers,
-        "sequential_seconds": round(seq, 2), "seconds_per_image": round(seq / args.images, 2),
-        "seconds_per_threshold_per_image": round(seq / args.images / args.thresholds, 4),
-        "seconds_per_match": round(seq / matches, 4), "parallel_seconds": round(par, 2),
-        "speedup": round(seq / par, 2), "ods_f": round(result["ods_f"], 4),
-        "per_image": per_image}))
+    print(
+        json.dumps(
+            {
+                "images": args.images,
+                "thresholds": args.thresholds,
+                "cpus": os.cpu_count(),
+                "workers": args.workers,
+                "sequential_seconds": round(seq, 2),
+                "seconds_per_image": round(seq / args.images, 2),
+                "seconds_per_threshold_per_image": round(seq / args.images / args.thresholds, 4),
+                "seconds_per_match": round(seq / matches, 4),
+                "parallel_seconds": round(par, 2),
+                "speedup": round(seq / par, 2),
+                "ods_f": round(result["ods_f"], 4),
+                "per_image": per_image,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,15 +30,20 @@ from pixelwise.engine.forward import describe_views, test_time_views
 
 def table(rows: dict[str, dict], class_names: list[str]) -> str:
     """Two Markdown tables, one row per setting: the summary (percent, seconds per image), then IU per class."""
+
     def pct(x: float | None) -> str:
         return "n/a" if x is None or math.isnan(x) else f"{100 * x:.2f}"
 
     radius = next(iter(rows.values()))["boundary_radius"]
-    lines = [f"| | mean IU | pixel acc | boundary-region acc (<= {radius} px) | network s/image | CRF s/image |",
-             "| --- " * 6 + "|"]
+    lines = [
+        f"| | mean IU | pixel acc | boundary-region acc (<= {radius} px) | network s/image | CRF s/image |",
+        "| --- " * 6 + "|",
+    ]
     for name, m in rows.items():
-        lines.append(f"| {name} | {pct(m['mean_iou'])} | {pct(m['pixel_accuracy'])} | {pct(m['boundary_accuracy'])} "
-                     f"| {m['net_seconds_per_image']:.2f} | {m['crf_seconds_per_image']:.2f} |")
+        lines.append(
+            f"| {name} | {pct(m['mean_iou'])} | {pct(m['pixel_accuracy'])} | {pct(m['boundary_accuracy'])} "
+            f"| {m['net_seconds_per_image']:.2f} | {m['crf_seconds_per_image']:.2f} |"
+        )
     lines += ["", "| IU per class | " + " | ".join(class_names) + " |", "| --- " * (len(class_names) + 1) + "|"]
     for name, m in rows.items():
         lines.append(f"| {name} | " + " | ".join(pct(x) for x in m["per_class_iou"]) + " |")
@@ -62,22 +67,32 @@ def main() -> int:
     model = resolve_model(args.model)
     flip, scales = test_time_views(model, args.flip, args.scales, tta=True)
     ds = get_dataset(args.dataset, args.root, args.split)
-    entries = cache_probabilities(model, ds, spread(len(ds), args.images), torch.device("cpu"), flip=flip,
-                                  scales=scales)
+    entries = cache_probabilities(
+        model, ds, spread(len(ds), args.images), torch.device("cpu"), flip=flip, scales=scales
+    )
     k = next(iter(model.heads.values()))
     settings = {"plain FCN": None, "+ CRF (tuned)": model_crf_params(model), "+ CRF (defaults)": CRFParams()}
     rows = {name: score_setting(entries, p, k, radius=args.radius) for name, p in settings.items()}
     views = describe_views(flip, scales)
-    print(f"{args.model} on {args.dataset}/{args.split}: {len(entries)} images, {views}, "
-          f"torch threads {torch.get_num_threads()}\n")
+    print(
+        f"{args.model} on {args.dataset}/{args.split}: {len(entries)} images, {views}, "
+        f"torch threads {torch.get_num_threads()}\n"
+    )
     print(table(rows, list(ds.class_names)))
     for name, p in settings.items():
         if p is not None:
             print(f"\n{name}: --crf-params {describe(p)}")
     if args.out:
-        record = {"model": args.model, "dataset": args.dataset, "split": args.split, "images": len(entries),
-                  "views": views, "settings": {n: (p.to_dict() if p else None) for n, p in settings.items()},
-                  "results": rows, "class_names": list(ds.class_names)}
+        record = {
+            "model": args.model,
+            "dataset": args.dataset,
+            "split": args.split,
+            "images": len(entries),
+            "views": views,
+            "settings": {n: (p.to_dict() if p else None) for n, p in settings.items()},
+            "results": rows,
+            "class_names": list(ds.class_names),
+        }
         args.out.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 

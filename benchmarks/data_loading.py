@@ -40,8 +40,12 @@ def main() -> None:
     p.add_argument("--crop", type=int, nargs=2, default=(288, 384), metavar=("H", "W"))
     p.add_argument("--batches", type=int, default=5)
     p.add_argument("--workers", type=int, nargs="+", default=(0, 2))
-    p.add_argument("--threads", type=int, help="torch intra-op threads in the main process "
-                   "(DataLoader workers always use 1; on a busy CPU 1 avoids oversubscription)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="torch intra-op threads in the main process "
+        "(DataLoader workers always use 1; on a busy CPU 1 avoids oversubscription)",
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -51,8 +55,14 @@ def main() -> None:
     results = {"batch_size": args.batch_size, "crop_hw": list(args.crop), "torch_threads": torch.get_num_threads()}
     for workers in args.workers:
         torch.manual_seed(0)
-        loader = DataLoader(ds, batch_size=args.batch_size, shuffle=True, num_workers=workers,
-                            collate_fn=collate, persistent_workers=False)
+        loader = DataLoader(
+            ds,
+            batch_size=args.batch_size,
+            shuffle=True,
+            num_workers=workers,
+            collate_fn=collate,
+            persistent_workers=False,
+        )
         results[f"sec_per_batch_workers_{workers}"] = round(seconds_per_batch(loader, args.batches), 4)
     print(json.dumps(results))
 

@@ -38,12 +38,25 @@ def run(config: dict, files: list[Path], out: Path) -> dict:
         model = with_backend(model, config["backend"], cpu, sample={"image": decode_image(files[0]).image})
     setup = time.perf_counter() - t0
     t0 = time.perf_counter()
-    records = predict_files(model, [str(f) for f in files], out, device=cpu, options=Options(flip=flip, scales=scales),
-                            batch_size=config["batch_size"], log=lambda _: None)
+    records = predict_files(
+        model,
+        [str(f) for f in files],
+        out,
+        device=cpu,
+        options=Options(flip=flip, scales=scales),
+        batch_size=config["batch_size"],
+        log=lambda _: None,
+    )
     seconds = time.perf_counter() - t0
-    return {**config, "resolved_backend": backend_name(model), "views": (1 + flip) * len(scales),
-            "images": len(records), "setup_s": round(setup, 2), "seconds": round(seconds, 2),
-            "images_per_s": round(len(records) / seconds, 2)}
+    return {
+        **config,
+        "resolved_backend": backend_name(model),
+        "views": (1 + flip) * len(scales),
+        "images": len(records),
+        "setup_s": round(setup, 2),
+        "seconds": round(seconds, 2),
+        "images_per_s": round(len(records) / seconds, 2),
+    }
 
 
 def main() -> None:
@@ -55,9 +68,11 @@ def main() -> None:
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
-    files = sorted((Path(a.root) / "val").glob("*.png"))[:a.images]
-    configs = [{"name": "previous default", "backend": "eager", "tta": True, "batch_size": 1},
-               {"name": "new default", "backend": "auto", "tta": False, "batch_size": 4}]
+    files = sorted((Path(a.root) / "val").glob("*.png"))[: a.images]
+    configs = [
+        {"name": "previous default", "backend": "eager", "tta": True, "batch_size": 1},
+        {"name": "new default", "backend": "auto", "tta": False, "batch_size": 4},
+    ]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for i, c in enumerate(configs):
@@ -65,8 +80,10 @@ def main() -> None:
             print(json.dumps(results[-1]))
     ratio = results[1]["images_per_s"] / results[0]["images_per_s"]
     summary = {"cpu": _cpu(), "threads": torch.get_num_threads(), "results": results, "ratio": round(ratio, 2)}
-    print(f"new default {results[1]['images_per_s']} img/s vs previous {results[0]['images_per_s']} img/s: "
-          f"{ratio:.2f}x ({len(files)} CamVid val images, {torch.get_num_threads()} thread(s), {_cpu()})")
+    print(
+        f"new default {results[1]['images_per_s']} img/s vs previous {results[0]['images_per_s']} img/s: "
+        f"{ratio:.2f}x ({len(files)} CamVid val images, {torch.get_num_threads()} thread(s), {_cpu()})"
+    )
     if a.json:
         Path(a.json).write_text(json.dumps(summary, indent=1))
 

@@ -33,8 +33,19 @@ CORES = os.cpu_count() or 2
 #: (on a VM whose two vCPUs share a core, 1 thread beats 2); set by ``choose_threads``
 THREADS = CORES
 #: in priority order: an interrupted run keeps the goals' figures first
-SECTIONS = ["matmul", "vgg_caffe", "vgg_aligned", "camvid", "accuracy", "large", "threads", "geometry", "profile",
-            "train", "malloc"]
+SECTIONS = [
+    "matmul",
+    "vgg_caffe",
+    "vgg_aligned",
+    "camvid",
+    "accuracy",
+    "large",
+    "threads",
+    "geometry",
+    "profile",
+    "train",
+    "malloc",
+]
 FAST = ("eager", "channels_last", "bf16", "onnxruntime", "onnxruntime-int8")
 
 
@@ -64,69 +75,238 @@ def _opts(model: str, size, **kw) -> BenchOptions:
 def section(name: str, args: argparse.Namespace) -> dict:
     model, about = camvid_model()
     if name == "matmul":
-        return {dt: {str(t): run_task({"task": "matmul", "threads": t, "dtype": dt}) for t in sorted({1, CORES})}
-                for dt in ("fp32", "bf16")}
+        return {
+            dt: {str(t): run_task({"task": "matmul", "threads": t, "dtype": dt}) for t in sorted({1, CORES})}
+            for dt in ("fp32", "bf16")
+        }
     if name == "threads":  # the fast paths at the thread count not chosen: evidence for the choice
         other = next((t for t in sorted({1, CORES}) if t != THREADS), None)
         if other is None:
             return {"note": "one core: nothing to compare"}
-        opts = _opts(VGG, (500, 500), geometry="caffe", calibration_images=2, baselines=False,
-                     backends=("bf16", "onnxruntime", "onnxruntime-int8"))
+        opts = _opts(
+            VGG,
+            (500, 500),
+            geometry="caffe",
+            calibration_images=2,
+            baselines=False,
+            backends=("bf16", "onnxruntime", "onnxruntime-int8"),
+        )
         opts.threads = other
-        return bench(opts, ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe",
-                            "--threads", str(other), "--backend", "bf16,onnxruntime,onnxruntime-int8", "--no-baselines"])
+        return bench(
+            opts,
+            [
+                "pixelwise",
+                "bench",
+                "--model",
+                VGG,
+                "--size",
+                "500",
+                "500",
+                "--geometry",
+                "caffe",
+                "--threads",
+                str(other),
+                "--backend",
+                "bf16,onnxruntime,onnxruntime-int8",
+                "--no-baselines",
+            ],
+        )
     threads = ["--threads", str(THREADS)]
     if name == "vgg_caffe":
         backends = FAST + (("compile",) if args.compile else ())
-        return bench(_opts(VGG, (500, 500), geometry="caffe", calibration_images=2, backends=backends),
-                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe", *threads,
-                      "--backend", ",".join(backends)])
+        return bench(
+            _opts(VGG, (500, 500), geometry="caffe", calibration_images=2, backends=backends),
+            [
+                "pixelwise",
+                "bench",
+                "--model",
+                VGG,
+                "--size",
+                "500",
+                "500",
+                "--geometry",
+                "caffe",
+                *threads,
+                "--backend",
+                ",".join(backends),
+            ],
+        )
     if name == "vgg_aligned":
         backends = FAST + (("compile",) if args.compile else ())
-        return bench(_opts(VGG, (500, 500), geometry="aligned", calibration_images=2, baselines=False, backends=backends),
-                     ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "aligned", *threads,
-                      "--backend", ",".join(backends), "--no-baselines"])
+        return bench(
+            _opts(VGG, (500, 500), geometry="aligned", calibration_images=2, baselines=False, backends=backends),
+            [
+                "pixelwise",
+                "bench",
+                "--model",
+                VGG,
+                "--size",
+                "500",
+                "500",
+                "--geometry",
+                "aligned",
+                *threads,
+                "--backend",
+                ",".join(backends),
+                "--no-baselines",
+            ],
+        )
     if name == "malloc":  # compare with the eager rows of vgg_caffe / camvid (same run, same settings)
-        return {"vgg": bench(_opts(VGG, (500, 500), geometry="caffe", baselines=False, malloc_env=True),
-                             ["pixelwise", "bench", "--model", VGG, "--size", "500", "500", "--geometry", "caffe",
-                              "--no-baselines", "--malloc-env"]),
-                "camvid": bench(_opts(model, (360, 480), runs=10, warmup=2, baselines=False, malloc_env=True),
-                                ["pixelwise", "bench", "--model", model, "--size", "360", "480", "--runs", "10",
-                                 "--warmup", "2", "--no-baselines", "--malloc-env"])}
+        return {
+            "vgg": bench(
+                _opts(VGG, (500, 500), geometry="caffe", baselines=False, malloc_env=True),
+                [
+                    "pixelwise",
+                    "bench",
+                    "--model",
+                    VGG,
+                    "--size",
+                    "500",
+                    "500",
+                    "--geometry",
+                    "caffe",
+                    "--no-baselines",
+                    "--malloc-env",
+                ],
+            ),
+            "camvid": bench(
+                _opts(model, (360, 480), runs=10, warmup=2, baselines=False, malloc_env=True),
+                [
+                    "pixelwise",
+                    "bench",
+                    "--model",
+                    model,
+                    "--size",
+                    "360",
+                    "480",
+                    "--runs",
+                    "10",
+                    "--warmup",
+                    "2",
+                    "--no-baselines",
+                    "--malloc-env",
+                ],
+            ),
+        }
     if name == "camvid":
         backends = FAST + (("compile",) if args.compile else ())
-        doc = bench(_opts(model, (360, 480), runs=10, warmup=2, backends=backends),
-                    ["pixelwise", "bench", "--model", model, "--size", "360", "480", "--runs", "10", "--warmup", "2",
-                     *threads, "--backend", ",".join(backends)])
+        doc = bench(
+            _opts(model, (360, 480), runs=10, warmup=2, backends=backends),
+            [
+                "pixelwise",
+                "bench",
+                "--model",
+                model,
+                "--size",
+                "360",
+                "480",
+                "--runs",
+                "10",
+                "--warmup",
+                "2",
+                *threads,
+                "--backend",
+                ",".join(backends),
+            ],
+        )
         return {**doc, "about_model": about}
     if name == "accuracy":
-        return {"about_model": about, **{b: run_task({"task": "eval", "model": model, "backend": b, "threads": THREADS,
-                                                     "size": [360, 480], "camvid": str(CAMVID), "limit": args.limit})
-                                         for b in ("eager", "bf16", "onnxruntime-int8")}}
+        return {
+            "about_model": about,
+            **{
+                b: run_task(
+                    {
+                        "task": "eval",
+                        "model": model,
+                        "backend": b,
+                        "threads": THREADS,
+                        "size": [360, 480],
+                        "camvid": str(CAMVID),
+                        "limit": args.limit,
+                    }
+                )
+                for b in ("eager", "bf16", "onnxruntime-int8")
+            },
+        }
     if name == "geometry":
         return run_task({"task": "geometry", "model": VGG, "threads": THREADS, "camvid": str(CAMVID), "limit": 4})
     if name == "large":
         runs = []
-        for h, w, tile in [(750, 1000, None), (750, 1000, 512), (1500, 2000, None), (2250, 3000, None),
-                           (3000, 4000, None)]:
-            r = run_task({"task": "predict", "model": model, "size": [h, w], "threads": THREADS, "tile": tile,
-                          "camvid": str(CAMVID)})
+        for h, w, tile in [
+            (750, 1000, None),
+            (750, 1000, 512),
+            (1500, 2000, None),
+            (2250, 3000, None),
+            (3000, 4000, None),
+        ]:
+            r = run_task(
+                {
+                    "task": "predict",
+                    "model": model,
+                    "size": [h, w],
+                    "threads": THREADS,
+                    "tile": tile,
+                    "camvid": str(CAMVID),
+                }
+            )
             runs.append({"size": [h, w], **r})
         return {"about_model": about, "runs": runs}
     if name == "profile":
-        return {"vgg_caffe_500": run_task({"task": "profile", "model": VGG, "geometry": "caffe", "size": [500, 500],
-                                           "threads": THREADS, "camvid": str(CAMVID), "runs": 1}),
-                "camvid_360x480": run_task({"task": "profile", "model": model, "size": [360, 480],
-                                            "threads": THREADS, "camvid": str(CAMVID), "runs": 5})}
+        return {
+            "vgg_caffe_500": run_task(
+                {
+                    "task": "profile",
+                    "model": VGG,
+                    "geometry": "caffe",
+                    "size": [500, 500],
+                    "threads": THREADS,
+                    "camvid": str(CAMVID),
+                    "runs": 1,
+                }
+            ),
+            "camvid_360x480": run_task(
+                {
+                    "task": "profile",
+                    "model": model,
+                    "size": [360, 480],
+                    "threads": THREADS,
+                    "camvid": str(CAMVID),
+                    "runs": 5,
+                }
+            ),
+        }
     if name == "train":  # one process at THREADS threads, synthetic batches of the recipes' crop size
         voc_cfg = str(REPO / "configs" / "voc-fcn8s.yaml")
-        out = {f"camvid_recipe_{trunk}": run_task({
-            "task": "train", "model": f"fcn4s_efficientnet_{trunk}", "num_classes": 11, "size": [288, 384],
-            "batch": 4, "threads": THREADS, "recipe": str(REPO / "configs" / f"camvid-fcn4s-{trunk}.yaml"),
-            "camvid": str(CAMVID), "runs": 3, "warmup": 1}) for trunk in ("lite0", "lite2")}
-        out["voc_fcn8s_paper_recipe"] = run_task({"task": "train", "model": VGG, "size": [500, 500], "batch": 1,
-                                                  "threads": THREADS, "recipe": voc_cfg, "camvid": str(CAMVID),
-                                                  "runs": 2, "warmup": 1})
+        out = {
+            f"camvid_recipe_{trunk}": run_task(
+                {
+                    "task": "train",
+                    "model": f"fcn4s_efficientnet_{trunk}",
+                    "num_classes": 11,
+                    "size": [288, 384],
+                    "batch": 4,
+                    "threads": THREADS,
+                    "recipe": str(REPO / "configs" / f"camvid-fcn4s-{trunk}.yaml"),
+                    "camvid": str(CAMVID),
+                    "runs": 3,
+                    "warmup": 1,
+                }
+            )
+            for trunk in ("lite0", "lite2")
+        }
+        out["voc_fcn8s_paper_recipe"] = run_task(
+            {
+                "task": "train",
+                "model": VGG,
+                "size": [500, 500],
+                "batch": 1,
+                "threads": THREADS,
+                "recipe": voc_cfg,
+                "camvid": str(CAMVID),
+                "runs": 2,
+                "warmup": 1,
+            }
+        )
         return out
     raise SystemExit(f"unknown section {name}")
 
@@ -136,8 +316,12 @@ def main() -> None:
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="sections to (re)measure")
     p.add_argument("--report", action="store_true", help="only re-render RESULTS.md from results.json")
     p.add_argument("--limit", type=int, default=None, help="CamVid val images for the accuracy section (default all)")
-    p.add_argument("--no-compile", dest="compile", action="store_false",
-                   help="skip torch.compile (it compiles for about a minute per model on 2 cores)")
+    p.add_argument(
+        "--no-compile",
+        dest="compile",
+        action="store_false",
+        help="skip torch.compile (it compiles for about a minute per model on 2 cores)",
+    )
     args = p.parse_args()
     doc = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {"sections": {}}
     global THREADS

@@ -58,11 +58,25 @@ def baseline(a: argparse.Namespace, files: list[Path]) -> float:
     flip, scales = test_time_views(model, a.flip, scales_arg(a.scales) if a.scales else None, tta=True)
     opts = Options(flip=flip, scales=scales)
     with tempfile.TemporaryDirectory() as out:
-        predict_files(model, [str(f) for f in files[:2]], out, device=torch.device("cpu"), options=opts,
-                      overlays=False, log=lambda s: None)  # warm-up
+        predict_files(
+            model,
+            [str(f) for f in files[:2]],
+            out,
+            device=torch.device("cpu"),
+            options=opts,
+            overlays=False,
+            log=lambda s: None,
+        )  # warm-up
         t0 = time.perf_counter()
-        predict_files(model, [str(f) for f in files], out, device=torch.device("cpu"), options=opts,
-                      overlays=False, log=lambda s: None)
+        predict_files(
+            model,
+            [str(f) for f in files],
+            out,
+            device=torch.device("cpu"),
+            options=opts,
+            overlays=False,
+            log=lambda s: None,
+        )
         return len(files) / (time.perf_counter() - t0)
 
 
@@ -74,10 +88,17 @@ def summarize(replies, wall: float) -> dict:
     lat = [r.seconds * 1000 for r in ok] or [float("nan")]
     batches = [r.body["timings"]["batch_size"] for r in ok]
     bad = [r for r in replies if not r.upload.good]
-    return {"requests": len(replies), "good": len(good), "good_ok": len(ok),
-            "errors": len(good) - len(ok) + sum(1 for r in bad if not 400 <= r.status < 500),
-            "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99), "throughput_img_s": len(ok) / wall,
-            "mean_batch": sum(batches) / max(1, len(batches)), "wall_s": wall}
+    return {
+        "requests": len(replies),
+        "good": len(good),
+        "good_ok": len(ok),
+        "errors": len(good) - len(ok) + sum(1 for r in bad if not 400 <= r.status < 500),
+        "p50_ms": percentile(lat, 50),
+        "p99_ms": percentile(lat, 99),
+        "throughput_img_s": len(ok) / wall,
+        "mean_batch": sum(batches) / max(1, len(batches)),
+        "wall_s": wall,
+    }
 
 
 def main() -> int:
@@ -93,10 +114,27 @@ def main() -> int:
         return 2
     seq = baseline(a, files[: a.baseline_images])
     uploads = [Upload(f.name, f.read_bytes(), "image/png" if f.suffix == ".png" else "image/jpeg") for f in files]
-    args = ["--model", a.model, "--threads", str(a.threads), "--max-batch", str(a.max_batch),
-            "--batch-wait-ms", str(a.batch_wait_ms), "--max-queue", str(4 * a.clients), *view_args(a)]
-    result = {"model": a.model, "clients": a.clients, "requests_per_client": a.requests, "threads": a.threads,
-              "views": view_args(a) or ["checkpoint default"], "sequential_predict_img_s": seq}
+    args = [
+        "--model",
+        a.model,
+        "--threads",
+        str(a.threads),
+        "--max-batch",
+        str(a.max_batch),
+        "--batch-wait-ms",
+        str(a.batch_wait_ms),
+        "--max-queue",
+        str(4 * a.clients),
+        *view_args(a),
+    ]
+    result = {
+        "model": a.model,
+        "clients": a.clients,
+        "requests_per_client": a.requests,
+        "threads": a.threads,
+        "views": view_args(a) or ["checkpoint default"],
+        "sequential_predict_img_s": seq,
+    }
     with server_process(args) as url:
         run_load(url, uploads[:2], clients=1, requests=2)  # warm-up
         t0 = time.perf_counter()
@@ -109,10 +147,14 @@ def main() -> int:
     result["ratio_to_sequential"] = result["load"]["throughput_img_s"] / seq
     for key in ("load", "load_with_bad_uploads"):
         r = result[key]
-        print(f"{key:22s} {r['good_ok']}/{r['good']} good ok, {r['requests'] - r['good']} bad, errors {r['errors']}; "
-              f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['throughput_img_s']:.2f} img/s, "
-              f"mean batch {r['mean_batch']:.2f}")
-    print(f"sequential predict     {seq:.2f} img/s; serve throughput / sequential = {result['ratio_to_sequential']:.2f}x")
+        print(
+            f"{key:22s} {r['good_ok']}/{r['good']} good ok, {r['requests'] - r['good']} bad, errors {r['errors']}; "
+            f"p50 {r['p50_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms, {r['throughput_img_s']:.2f} img/s, "
+            f"mean batch {r['mean_batch']:.2f}"
+        )
+    print(
+        f"sequential predict     {seq:.2f} img/s; serve throughput / sequential = {result['ratio_to_sequential']:.2f}x"
+    )
     if a.json:
         a.json.write_text(json.dumps(result, indent=2) + "\n")
     return 0 if result["load"]["errors"] == 0 and result["load_with_bad_uploads"]["errors"] == 0 else 1

@@ -42,8 +42,12 @@ def main() -> int:
     ap.add_argument("--root", required=True)
     ap.add_argument("--split", default="val")
     ap.add_argument("--flip", action="store_true", help="record flip averaging as the model's test-time views")
-    ap.add_argument("--scales", default=(1.0,), type=scales_arg,
-                    help="record these input scales as its test-time views, e.g. 1,1.25,1.5")
+    ap.add_argument(
+        "--scales",
+        default=(1.0,),
+        type=scales_arg,
+        help="record these input scales as its test-time views, e.g. 1,1.25,1.5",
+    )
     args = ap.parse_args()
     # the views eval/predict use by default for this model; its headline metrics are measured with them
     test_time = {"flip": args.flip, "scales": list(args.scales)}
@@ -54,17 +58,38 @@ def main() -> int:
         half = Path(tmp) / "half.safetensors"
         save_model(model, half, **{k: meta.get(k) for k in ("class_names", "palette", "recipe", "git_commit")})
         single = evaluate_split(str(half), args.dataset, args.root, args.split, workers=0, flip=False, scales=(1.0,))
-        result = evaluate_split(str(half), args.dataset, args.root, args.split, workers=0, flip=test_time["flip"],
-                                scales=tuple(test_time["scales"]))
+        result = evaluate_split(
+            str(half),
+            args.dataset,
+            args.root,
+            args.split,
+            workers=0,
+            flip=test_time["flip"],
+            scales=tuple(test_time["scales"]),
+        )
         metrics = dict(result["json"], dataset=args.dataset, split=args.split, model=args.name)
         metrics_single = dict(single["json"], dataset=args.dataset, split=args.split, model=args.name)
         out = WEIGHTS_DIR / f"{args.name}.safetensors"
         config = yaml.safe_load((args.run / "config.yaml").read_text())
-        recipe = dict(meta.get("recipe") or {}, training_config=config, training_seconds=training_seconds(args.run),
-                      best_step=(meta.get("recipe") or {}).get("step"), fp32_val_metrics=meta.get("metrics"))
-        save_model(load_model(half).half(), out, class_names=meta.get("class_names"), palette=meta.get("palette"),
-                   recipe=recipe, metrics=metrics, metrics_single_view=metrics_single, test_time=test_time,
-                   git_commit=meta.get("git_commit"), dtype="float16")
+        recipe = dict(
+            meta.get("recipe") or {},
+            training_config=config,
+            training_seconds=training_seconds(args.run),
+            best_step=(meta.get("recipe") or {}).get("step"),
+            fp32_val_metrics=meta.get("metrics"),
+        )
+        save_model(
+            load_model(half).half(),
+            out,
+            class_names=meta.get("class_names"),
+            palette=meta.get("palette"),
+            recipe=recipe,
+            metrics=metrics,
+            metrics_single_view=metrics_single,
+            test_time=test_time,
+            git_commit=meta.get("git_commit"),
+            dtype="float16",
+        )
     print(single["table"], "\n")
     print(result["table"])
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")

@@ -14,6 +14,7 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   fi
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 # -n 2: the suite is CPU-bound and CI has two cores (tests/conftest.py gives each worker 1 thread);
 # --durations shows where time goes
 .venv/bin/python -m pytest -n 2 --durations=15 "$@"

@@ -33,9 +33,9 @@ def annotations(h: int, w: int, n: int, seed: int) -> list[np.ndarray]:
     segs = []
     for a in range(n):
         seg = np.ones((h, w), dtype=np.uint16)
-        seg[:, w // 2 + int(rng.integers(-1, 2)):] = 2
+        seg[:, w // 2 + int(rng.integers(-1, 2)) :] = 2
         if a == 0:
-            seg[h // 2:, :] += 2
+            seg[h // 2 :, :] += 2
         segs.append(seg)
     return segs
 
@@ -50,8 +50,13 @@ def write_ground_truth(path: Path, segs: list[np.ndarray], boundaries: list[np.n
     scipy.io.savemat(str(path), {"groundTruth": cell})
 
 
-def make_bsds500(root: Path, splits: dict[str, list[str]] | None = None, h: int = 12, w: int = 16,
-                 annotators: dict[str, int] | None = None) -> dict[str, np.ndarray]:
+def make_bsds500(
+    root: Path,
+    splits: dict[str, list[str]] | None = None,
+    h: int = 12,
+    w: int = 16,
+    annotators: dict[str, int] | None = None,
+) -> dict[str, np.ndarray]:
     """Write ``root/BSDS500/data/...``; returns id -> written ``A x H x W`` boundary stack."""
     splits = splits or {"train": ["2092", "8049"], "val": ["3096"], "test": ["100007"]}
     annotators = annotators or {}

@@ -17,12 +17,32 @@ import torch
 from pixelwise.interop.caffe_proto import _V1_ENUM_NAMES, new_message, to_prototxt, write_caffemodel
 from pixelwise.models.upsample import bilinear_kernel
 
-_V1_PARAM = {"Convolution": "convolution_param", "Deconvolution": "convolution_param", "Pooling": "pooling_param",
-             "LRN": "lrn_param", "Dropout": "dropout_param", "Eltwise": "eltwise_param", "Concat": "concat_param",
-             "InnerProduct": "inner_product_param", "ReLU": None, "Split": None, "Softmax": None}
-_V1_ENUM = {"Convolution": "CONVOLUTION", "Deconvolution": "DECONVOLUTION", "Pooling": "POOLING", "LRN": "LRN",
-            "Dropout": "DROPOUT", "Eltwise": "ELTWISE", "Concat": "CONCAT", "InnerProduct": "INNER_PRODUCT",
-            "ReLU": "RELU", "Split": "SPLIT", "Softmax": "SOFTMAX"}
+_V1_PARAM = {
+    "Convolution": "convolution_param",
+    "Deconvolution": "convolution_param",
+    "Pooling": "pooling_param",
+    "LRN": "lrn_param",
+    "Dropout": "dropout_param",
+    "Eltwise": "eltwise_param",
+    "Concat": "concat_param",
+    "InnerProduct": "inner_product_param",
+    "ReLU": None,
+    "Split": None,
+    "Softmax": None,
+}
+_V1_ENUM = {
+    "Convolution": "CONVOLUTION",
+    "Deconvolution": "DECONVOLUTION",
+    "Pooling": "POOLING",
+    "LRN": "LRN",
+    "Dropout": "DROPOUT",
+    "Eltwise": "ELTWISE",
+    "Concat": "CONCAT",
+    "InnerProduct": "INNER_PRODUCT",
+    "ReLU": "RELU",
+    "Split": "SPLIT",
+    "Softmax": "SOFTMAX",
+}
 
 
 class NetBuilder:
@@ -76,20 +96,40 @@ class NetBuilder:
 
     def conv(self, name, bottom, nout, ks, stride=1, pad=0, group=1, bias=True, weights=None, top=None) -> str:
         cin = self.channels[bottom]
-        conv = {"num_output": nout, "kernel_size": [ks], "stride": [stride] if stride != 1 else [],
-                "pad": [pad] if pad else [], "group": group}
+        conv = {
+            "num_output": nout,
+            "kernel_size": [ks],
+            "stride": [stride] if stride != 1 else [],
+            "pad": [pad] if pad else [],
+            "group": group,
+        }
         if not bias:
             conv["bias_term"] = False
         self._layer(name, "Convolution", [bottom], [top or name], convolution_param=conv)
-        w = weights if weights is not None else self.randn(nout, cin // group, ks, ks, std=(2 / (cin // group * ks * ks)) ** 0.5)
+        w = (
+            weights
+            if weights is not None
+            else self.randn(nout, cin // group, ks, ks, std=(2 / (cin // group * ks * ks)) ** 0.5)
+        )
         self.blobs[name] = [w] + ([self.randn(nout, std=0.1)] if bias else [])
         self.channels[top or name] = nout
         return top or name
 
     def deconv(self, name, bottom, nout, ks, stride, bilinear=True, group=1) -> str:
         cin = self.channels[bottom]
-        self._layer(name, "Deconvolution", [bottom], [name], convolution_param={
-            "num_output": nout, "kernel_size": [ks], "stride": [stride], "bias_term": False, "group": group})
+        self._layer(
+            name,
+            "Deconvolution",
+            [bottom],
+            [name],
+            convolution_param={
+                "num_output": nout,
+                "kernel_size": [ks],
+                "stride": [stride],
+                "bias_term": False,
+                "group": group,
+            },
+        )
         if bilinear:
             w = np.zeros((cin, nout // group, ks, ks), np.float32)
             w[range(cin), range(cin)] = bilinear_kernel(ks).numpy()
@@ -135,8 +175,13 @@ class NetBuilder:
 
     def scale(self, name, bottom, value: float | None = None) -> str:
         c = self.channels[bottom]
-        self._layer(name, "Scale", [bottom], [name],
-                    scale_param={"filler": {"type": "constant", "value": value}} if value is not None else {})
+        self._layer(
+            name,
+            "Scale",
+            [bottom],
+            [name],
+            scale_param={"filler": {"type": "constant", "value": value}} if value is not None else {},
+        )
         self.blobs[name] = [np.full(c, value, np.float32) if value is not None else self.randn(c, std=1.0)]
         self.channels[name] = c
         return name
@@ -178,14 +223,19 @@ class NetBuilder:
 VGG_BLOCKS = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
 
 
-def vgg_trunk(n: NetBuilder, data: str, sfx: str = "", first: str | None = None, classifier: bool = False) -> dict[str, str]:
+def vgg_trunk(
+    n: NetBuilder, data: str, sfx: str = "", first: str | None = None, classifier: bool = False
+) -> dict[str, str]:
     """VGG16 trunk with the reference names (suffix ``sfx``); returns the pool3/pool4/fc7 tops."""
     x, taps = data, {}
     for block, convs, c in VGG_BLOCKS:
         for i in range(1, convs + 1):
             name = f"conv{block}_{i}"
             pad = 1 if (classifier or name != "conv1_1") else 100
-            x = n.relu(f"relu{block}_{i}{sfx}", n.conv(first if (first and name == "conv1_1") else name + sfx, x, c, 3, pad=pad))
+            x = n.relu(
+                f"relu{block}_{i}{sfx}",
+                n.conv(first if (first and name == "conv1_1") else name + sfx, x, c, 3, pad=pad),
+            )
         x = taps[f"pool{block}"] = n.pool(f"pool{block}{sfx}", x, 2, 2)
     x = n.dropout(f"drop6{sfx}", n.relu(f"relu6{sfx}", n.conv(f"fc6{sfx}", x, 4096, 7)))
     taps["fc7"] = n.dropout(f"drop7{sfx}", n.relu(f"relu7{sfx}", n.conv(f"fc7{sfx}", x, 4096, 1)))
@@ -208,8 +258,16 @@ def alexnet_trunk(n: NetBuilder, data: str) -> dict[str, str]:
 REFERENCE_OFFSETS = {"32s": (19,), "16s": (5, 27), "8s": (5, 9, 31), "alexnet": (18,)}
 
 
-def fcn_head(n: NetBuilder, taps: dict[str, str], data: str, k: int, variant: str, h: str = "",
-             atonce: bool = False, learned_up: bool = False) -> str:
+def fcn_head(
+    n: NetBuilder,
+    taps: dict[str, str],
+    data: str,
+    k: int,
+    variant: str,
+    h: str = "",
+    atonce: bool = False,
+    learned_up: bool = False,
+) -> str:
     """score_fr -> (upscore2 + score_pool4c) -> (upscore_pool4 + score_pool3c) -> upscore -> crop."""
     bil = not learned_up
     x = n.conv(f"score_fr{h}", taps["fc7"], k, 1)
@@ -228,8 +286,9 @@ def fcn_head(n: NetBuilder, taps: dict[str, str], data: str, k: int, variant: st
     return n.crop(f"score{h}", n.deconv(f"{final}{h}", x, k, ks, stride, bilinear=bil), data, offsets[-1])
 
 
-def reference_fcn(arch: str, k: int = 5, size: int = 32, seed: int = 0, learned_up: bool = False,
-                  random: bool = True) -> NetBuilder:
+def reference_fcn(
+    arch: str, k: int = 5, size: int = 32, seed: int = 0, learned_up: bool = False, random: bool = True
+) -> NetBuilder:
     """The reference net of ``arch`` (full-size layers, ``k`` classes, ``size`` x ``size`` input)."""
     n = NetBuilder(arch, seed, random=random)
     variant = arch.split("fcn")[-1].split("-")[0] if "alexnet" not in arch else "alexnet"
@@ -251,8 +310,15 @@ def reference_fcn(arch: str, k: int = 5, size: int = 32, seed: int = 0, learned_
             fcn_head(n, taps, data, kh, variant, h, learned_up=learned_up)
     else:
         data = n.input("data", (1, 3, size, size))
-        fcn_head(n, vgg_trunk(n, data), data, k, variant.replace("-atonce", ""), atonce="atonce" in arch,
-                 learned_up=learned_up)
+        fcn_head(
+            n,
+            vgg_trunk(n, data),
+            data,
+            k,
+            variant.replace("-atonce", ""),
+            atonce="atonce" in arch,
+            learned_up=learned_up,
+        )
     n.train_layers()
     return n
 

@@ -23,6 +23,7 @@ def png_bytes(h: int, w: int, seed: int = 0) -> bytes:
 def claimed_png(w: int, h: int) -> bytes:
     """A tiny PNG whose header claims ``w x h`` pixels (a decompression bomb's first bytes): the
     size is checked before any pixel is decoded, so these few bytes must be enough to refuse it."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 

@@ -143,8 +143,18 @@ def test_geometry_rebuild_keeps_the_weights(tmp_path):
 
 
 def test_bench_document_schema_and_table(tmp_path):
-    opts = BenchOptions(model=SMALL, size=(32, 48), batch=2, threads=1, num_classes=4, runs=1, warmup=0,
-                        matmul_n=128, cache_dir=str(tmp_path), train=True)
+    opts = BenchOptions(
+        model=SMALL,
+        size=(32, 48),
+        batch=2,
+        threads=1,
+        num_classes=4,
+        runs=1,
+        warmup=0,
+        matmul_n=128,
+        cache_dir=str(tmp_path),
+        train=True,
+    )
     doc = bench(opts, command=["pixelwise", "bench"])
     json.dumps(doc)  # strict, serialisable
     assert doc["schema_version"] == 1 and doc["matmul_peak_gflops"] > 0
@@ -164,13 +174,16 @@ def test_bench_document_schema_and_table(tmp_path):
     assert SMALL in table and "matmul peak" in table and "train:" in table
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--model", "fcn8s_vgg17"], "unknown model"),
-    (["--model", SMALL, "--size", "0", "64"], "--size"),
-    (["--model", SMALL, "--batch", "0"], "--batch"),
-    (["--model", SMALL, "--backend", "tensorrt"], "unknown backend"),
-    (["--model", "fcn8s_resnet18", "--geometry", "caffe"], "geometry"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--model", "fcn8s_vgg17"], "unknown model"),
+        (["--model", SMALL, "--size", "0", "64"], "--size"),
+        (["--model", SMALL, "--batch", "0"], "--batch"),
+        (["--model", SMALL, "--backend", "tensorrt"], "unknown backend"),
+        (["--model", "fcn8s_resnet18", "--geometry", "caffe"], "geometry"),
+    ],
+)
 def test_bad_input_is_one_line_error(argv, message, capsys):
     assert cli_main(["bench", *argv]) == 2
     err = capsys.readouterr().err.strip()

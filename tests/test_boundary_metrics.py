@@ -30,9 +30,9 @@ def lines(dy: int = 0, dx: int = 0) -> np.ndarray:
     Open one-pixel lines survive the benchmark's thinning unchanged (a closed outline would lose
     its corners), so a prediction equal to them is matched pixel for pixel."""
     m = np.zeros((N, N), np.uint8)
-    m[20 + dy, 10 + dx:54 + dx] = 1
-    m[44 + dy, 10 + dx:54 + dx] = 1
-    m[26 + dy:39 + dy, 32 + dx] = 1
+    m[20 + dy, 10 + dx : 54 + dx] = 1
+    m[44 + dy, 10 + dx : 54 + dx] = 1
+    m[26 + dy : 39 + dy, 32 + dx] = 1
     return m
 
 
@@ -144,8 +144,12 @@ def test_summary_agrees_with_pyedgeeval() -> None:
     for c in per_image:
         ours._add_counts(np.stack(c))
     r = ours.compute()
-    _, _, lib = calculate_metrics(eval_single=lambda s: per_image[s["i"]], thresholds=n,
-                                  samples=[{"i": i, "name": str(i)} for i in range(len(images))], nproc=1)
+    _, _, lib = calculate_metrics(
+        eval_single=lambda s: per_image[s["i"]],
+        thresholds=n,
+        samples=[{"i": i, "name": str(i)} for i in range(len(images))],
+        nproc=1,
+    )
     assert r["ods_f"] == pytest.approx(lib["ODS_f1"], abs=2e-3)  # we interpolate at 100 points as MATLAB, it at 101
     assert r["ods_threshold"] == pytest.approx(lib["ODS_threshold"], abs=0.02)
     assert r["ois_f"] == pytest.approx(lib["OIS_f1"], abs=1e-9)

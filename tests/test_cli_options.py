@@ -47,8 +47,11 @@ def test_one_spelling_for_outputs_and_dataset_options():
             assert flags["out"] == ["--out", "-o"], name
     for name in ("data inspect", "data export", "train", "eval"):
         flags = _flags(commands[name])
-        assert (flags["dataset"], flags["root"], flags["data_arg"]) == (["--dataset", "-d"], ["--root", "-r"],
-                                                                        ["--data-arg"]), name
+        assert (flags["dataset"], flags["root"], flags["data_arg"]) == (
+            ["--dataset", "-d"],
+            ["--root", "-r"],
+            ["--data-arg"],
+        ), name
         if name != "train":  # train names its two splits: --train-split, --val-split
             assert flags["split"] == ["--split", "-s"], name
 
@@ -62,16 +65,48 @@ def test_data_arg_reaches_the_dataset(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["num_samples"] == 2  # val minus SBD train
     assert main(args) == 2
     assert "sbd_root" in capsys.readouterr().err
-    assert main(["data", "export", "-d", "voc", "-r", str(voc), "-s", "seg11valid", "--data-arg", f"sbd_root={sbd}",
-                 "-o", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "export",
+                "-d",
+                "voc",
+                "-r",
+                str(voc),
+                "-s",
+                "seg11valid",
+                "--data-arg",
+                f"sbd_root={sbd}",
+                "-o",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "out" / "masks").iterdir()) == ["b.png", "d.png"]
 
 
 def test_print_config_prints_the_run_config_and_creates_nothing(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     cfg_file = REPO / "configs" / "nyud-fcn32s-hha.yaml"
-    assert main(["train", "--config", str(cfg_file), "-r", "data/nyud", "--data-arg", "extra=1", "--lr", "0.5",
-                 "--print-config"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--config",
+                str(cfg_file),
+                "-r",
+                "data/nyud",
+                "--data-arg",
+                "extra=1",
+                "--lr",
+                "0.5",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert list(tmp_path.iterdir()) == []  # no run folder, nothing else
     printed = yaml.safe_load(text)

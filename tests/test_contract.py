@@ -11,11 +11,18 @@ from pixelwise.preprocessing import Preprocessing
 
 PRE = Preprocessing("BGR", 1.0, (104.0, 117.0, 123.0), (1.0, 1.0, 1.0))
 #: metadata as format-1 checkpoints were written before ModelMeta (no "tasks", no "test_time")
-OLD = {"format_version": 1, "config": {"name": "fcn8s_vgg16", "heads": {"semantic": 3, "geometric": 2}},
-       "heads": {"semantic": 3, "geometric": 2}, "preprocessing": PRE.to_dict(),
-       "class_names": {"semantic": ["sky", "tree", "road"], "geometric": ["flat", "up"]},
-       "palette": {"semantic": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], "geometric": [[0, 0, 0], [9, 9, 9]]},
-       "recipe": {"lr": 1e-10}, "metrics": None, "git_commit": "abc", "metrics_single_view": {"mean_iou": 0.5}}
+OLD = {
+    "format_version": 1,
+    "config": {"name": "fcn8s_vgg16", "heads": {"semantic": 3, "geometric": 2}},
+    "heads": {"semantic": 3, "geometric": 2},
+    "preprocessing": PRE.to_dict(),
+    "class_names": {"semantic": ["sky", "tree", "road"], "geometric": ["flat", "up"]},
+    "palette": {"semantic": [[1, 2, 3], [4, 5, 6], [7, 8, 9]], "geometric": [[0, 0, 0], [9, 9, 9]]},
+    "recipe": {"lr": 1e-10},
+    "metrics": None,
+    "git_commit": "abc",
+    "metrics_single_view": {"mean_iou": 0.5},
+}
 
 
 def test_old_checkpoint_metadata_reads_into_one_object():
@@ -37,8 +44,15 @@ def test_to_dict_is_the_checkpoint_layout_and_round_trips():
         assert d[key] == OLD[key], key
     assert d["tasks"] == {"semantic": "semantic", "geometric": "semantic"} and d["test_time"] is None
     assert ModelMeta.from_dict(d) == meta
-    single = ModelMeta.from_dict({**OLD, "heads": {"out": 2}, "class_names": ["a", "b"], "palette": None,
-                                  "test_time": {"flip": True, "scales": [1, 1.5]}})
+    single = ModelMeta.from_dict(
+        {
+            **OLD,
+            "heads": {"out": 2},
+            "class_names": ["a", "b"],
+            "palette": None,
+            "test_time": {"flip": True, "scales": [1, 1.5]},
+        }
+    )
     assert single.to_dict()["class_names"] == ["a", "b"] and single.to_dict()["palette"] is None
     assert single.test_time == Views(True, (1.0, 1.5))
 

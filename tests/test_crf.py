@@ -40,7 +40,7 @@ def noisy_square(h: int = 64, w: int = 64, flip: float = 0.3, seed: int = 0):
     Returns (probs 2 x H x W, image uint8 3 x H x W, truth int64 H x W)."""
     g = torch.Generator().manual_seed(seed)
     truth = torch.zeros(h, w, dtype=torch.long)
-    truth[h // 4:3 * h // 4, w // 4:3 * w // 4] = 1
+    truth[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
     image = torch.empty(3, h, w, dtype=torch.uint8)
     for c, (dark, bright) in enumerate(((30, 220), (30, 60), (30, 40))):  # a sharp colour edge
         image[c] = torch.where(truth == 1, bright, dark).to(torch.uint8)
@@ -72,12 +72,12 @@ def test_bands_cover_every_row_once_and_bound_memory():
 
     def emit(y, q):
         emitted.append((y, q.shape[1]))
-        out[:, y:y + q.shape[1]] = q
+        out[:, y : y + q.shape[1]] = q
 
     out = torch.empty(2, 96, 40)
     r = BandRefiner(image, 2, CRFParams(), emit, max_pixels=40 * 24, overlap=8)
     for y in range(0, 96, 7):  # rows in uneven blocks, each in two column chunks
-        rows = probs[:, y:y + 7]
+        rows = probs[:, y : y + 7]
         r.push(y, 0, rows[:, :, :25])
         r.push(y, 25, rows[:, :, 25:])
         held.append(r.rows.shape[1])
@@ -102,7 +102,7 @@ def test_predictor_crf_sliding_windows_and_bands(monkeypatch):
     probs_seen = {}
 
     def sink(h, y, x, p):
-        probs_seen.setdefault(h, torch.zeros(3, 40, 48))[:, y:y + p.shape[1], x:x + p.shape[2]].copy_(p)
+        probs_seen.setdefault(h, torch.zeros(3, 40, 48))[:, y : y + p.shape[1], x : x + p.shape[2]].copy_(p)
 
     whole = Predictor(model, CPU, Options(crf=CRFParams())).predict({"image": image}, sink=sink)["out"]
     tiled = Predictor(model, CPU, Options(tile=16, overlap=4, crf=CRFParams())).predict({"image": image})["out"]
@@ -129,8 +129,13 @@ def test_params_from_checkpoint_and_overrides(tmp_path):
     assert parse_overrides("a=1, b=2,") == {"a": "1", "b": "2"}
     update_metadata(path, crf=None)
     assert "crf" not in read_metadata(path)
-    for bad, message in (("sigma=3", "unknown key 'sigma'"), ("appearance_sxy=-1", "positive"),
-                         ("iterations=0", "iterations"), ("appearance_sxy", "KEY=VALUE"), ("smooth_sxy=x", "numbers")):
+    for bad, message in (
+        ("sigma=3", "unknown key 'sigma'"),
+        ("appearance_sxy=-1", "positive"),
+        ("iterations=0", "iterations"),
+        ("appearance_sxy", "KEY=VALUE"),
+        ("smooth_sxy=x", "numbers"),
+    ):
         with pytest.raises(PixelwiseError, match=message):
             model_crf_params(model, bad)
 
@@ -175,8 +180,23 @@ def test_eval_predict_tune_crf_cli(tmp_path, capsys):
     path = save_model(pixelwise.get_model(tiny_model.NAME, num_classes=2, width=4), tmp_path / "m.safetensors")
     data = _folder_dataset(tmp_path / "data")
     base = ["--model", str(path), "--dataset", "folder", "--root", str(data), "--split", "all"]
-    assert main(["tune-crf", *base, "--grid", "appearance_weight=2,6", "--grid", "appearance_sxy=10",
-                 "--grid", "appearance_srgb=5", "--write", "--json"]) == 0
+    assert (
+        main(
+            [
+                "tune-crf",
+                *base,
+                "--grid",
+                "appearance_weight=2,6",
+                "--grid",
+                "appearance_sxy=10",
+                "--grid",
+                "appearance_srgb=5",
+                "--write",
+                "--json",
+            ]
+        )
+        == 0
+    )
     tuned = json.loads(capsys.readouterr().out)
     assert len(tuned["results"]) == 2 and tuned["best"]["appearance_weight"] in (2, 6)
     assert read_metadata(path)["crf"] == tuned["best"] and read_metadata(path)["crf_search"]["images"] == 3
@@ -189,8 +209,26 @@ def test_eval_predict_tune_crf_cli(tmp_path, capsys):
     assert scores["--crf --backend channels_last"]["mean_iou"] == pytest.approx(scores["--crf"]["mean_iou"], abs=1e-3)
     assert scores["--crf-params iterations=1"]["crf"]["iterations"] == 1
     out = tmp_path / "pred"
-    assert main(["predict", "--model", str(path), str(data / "images"), "-o", str(out), "--crf", "--tile", "16",
-                 "--overlap", "4", "--probabilities", "npy"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(path),
+                str(data / "images"),
+                "-o",
+                str(out),
+                "--crf",
+                "--tile",
+                "16",
+                "--overlap",
+                "4",
+                "--probabilities",
+                "npy",
+            ]
+        )
+        == 0
+    )
     assert "dense CRF" in capsys.readouterr().out
     labels = np.asarray(Image.open(out / "s0.png"))
     assert labels.shape == (24, 32) and (labels == np.load(out / "s0_prob.npy").argmax(0)).mean() > 0.99

@@ -118,10 +118,27 @@ def test_inspect_reports_counts_and_boundary_shares(tmp_path: Path, capsys) -> N
     assert stats["num_samples"] == 2 and stats["annotators_per_image"] == {"4": 1, "5": 1}
     assert stats["boundary_share"] == pytest.approx(sum(s.sum() / len(s) for s in stacks) / pixels, abs=1e-6)
     assert stats["union_share"] == pytest.approx(sum((s.sum(0) > 0).sum() for s in stacks) / pixels, abs=1e-6)
-    assert stats["consensus_share"] == pytest.approx(sum((2 * s.sum(0) >= len(s)).sum() for s in stacks) / pixels, abs=1e-6)
+    assert stats["consensus_share"] == pytest.approx(
+        sum((2 * s.sum(0) >= len(s)).sum() for s in stacks) / pixels, abs=1e-6
+    )
     sheet = tmp_path / "sheet.png"
-    assert main(["data", "inspect", "--dataset", "bsds500", "--root", str(tmp_path), "--split", "val",
-                 "--sheet", str(sheet)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "inspect",
+                "--dataset",
+                "bsds500",
+                "--root",
+                str(tmp_path),
+                "--split",
+                "val",
+                "--sheet",
+                str(sheet),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "annotators per image: {'5': 1}" in out and "boundary pixels:" in out and sheet.stat().st_size > 0
     _gt_path(tmp_path).write_bytes(b"junk")
@@ -138,7 +155,23 @@ def test_shared_copy(capsys) -> None:
     assert len(val) == 100
     s = val[0]
     assert s["target"].shape[1:] == s["image"].shape[1:] and 4 <= s["target"].shape[0] <= 9
-    assert main(["data", "inspect", "--dataset", "bsds500", "--root", str(SHARED_BSDS), "--split", "val",
-                 "--limit", "5", "--json"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "inspect",
+                "--dataset",
+                "bsds500",
+                "--root",
+                str(SHARED_BSDS),
+                "--split",
+                "val",
+                "--limit",
+                "5",
+                "--json",
+            ]
+        )
+        == 0
+    )
     stats = json.loads(capsys.readouterr().out)
     assert stats["num_inspected"] == 5 and 0.005 < stats["boundary_share"] < 0.05

@@ -13,9 +13,7 @@ from pixelwise.data import collate, get_dataset, train_transforms
 from pixelwise.errors import PixelwiseError
 
 CAMVID = (Path(__file__).parents[1] / ".." / "shared" / "datasets" / "camvid").resolve()
-needs_camvid = pytest.mark.skipif(
-    not (CAMVID / "train.txt").exists(), reason=f"CamVid copy not found at {CAMVID}"
-)
+needs_camvid = pytest.mark.skipif(not (CAMVID / "train.txt").exists(), reason=f"CamVid copy not found at {CAMVID}")
 
 
 @needs_camvid

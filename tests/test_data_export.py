@@ -10,8 +10,25 @@ from pixelwise.data import get_dataset
 
 def test_export_camvid_to_folder_round_trips(camvid_root, tmp_path, capsys):
     out = tmp_path / "mydata"
-    assert main(["data", "export", "--dataset", "camvid", "--root", str(camvid_root), "--split", "val",
-                 "--out", str(out), "--limit", "3"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "export",
+                "--dataset",
+                "camvid",
+                "--root",
+                str(camvid_root),
+                "--split",
+                "val",
+                "--out",
+                str(out),
+                "--limit",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert "wrote 3 samples" in capsys.readouterr().out
     src = get_dataset("camvid", camvid_root, "val")
     dst = get_dataset("folder", out, "all")
@@ -24,7 +41,22 @@ def test_export_camvid_to_folder_round_trips(camvid_root, tmp_path, capsys):
 
 
 def test_export_of_unknown_dataset_is_one_line_error(tmp_path, capsys):
-    assert main(["data", "export", "--dataset", "camvidd", "--root", str(tmp_path), "--split", "val",
-                 "--out", str(tmp_path / "o")]) == 2
+    assert (
+        main(
+            [
+                "data",
+                "export",
+                "--dataset",
+                "camvidd",
+                "--root",
+                str(tmp_path),
+                "--split",
+                "val",
+                "--out",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith("error: unknown dataset 'camvidd'") and err.count("\n") == 1

@@ -53,8 +53,23 @@ def test_inspect_counts_exactly(tmp_path: Path, capsys) -> None:
 def test_inspect_table_and_sheet(tmp_path: Path, capsys) -> None:
     _folder(tmp_path / "ds")
     sheet = tmp_path / "out" / "sheet.png"
-    assert main(["data", "inspect", "--dataset", "folder", "--root", str(tmp_path / "ds"), "--split", "all",
-                 "--sheet", str(sheet)]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "inspect",
+                "--dataset",
+                "folder",
+                "--root",
+                str(tmp_path / "ds"),
+                "--split",
+                "all",
+                "--sheet",
+                str(sheet),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "3 samples" in out and "ignored pixels" in out and "contact sheet" in out
     with Image.open(sheet) as im:

@@ -17,8 +17,14 @@ from pixelwise.errors import PixelwiseError
 
 def test_voc_palette_png_labels_pixel_for_pixel(tmp_path: Path) -> None:
     root = tmp_path / "VOCdevkit" / "VOC2012"
-    written = make_voc(root, {"train": ["2007_000032", "2007_000039"], "val": ["2007_000033"],
-                              "trainval": ["2007_000032", "2007_000039", "2007_000033"]})
+    written = make_voc(
+        root,
+        {
+            "train": ["2007_000032", "2007_000039"],
+            "val": ["2007_000033"],
+            "trainval": ["2007_000032", "2007_000039", "2007_000033"],
+        },
+    )
     for split, n in (("train", 2), ("val", 1), ("trainval", 3)):
         ds = get_dataset("voc", root, split)
         assert len(ds) == n
@@ -79,11 +85,14 @@ def _context_fixture(tmp_path: Path) -> tuple[Path, dict[str, int]]:
 
 def test_pascal_context_maps_59_classes_by_name(tmp_path: Path) -> None:
     voc, ids = _context_fixture(tmp_path)
-    raw = np.array([
-        [ids["table"], ids["bedclothes"], ids["cloth"], ids["accordion"]],
-        [ids["aeroplane"], ids["wood"], ids["zebra"], 0],
-        [ids["person"], ids["wood chip"], ids["air conditioner"], ids["sky"]],
-    ], dtype=np.uint16)
+    raw = np.array(
+        [
+            [ids["table"], ids["bedclothes"], ids["cloth"], ids["accordion"]],
+            [ids["aeroplane"], ids["wood"], ids["zebra"], 0],
+            [ids["person"], ids["wood chip"], ids["air conditioner"], ids["sky"]],
+        ],
+        dtype=np.uint16,
+    )
     save_mat(tmp_path / "trainval" / "2008_000002.mat", LabelMap=raw)
     save_mat(tmp_path / "trainval" / "2008_000003.mat", LabelMap=raw[::-1].copy())
     ds = get_dataset("pascal_context", voc, "train", context_root=tmp_path)

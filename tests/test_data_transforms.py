@@ -119,7 +119,10 @@ def test_collate_dict_targets_and_modalities() -> None:
         return {
             "image": torch.ones(3, h, w, dtype=torch.uint8),
             "depth": torch.full((1, h, w), 5.0),
-            "target": {"semantic": torch.zeros(h, w, dtype=torch.long), "geometric": torch.ones(h, w, dtype=torch.long)},
+            "target": {
+                "semantic": torch.zeros(h, w, dtype=torch.long),
+                "geometric": torch.ones(h, w, dtype=torch.long),
+            },
             "id": f"{h}x{w}",
         }
 
@@ -132,7 +135,9 @@ def test_collate_dict_targets_and_modalities() -> None:
 def test_both_preprocessing_conventions_on_a_collated_batch() -> None:
     rng = np.random.default_rng(0)
     imgs = [torch.from_numpy(rng.integers(0, 256, (3, h, 4), dtype=np.uint8)) for h in (3, 5)]
-    batch = collate([{"image": x, "target": torch.zeros(x.shape[1:], dtype=torch.long), "id": str(i)} for i, x in enumerate(imgs)])
+    batch = collate(
+        [{"image": x, "target": torch.zeros(x.shape[1:], dtype=torch.long), "id": str(i)} for i, x in enumerate(imgs)]
+    )
     rgb = batch["image"][0, :, :3].double()
 
     caffe_in = CAFFE_VOC.apply(batch["image"])  # BGR, 0-255, minus the BGR mean

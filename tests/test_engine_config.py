@@ -16,11 +16,21 @@ from pixelwise.models import list_models
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PAPER_LRS = {  # GUIDE.md section 2
-    "voc-fcn32s": 1e-10, "voc-fcn16s": 1e-12, "voc-fcn8s": 1e-14, "voc-fcn8s-atonce": 1e-10,
-    "voc-fcn-alexnet": 1e-4, "nyud-fcn32s-color": 1e-10, "nyud-fcn32s-hha": 1e-10,
-    "nyud-fcn32s-color-d": 1e-10, "nyud-fcn32s-color-hha": 1e-12, "siftflow-fcn32s": 1e-10,
-    "siftflow-fcn16s": 1e-12, "siftflow-fcn8s": 1e-12, "pascalcontext-fcn32s": 1e-10,
-    "pascalcontext-fcn16s": 1e-12, "pascalcontext-fcn8s": 1e-14,
+    "voc-fcn32s": 1e-10,
+    "voc-fcn16s": 1e-12,
+    "voc-fcn8s": 1e-14,
+    "voc-fcn8s-atonce": 1e-10,
+    "voc-fcn-alexnet": 1e-4,
+    "nyud-fcn32s-color": 1e-10,
+    "nyud-fcn32s-hha": 1e-10,
+    "nyud-fcn32s-color-d": 1e-10,
+    "nyud-fcn32s-color-hha": 1e-12,
+    "siftflow-fcn32s": 1e-10,
+    "siftflow-fcn16s": 1e-12,
+    "siftflow-fcn8s": 1e-12,
+    "pascalcontext-fcn32s": 1e-10,
+    "pascalcontext-fcn16s": 1e-12,
+    "pascalcontext-fcn8s": 1e-14,
 }
 
 
@@ -51,7 +61,11 @@ def test_paper_configs_follow_the_paper(name, lr):
 def test_camvid_config_is_the_modern_recipe():
     cfg = config.resolve(config.load_yaml(CONFIGS / "camvid-fcn8s-lite0.yaml"))
     assert (cfg["model"], cfg["weights"], cfg["optimizer"], cfg["schedule"]) == (
-        "fcn8s_efficientnet_lite0", "imagenet", "adamw", "onecycle")
+        "fcn8s_efficientnet_lite0",
+        "imagenet",
+        "adamw",
+        "onecycle",
+    )
     assert cfg["crop_size"] == [288, 384] and cfg["batch_size"] == 8
     assert cfg["class_weights"] == "median_frequency" and cfg["loss_reduction"] == "mean"
 
@@ -62,11 +76,35 @@ def _args(*argv):
 
 def test_flags_override_yaml_and_set_overrides_flags(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"model": "m", "dataset": "camvid", "root": "r", "lr": 0.1, "epochs": 2,
-                                    "crop_size": [8, 8], "amp": "none", "hflip": True}))
-    cfg, run_dir, resume = resolve_args(_args("--config", str(path), "--lr", "0.5", "--no-hflip",
-                                              "--crop-size", "16,32", "--set", "lr=0.25",
-                                              "--out", str(tmp_path / "run")))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "model": "m",
+                "dataset": "camvid",
+                "root": "r",
+                "lr": 0.1,
+                "epochs": 2,
+                "crop_size": [8, 8],
+                "amp": "none",
+                "hflip": True,
+            }
+        )
+    )
+    cfg, run_dir, resume = resolve_args(
+        _args(
+            "--config",
+            str(path),
+            "--lr",
+            "0.5",
+            "--no-hflip",
+            "--crop-size",
+            "16,32",
+            "--set",
+            "lr=0.25",
+            "--out",
+            str(tmp_path / "run"),
+        )
+    )
     assert (cfg["lr"], cfg["hflip"], cfg["crop_size"], cfg["amp"]) == (0.25, False, [16, 32], "none")
     assert cfg["epochs"] == 2 and run_dir == tmp_path / "run" and not resume
     assert cfg["config_file"] == str(path)
@@ -77,13 +115,19 @@ def test_flags_override_yaml_and_set_overrides_flags(tmp_path):
     assert resume and back["epochs"] == 3 and back["lr"] == 0.25
 
 
-@pytest.mark.parametrize("content, message", [
-    ({"model": "m", "dataset": "d", "root": "r", "epochs": 1, "learning_rate": 1}, "unknown config key 'learning_rate'"),
-    ({"model": "m", "dataset": "d", "root": "r"}, "run length"),
-    ({"dataset": "d", "root": "r", "epochs": 1}, "needs 'model'"),
-    ({"model": "m", "dataset": "d", "root": "r", "epochs": 1, "optimizer": "adam"}, "optimizer must be"),
-    ({"model": "m", "dataset": "d", "root": "r", "epochs": "many"}, "must be float"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (
+            {"model": "m", "dataset": "d", "root": "r", "epochs": 1, "learning_rate": 1},
+            "unknown config key 'learning_rate'",
+        ),
+        ({"model": "m", "dataset": "d", "root": "r"}, "run length"),
+        ({"dataset": "d", "root": "r", "epochs": 1}, "needs 'model'"),
+        ({"model": "m", "dataset": "d", "root": "r", "epochs": 1, "optimizer": "adam"}, "optimizer must be"),
+        ({"model": "m", "dataset": "d", "root": "r", "epochs": "many"}, "must be float"),
+    ],
+)
 def test_bad_configs_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(content))
@@ -95,7 +139,8 @@ def test_bad_configs_are_one_line_errors(tmp_path, content, message):
 def test_existing_run_needs_resume(tmp_path):
     (tmp_path / "state.pt").write_bytes(b"")
     with pytest.raises(PixelwiseError, match="--resume"):
-        resolve_args(_args("--model", "m", "--dataset", "camvid", "--root", "r", "--epochs", "1",
-                           "--out", str(tmp_path)))
+        resolve_args(
+            _args("--model", "m", "--dataset", "camvid", "--root", "r", "--epochs", "1", "--out", str(tmp_path))
+        )
     with pytest.raises(PixelwiseError, match="no config.yaml"):
         resolve_args(_args("--resume", str(tmp_path / "nothing")))

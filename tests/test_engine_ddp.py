@@ -22,12 +22,46 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_two_process_training(camvid_root, tmp_path):
     run = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(REPO / "tests" / "engine_entry.py"), "train", "--config", str(REPO / "configs" / "camvid-smoke.yaml"),
-           "--root", str(camvid_root), "--out", str(run), "--set", "model=tiny_fcn_test",
-           "--set", "model_kwargs={width: 16}", "--set", "crop_size=[96, 128]", "--set", "scale_range=null",
-           "--train-limit", "8", "--val-split", "train", "--val-limit", "3", "--batch-size", "2",
-           "--iterations", "12", "--interval", "6", "--lr", "0.01", "--set", "class_weights=null"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        str(REPO / "tests" / "engine_entry.py"),
+        "train",
+        "--config",
+        str(REPO / "configs" / "camvid-smoke.yaml"),
+        "--root",
+        str(camvid_root),
+        "--out",
+        str(run),
+        "--set",
+        "model=tiny_fcn_test",
+        "--set",
+        "model_kwargs={width: 16}",
+        "--set",
+        "crop_size=[96, 128]",
+        "--set",
+        "scale_range=null",
+        "--train-limit",
+        "8",
+        "--val-split",
+        "train",
+        "--val-limit",
+        "3",
+        "--batch-size",
+        "2",
+        "--iterations",
+        "12",
+        "--interval",
+        "6",
+        "--lr",
+        "0.01",
+        "--set",
+        "class_weights=null",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=280, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]

@@ -28,9 +28,26 @@ def checkpoint(tmp_path):
 
 def test_eval_equals_metrics_of_saved_predictions(camvid_root, checkpoint, tmp_path, capsys):
     preds = tmp_path / "preds"
-    args = ["eval", "--model", str(checkpoint), "--dataset", "camvid", "--root", str(camvid_root),
-            "--split", "val", "--limit", "3", "--workers", "0", "--json", "--save-predictions", str(preds),
-            "--confusion-png", str(tmp_path / "cm.png")]
+    args = [
+        "eval",
+        "--model",
+        str(checkpoint),
+        "--dataset",
+        "camvid",
+        "--root",
+        str(camvid_root),
+        "--split",
+        "val",
+        "--limit",
+        "3",
+        "--workers",
+        "0",
+        "--json",
+        "--save-predictions",
+        str(preds),
+        "--confusion-png",
+        str(tmp_path / "cm.png"),
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     for key in ("pixel_accuracy", "mean_accuracy", "mean_iou", "fw_iou", "per_class_iou"):
@@ -54,13 +71,16 @@ def test_eval_equals_metrics_of_saved_predictions(camvid_root, checkpoint, tmp_p
     assert "mean IU" in table and "Bicyclist" in table
 
 
-@pytest.mark.parametrize("bad, message", [
-    (["--dataset", "camvidd"], "unknown dataset"),
-    (["--model", "no_such_model"], "unknown model"),
-    (["--split", "trainval"], "unknown camvid split"),
-    (["--root", "/nonexistent/camvid"], "missing CamVid root"),
-    (["--backend", "onnx-fast"], "unknown --backend"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (["--dataset", "camvidd"], "unknown dataset"),
+        (["--model", "no_such_model"], "unknown model"),
+        (["--split", "trainval"], "unknown camvid split"),
+        (["--root", "/nonexistent/camvid"], "missing CamVid root"),
+        (["--backend", "onnx-fast"], "unknown --backend"),
+    ],
+)
 def test_eval_bad_input_is_one_line(camvid_root, checkpoint, capsys, bad, message):
     args = {"--model": str(checkpoint), "--dataset": "camvid", "--root": str(camvid_root), "--split": "val"}
     for flag, value in zip(bad[::2], bad[1::2], strict=True):
@@ -72,8 +92,9 @@ def test_eval_bad_input_is_one_line(camvid_root, checkpoint, capsys, bad, messag
 
 def test_eval_rejects_class_count_mismatch(camvid_root, tmp_path, capsys):
     path = save_model(pixelwise.get_model(tiny_model.NAME, num_classes=5), tmp_path / "k5.safetensors")
-    assert main(["eval", "--model", str(path), "--dataset", "camvid", "--root", str(camvid_root),
-                 "--workers", "0"]) == 2
+    assert (
+        main(["eval", "--model", str(path), "--dataset", "camvid", "--root", str(camvid_root), "--workers", "0"]) == 2
+    )
     assert "5 classes" in capsys.readouterr().err
 
 
@@ -83,8 +104,23 @@ def test_eval_flip_and_scales_equal_averaged_views(camvid_root, checkpoint, caps
 
     from pixelwise.engine.checkpoint import resolve_model
 
-    args = ["eval", "--model", str(checkpoint), "--dataset", "camvid", "--root", str(camvid_root),
-            "--limit", "2", "--workers", "0", "--json", "--flip", "--scales", "0.5,1"]
+    args = [
+        "eval",
+        "--model",
+        str(checkpoint),
+        "--dataset",
+        "camvid",
+        "--root",
+        str(camvid_root),
+        "--limit",
+        "2",
+        "--workers",
+        "0",
+        "--json",
+        "--flip",
+        "--scales",
+        "0.5,1",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["flip"] is True and result["scales"] == [0.5, 1.0]
@@ -97,8 +133,10 @@ def test_eval_flip_and_scales_equal_averaged_views(camvid_root, checkpoint, caps
             h, w = x.shape[-2:]
             half = F.interpolate(x, size=(h // 2, w // 2), mode="bilinear", align_corners=False, antialias=True)
             views = [model(x), model(x.flip(-1)).flip(-1)]
-            views += [F.interpolate(v, size=(h, w), mode="bilinear", align_corners=False)
-                      for v in (model(half), model(half.flip(-1)).flip(-1))]
+            views += [
+                F.interpolate(v, size=(h, w), mode="bilinear", align_corners=False)
+                for v in (model(half), model(half.flip(-1)).flip(-1))
+            ]
             cm.update(sum(views).argmax(1)[0], ds.read_target(i))
     assert result["mean_iou"] == pytest.approx(cm.compute()["mean_iou"], abs=1e-12)
 
@@ -109,8 +147,20 @@ def test_eval_backends_match_eager(camvid_root, checkpoint, capsys, tmp_path, mo
     import pixelwise.runtime.backends as backends
 
     monkeypatch.setattr(backends, "DEFAULT_CACHE", tmp_path / "cache")
-    base = ["eval", "--model", str(checkpoint), "--dataset", "camvid", "--root", str(camvid_root),
-            "--limit", "2", "--workers", "0", "--json"]
+    base = [
+        "eval",
+        "--model",
+        str(checkpoint),
+        "--dataset",
+        "camvid",
+        "--root",
+        str(camvid_root),
+        "--limit",
+        "2",
+        "--workers",
+        "0",
+        "--json",
+    ]
     scores = {}
     for backend in ("eager", "onnxruntime", "onnxruntime-int8"):
         assert main(base + ["--backend", backend]) == 0
@@ -128,8 +178,20 @@ def test_checkpoint_test_time_views_with_tta(camvid_root, tmp_path, capsys):
     torch.manual_seed(0)
     model = pixelwise.get_model(tiny_model.NAME, num_classes=11, width=8)
     path = save_model(model, tmp_path / "tta.safetensors", test_time={"flip": True, "scales": [0.5, 1.0]})
-    base = ["eval", "--model", str(path), "--dataset", "camvid", "--root", str(camvid_root), "--limit", "2",
-            "--workers", "0", "--json"]
+    base = [
+        "eval",
+        "--model",
+        str(path),
+        "--dataset",
+        "camvid",
+        "--root",
+        str(camvid_root),
+        "--limit",
+        "2",
+        "--workers",
+        "0",
+        "--json",
+    ]
     results = []
     for extra in (["--tta"], ["--flip", "--scales", "0.5,1"], ["--no-flip", "--scales", "1"], []):
         assert main(base + extra) == 0

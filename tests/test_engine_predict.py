@@ -49,7 +49,7 @@ def test_sliding_window_equals_whole_image_for_pointwise_model():
     probs = torch.zeros(4, 70, 95)
 
     def sink(head, y, x, p):
-        probs[:, y:y + p.shape[1], x:x + p.shape[2]] = p
+        probs[:, y : y + p.shape[1], x : x + p.shape[2]] = p
 
     labels = Predictor(model, CPU, Options(tile=32, overlap=8)).predict({"image": image}, sink)["out"]
     assert torch.equal(labels.long(), whole)
@@ -82,8 +82,26 @@ def test_predict_cli_writes_pngs(tmp_path, capsys):
     for name, im in arrays.items():
         Image.fromarray(im.permute(1, 2, 0).numpy()).save(folder / f"{name}.png")
     out = tmp_path / "out"
-    assert main(["predict", "--model", str(ckpt), str(folder), str(folder / "one.png"), "-o", str(out),
-                 "--probabilities", "npy", "--tile", "16", "--overlap", "4"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(ckpt),
+                str(folder),
+                str(folder / "one.png"),
+                "-o",
+                str(out),
+                "--probabilities",
+                "npy",
+                "--tile",
+                "16",
+                "--overlap",
+                "4",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "predicted 2 image(s)" in printed
     for name, im in arrays.items():
@@ -94,23 +112,54 @@ def test_predict_cli_writes_pngs(tmp_path, capsys):
         strip = legend.draw_strip(legend.entries(legend.label_counts(idx, 4), list("abcd"), PALETTE), im.shape[2])
         overlay = np.asarray(Image.open(out / f"{name}_overlay.jpg"))
         assert overlay.shape == (im.shape[1] + strip.image.shape[0], max(im.shape[2], strip.image.shape[1]), 3)
-        for (x0, y0, x1, y1), entry in zip(strip.swatches, legend.entries(legend.label_counts(idx, 4), None, PALETTE), strict=True):
+        for (x0, y0, x1, y1), entry in zip(
+            strip.swatches, legend.entries(legend.label_counts(idx, 4), None, PALETTE), strict=True
+        ):
             centre = overlay[im.shape[1] + (y0 + y1) // 2, (x0 + x1) // 2].astype(int)
             assert np.abs(centre - entry.colour).max() <= 40  # JPEG: close, not exact
         probs = np.load(out / f"{name}_prob.npy")
         assert probs.shape == (4, im.shape[1], im.shape[2])
         np.testing.assert_allclose(probs.astype(np.float32).sum(0), 1, atol=1e-2)
         assert (np.asarray(labels) == probs.argmax(0)).mean() > 0.99  # float16 ties aside
-    assert main(["predict", "--model", str(ckpt), str(folder / "*.png"), "-o", str(tmp_path / "g"),
-                 "--no-overlay", "--flip", "--scales", "0.75,1"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(ckpt),
+                str(folder / "*.png"),
+                "-o",
+                str(tmp_path / "g"),
+                "--no-overlay",
+                "--flip",
+                "--scales",
+                "0.75,1",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["one.png", "two.png"]
     # the fp32 onnxruntime path writes the same labels as PyTorch
     import pixelwise.runtime.backends as backends
 
     backends.DEFAULT_CACHE, saved = tmp_path / "cache", backends.DEFAULT_CACHE
     try:
-        assert main(["predict", "--model", str(ckpt), str(folder / "one.png"), "-o", str(tmp_path / "ort"),
-                     "--no-overlay", "--backend", "onnxruntime"]) == 0
+        assert (
+            main(
+                [
+                    "predict",
+                    "--model",
+                    str(ckpt),
+                    str(folder / "one.png"),
+                    "-o",
+                    str(tmp_path / "ort"),
+                    "--no-overlay",
+                    "--backend",
+                    "onnxruntime",
+                ]
+            )
+            == 0
+        )
     finally:
         backends.DEFAULT_CACHE = saved
     assert "onnxruntime" in capsys.readouterr().out
@@ -118,11 +167,14 @@ def test_predict_cli_writes_pngs(tmp_path, capsys):
     assert (ort_labels == _whole(model, arrays["one"]).argmax(0).numpy()).mean() > 0.999
 
 
-@pytest.mark.parametrize("make_input, message", [
-    (lambda d: d / "missing.png", "input not found"),
-    (lambda d: (d / "notes.png").write_text("not an image") and d / "notes.png", "cannot read image"),
-    (lambda d: d / "*.nomatch", "no files match"),
-])
+@pytest.mark.parametrize(
+    "make_input, message",
+    [
+        (lambda d: d / "missing.png", "input not found"),
+        (lambda d: (d / "notes.png").write_text("not an image") and d / "notes.png", "cannot read image"),
+        (lambda d: d / "*.nomatch", "no files match"),
+    ],
+)
 def test_predict_bad_inputs(tmp_path, capsys, make_input, message):
     ckpt = save_model(_model(), tmp_path / "m.safetensors")
     target = make_input(tmp_path)

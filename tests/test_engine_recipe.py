@@ -15,8 +15,19 @@ import pixelwise
 from pixelwise.engine import config, recipe
 from pixelwise.engine.train import train
 
-PAPER = config.resolve({"model": "m", "dataset": "d", "root": "r", "iterations": 1, "lr": 1e-10,
-                        "momentum": 0.99, "weight_decay": 5e-4, "bias_lr_mult": 2.0, "bias_decay": False})
+PAPER = config.resolve(
+    {
+        "model": "m",
+        "dataset": "d",
+        "root": "r",
+        "iterations": 1,
+        "lr": 1e-10,
+        "momentum": 0.99,
+        "weight_decay": 5e-4,
+        "bias_lr_mult": 2.0,
+        "bias_decay": False,
+    }
+)
 
 
 def test_paper_param_groups_on_a_real_fcn():
@@ -43,7 +54,7 @@ def test_schedules():
     poly = {**PAPER, "schedule": "poly", "warmup": 10, "poly_power": 0.9}
     assert recipe.lr_factor(poly, 0, 100) == pytest.approx(0.1)  # linear warmup
     assert recipe.lr_factor(poly, 10, 100) == pytest.approx(1.0)
-    assert recipe.lr_factor(poly, 55, 100) == pytest.approx(0.5 ** 0.9)
+    assert recipe.lr_factor(poly, 55, 100) == pytest.approx(0.5**0.9)
     cos = {**PAPER, "schedule": "cosine", "warmup": 0.0, "min_lr_ratio": 0.1}
     assert recipe.lr_factor(cos, 50, 100) == pytest.approx(0.55)
     assert recipe.lr_factor(PAPER, 77, 100) == 1.0  # the paper: fixed
@@ -104,12 +115,25 @@ def test_two_heads_and_gradient_accumulation(tmp_path):
     """SIFT Flow's two heads (two summed losses, both evaluated) with FCN-AlexNet-style accumulation."""
     torch.set_num_threads(1)
     _siftflow_fixture(tmp_path / "sift")
-    cfg = config.resolve({
-        "model": tiny_model.NAME, "model_kwargs": {"width": 8}, "dataset": "siftflow",
-        "root": str(tmp_path / "sift"), "train_split": "trainval", "val_split": "test",
-        "loss_reduction": "mean", "grad_accum": 2, "batch_size": 1, "iterations": 2, "interval": 2,
-        "lr": 1e-3, "momentum": 0.9, "workers": 0, "device": "cpu",
-    })
+    cfg = config.resolve(
+        {
+            "model": tiny_model.NAME,
+            "model_kwargs": {"width": 8},
+            "dataset": "siftflow",
+            "root": str(tmp_path / "sift"),
+            "train_split": "trainval",
+            "val_split": "test",
+            "loss_reduction": "mean",
+            "grad_accum": 2,
+            "batch_size": 1,
+            "iterations": 2,
+            "interval": 2,
+            "lr": 1e-3,
+            "momentum": 0.9,
+            "workers": 0,
+            "device": "cpu",
+        }
+    )
     run = tmp_path / "run"
     train(cfg, run)
     model = pixelwise.load_model(run / "last.safetensors")
@@ -125,12 +149,24 @@ def test_bf16_autocast_on_cpu(tmp_path):
     """Mixed precision on the CPU (bf16 autocast): trains, losses stay finite, weights stay fp32."""
     torch.set_num_threads(1)
     _siftflow_fixture(tmp_path / "sift", n=2)
-    cfg = config.resolve({
-        "model": tiny_model.NAME, "model_kwargs": {"width": 8}, "dataset": "siftflow",
-        "root": str(tmp_path / "sift"), "train_split": "trainval", "val_split": "test", "amp": "bf16",
-        "batch_size": 2, "iterations": 2, "interval": 2, "optimizer": "adamw", "lr": 1e-3,
-        "workers": 0, "device": "cpu",
-    })
+    cfg = config.resolve(
+        {
+            "model": tiny_model.NAME,
+            "model_kwargs": {"width": 8},
+            "dataset": "siftflow",
+            "root": str(tmp_path / "sift"),
+            "train_split": "trainval",
+            "val_split": "test",
+            "amp": "bf16",
+            "batch_size": 2,
+            "iterations": 2,
+            "interval": 2,
+            "optimizer": "adamw",
+            "lr": 1e-3,
+            "workers": 0,
+            "device": "cpu",
+        }
+    )
     train(cfg, tmp_path / "run")
     record = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert np.isfinite(record["train_loss"])

@@ -76,9 +76,25 @@ def test_resume_reproduces_the_uninterrupted_run(camvid_root, tmp_path):
 def test_killed_run_resumes_from_its_last_checkpoint(camvid_root, tmp_path):
     """SIGKILL mid-run (files are written atomically), then --resume finishes the run."""
     run = tmp_path / "run"
-    cmd = [sys.executable, str(REPO / "tests" / "engine_entry.py"), "train", "--config",
-           str(REPO / "configs" / "camvid-smoke.yaml"), "--root", str(camvid_root), "--out", str(run),
-           "--set", "model=tiny_fcn_test", "--iterations", "1000", "--interval", "2", "--val-split", "none"]
+    cmd = [
+        sys.executable,
+        str(REPO / "tests" / "engine_entry.py"),
+        "train",
+        "--config",
+        str(REPO / "configs" / "camvid-smoke.yaml"),
+        "--root",
+        str(camvid_root),
+        "--out",
+        str(run),
+        "--set",
+        "model=tiny_fcn_test",
+        "--iterations",
+        "1000",
+        "--interval",
+        "2",
+        "--val-split",
+        "none",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -92,8 +108,13 @@ def test_killed_run_resumes_from_its_last_checkpoint(camvid_root, tmp_path):
         proc.wait()
     saved = torch.load(run / "state.pt", weights_only=True)["step"]
     assert saved >= 2 and saved % 2 == 0
-    out = subprocess.run(cmd[:2] + ["train", "--resume", str(run), "--iterations", str(saved + 2)],
-                         env=env, capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        cmd[:2] + ["train", "--resume", str(run), "--iterations", str(saved + 2)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     steps = [r["step"] for r in _records(run)]
     assert steps[-1] == saved + 2 and steps == sorted(set(steps))

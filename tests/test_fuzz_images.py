@@ -29,14 +29,30 @@ from hypothesis import strategies as st  # noqa: E402
 
 # mode -> file formats that store it (as Pillow 10+ writes them)
 MODES = {
-    "1": ("png", "jpg"), "L": ("png", "jpg", "tif"), "P": ("png",), "RGB": ("png", "jpg", "tif"),
-    "RGBA": ("png", "tif"), "CMYK": ("jpg", "tif"), "YCbCr": ("tif",), "LAB": ("tif",), "LA": ("png", "tif"),
-    "PA": ("tif",), "RGBX": ("tif",), "I": ("tif",), "I;16": ("png", "tif"), "F": ("tif",),
+    "1": ("png", "jpg"),
+    "L": ("png", "jpg", "tif"),
+    "P": ("png",),
+    "RGB": ("png", "jpg", "tif"),
+    "RGBA": ("png", "tif"),
+    "CMYK": ("jpg", "tif"),
+    "YCbCr": ("tif",),
+    "LAB": ("tif",),
+    "LA": ("png", "tif"),
+    "PA": ("tif",),
+    "RGBX": ("tif",),
+    "I": ("tif",),
+    "I;16": ("png", "tif"),
+    "F": ("tif",),
 }
 # modes whose file pixels are gray levels: a non-uniform file must decode to a non-uniform image
 GRAY_LEVELS = ("1", "L", "I", "I;16", "F", "RGB")
-SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,8 +157,22 @@ def test_data_inspect_any_image(spec, classes):
             return
         mask = (np.arange(upright[0] * upright[1]) % classes).reshape(upright).astype(np.uint8)
         Image.fromarray(mask).save(root / "masks" / "x.png")
-        code, out, err = _run(["data", "inspect", "--dataset", "folder", "--root", str(root), "--split", "all",
-                               "--sheet", str(root / "sheet.png"), "--sheet-count", "1"])
+        code, out, err = _run(
+            [
+                "data",
+                "inspect",
+                "--dataset",
+                "folder",
+                "--root",
+                str(root),
+                "--split",
+                "all",
+                "--sheet",
+                str(root / "sheet.png"),
+                "--sheet-count",
+                "1",
+            ]
+        )
         if code != 0:
             _assert_clean_failure(code, err, path)
             return

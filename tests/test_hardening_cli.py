@@ -55,18 +55,48 @@ def ckpt(tmp_path_factory) -> str:
 
 
 def _train(folder: Path, run: Path, *extra: str) -> list[str]:
-    return ["train", "--model", tiny_model.NAME, "--dataset", "folder", "--root", str(folder), "--iterations", "1",
-            "--train-split", "all", "--workers", "0", "--val-split", "none", "--device", "cpu", "--set", "model_kwargs={width: 4}",
-            "--out", str(run), *extra]
+    return [
+        "train",
+        "--model",
+        tiny_model.NAME,
+        "--dataset",
+        "folder",
+        "--root",
+        str(folder),
+        "--iterations",
+        "1",
+        "--train-split",
+        "all",
+        "--workers",
+        "0",
+        "--val-split",
+        "none",
+        "--device",
+        "cpu",
+        "--set",
+        "model_kwargs={width: 4}",
+        "--out",
+        str(run),
+        *extra,
+    ]
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--epochs", "0"], "epochs"), (["--epochs", "-1"], "epochs"), (["--iterations", "0"], "iterations"),
-    (["--lr", "nan"], "lr"), (["--lr", "0"], "lr"), (["--batch-size", "0"], "batch_size"),
-    (["--workers", "-1"], "workers"), (["--set", "crop_size=[5000, 5000]"], "crop_size"),
-    (["--set", "scale_range=[2, 1]"], "scale_range"), (["--set", "scale_range=[0, 1]"], "scale_range"),
-    (["--set", "learning_rate=0.1"], "did you mean lr"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--epochs", "0"], "epochs"),
+        (["--epochs", "-1"], "epochs"),
+        (["--iterations", "0"], "iterations"),
+        (["--lr", "nan"], "lr"),
+        (["--lr", "0"], "lr"),
+        (["--batch-size", "0"], "batch_size"),
+        (["--workers", "-1"], "workers"),
+        (["--set", "crop_size=[5000, 5000]"], "crop_size"),
+        (["--set", "scale_range=[2, 1]"], "scale_range"),
+        (["--set", "scale_range=[0, 1]"], "scale_range"),
+        (["--set", "learning_rate=0.1"], "did you mean lr"),
+    ],
+)
 def test_train_numbers_out_of_range(folder, tmp_path, capsys, extra, message):
     assert main(_train(folder, tmp_path / "run", *extra)) == 2
     assert message in _one_error_line(capsys)
@@ -75,25 +105,43 @@ def test_train_numbers_out_of_range(folder, tmp_path, capsys, extra, message):
 
 def test_config_file_values_are_checked_too(folder, tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"model": tiny_model.NAME, "dataset": "folder", "root": str(folder),
-                                   "epochs": 1, "scale_range": [0.5, "nan"]}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": tiny_model.NAME,
+                "dataset": "folder",
+                "root": str(folder),
+                "epochs": 1,
+                "scale_range": [0.5, "nan"],
+            }
+        )
+    )
     assert main(["train", "--config", str(cfg)]) == 2
     assert "scale_range" in _one_error_line(capsys)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["eval", "--limit", "0"], "--limit"), (["eval", "--limit", "-1"], "--limit"),
-    (["eval", "--batch-size", "0"], "--batch-size"), (["eval", "--workers", "-2"], "--workers"),
-    (["eval", "--scales", "nan"], "--scales"), (["eval", "--scales", "1e6"], "--scales"),
-    (["predict", "x.png", "--scales", "0"], "--scales"), (["predict", "x.png", "--alpha", "2"], "--alpha"),
-    (["predict", "x.png", "--overlap", "600"], "--overlap"),
-    (["predict", "x.png", "--tile", "64", "--overlap", "64"], "--overlap"),
-    (["data", "inspect", "--limit", "0"], "--limit"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["eval", "--limit", "0"], "--limit"),
+        (["eval", "--limit", "-1"], "--limit"),
+        (["eval", "--batch-size", "0"], "--batch-size"),
+        (["eval", "--workers", "-2"], "--workers"),
+        (["eval", "--scales", "nan"], "--scales"),
+        (["eval", "--scales", "1e6"], "--scales"),
+        (["predict", "x.png", "--scales", "0"], "--scales"),
+        (["predict", "x.png", "--alpha", "2"], "--alpha"),
+        (["predict", "x.png", "--overlap", "600"], "--overlap"),
+        (["predict", "x.png", "--tile", "64", "--overlap", "64"], "--overlap"),
+        (["data", "inspect", "--limit", "0"], "--limit"),
+    ],
+)
 def test_flags_out_of_range(folder, ckpt, tmp_path, capsys, argv, message):
-    common = {"eval": ["--model", ckpt, "--dataset", "folder", "--root", str(folder), "--split", "all"],
-              "predict": ["--model", ckpt, "-o", str(tmp_path / "o")],
-              "data": ["--dataset", "folder", "--root", str(folder), "--split", "all"]}[argv[0]]
+    common = {
+        "eval": ["--model", ckpt, "--dataset", "folder", "--root", str(folder), "--split", "all"],
+        "predict": ["--model", ckpt, "-o", str(tmp_path / "o")],
+        "data": ["--dataset", "folder", "--root", str(folder), "--split", "all"],
+    }[argv[0]]
     assert main([*argv, *common]) == 2
     assert message in _one_error_line(capsys)
     assert not (tmp_path / "o").exists()
@@ -110,12 +158,32 @@ def test_unwritable_destinations_fail_before_the_work(folder, ckpt, tmp_path, ca
     assert main(["export", "--model", ckpt, "-o", str(tmp_path)]) == 2
     assert "is a folder" in _one_error_line(capsys)
     # convert checks the destination before it reads (here: a missing) caffemodel
-    assert main(["convert", "caffe", str(tmp_path / "none.caffemodel"), "--arch", "voc-fcn8s", "-o", str(tmp_path)]) == 2
+    assert (
+        main(["convert", "caffe", str(tmp_path / "none.caffemodel"), "--arch", "voc-fcn8s", "-o", str(tmp_path)]) == 2
+    )
     assert "is a folder" in _one_error_line(capsys)
-    assert main(["data", "export", "--dataset", "folder", "--root", str(folder), "--split", "all", "-o", str(a_file)]) == 2
+    assert (
+        main(["data", "export", "--dataset", "folder", "--root", str(folder), "--split", "all", "-o", str(a_file)]) == 2
+    )
     assert "existing file" in _one_error_line(capsys)
-    assert main(["eval", "--model", ckpt, "--dataset", "folder", "--root", str(folder), "--split", "all",
-                 "--save-predictions", str(a_file)]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                ckpt,
+                "--dataset",
+                "folder",
+                "--root",
+                str(folder),
+                "--split",
+                "all",
+                "--save-predictions",
+                str(a_file),
+            ]
+        )
+        == 2
+    )
     assert "existing file" in _one_error_line(capsys)
 
 
@@ -165,8 +233,24 @@ def test_worker_errors_are_the_original_line(folder, ckpt, tmp_path, capsys):
     Image.open(folder / "images" / "a.png").save(bad / "masks" / "a.png")  # RGB, not class indices
     (bad / "classes.txt").write_text("bg\nx\n")
     for workers in ("0", "1"):
-        assert main(["eval", "--model", ckpt, "--dataset", "folder", "--root", str(bad), "--split", "all",
-                     "--workers", workers]) == 2
+        assert (
+            main(
+                [
+                    "eval",
+                    "--model",
+                    ckpt,
+                    "--dataset",
+                    "folder",
+                    "--root",
+                    str(bad),
+                    "--split",
+                    "all",
+                    "--workers",
+                    workers,
+                ]
+            )
+            == 2
+        )
         assert _one_error_line(capsys).endswith("expected a single-channel class-index PNG")
         assert main(_train(bad, tmp_path / f"run{workers}", "--workers", workers)) == 2
         assert _one_error_line(capsys).endswith("expected a single-channel class-index PNG")
@@ -192,9 +276,28 @@ def test_sigterm_leaves_no_temporary_files(tmp_path):
     Image.fromarray(np.zeros((600, 600, 3), np.uint8)).save(tmp_path / "big.png")
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, ENTRY, "predict", str(tmp_path / "big.png"), "--model", str(ckpt),
-                             "-o", str(out), "--probabilities", "npy", "--tile", "32", "--overlap", "8"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            ENTRY,
+            "predict",
+            str(tmp_path / "big.png"),
+            "--model",
+            str(ckpt),
+            "-o",
+            str(out),
+            "--probabilities",
+            "npy",
+            "--tile",
+            "32",
+            "--overlap",
+            "8",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(out.glob(".*.tmp")):  # wait until the .npy is being written
         assert proc.poll() is None, proc.stderr.read()
@@ -206,8 +309,24 @@ def test_sigterm_leaves_no_temporary_files(tmp_path):
 
 
 def test_closed_pipe_is_not_a_traceback(folder):
-    proc = subprocess.Popen([sys.executable, ENTRY, "data", "inspect", "--dataset", "folder", "--root", str(folder),
-                             "--split", "all", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            ENTRY,
+            "data",
+            "inspect",
+            "--dataset",
+            "folder",
+            "--root",
+            str(folder),
+            "--split",
+            "all",
+            "--json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     proc.stdout.close()  # `| head` that has already exited
     err = proc.stderr.read()
     proc.wait(timeout=120)
@@ -218,8 +337,12 @@ def test_closed_pipe_is_not_a_traceback(folder):
 def test_bench_fails_when_a_configuration_failed(monkeypatch, capsys):
     import pixelwise.bench
 
-    doc = {"results": [{"model": "m", "backend": "eager", "latency_ms": 1.0},
-                       {"model": "m", "backend": "onnxruntime", "error": "no onnxruntime"}]}
+    doc = {
+        "results": [
+            {"model": "m", "backend": "eager", "latency_ms": 1.0},
+            {"model": "m", "backend": "onnxruntime", "error": "no onnxruntime"},
+        ]
+    }
     monkeypatch.setattr(pixelwise.bench, "bench", lambda opts, command=None: doc)
     monkeypatch.setattr(pixelwise.bench, "format_table", lambda d: "table")
     assert main(["bench", "--model", "m", "--backend", "eager,onnxruntime"]) == 1
@@ -254,7 +377,9 @@ def test_unreadable_checkpoint_says_permission(tmp_path, ckpt, capsys):
 def test_checkpoint_is_readable_like_any_file(tmp_path):
     old = os.umask(0o022)
     try:
-        path = pixelwise.save_model(pixelwise.get_model(tiny_model.NAME, num_classes=2, width=4), tmp_path / "m.safetensors")
+        path = pixelwise.save_model(
+            pixelwise.get_model(tiny_model.NAME, num_classes=2, width=4), tmp_path / "m.safetensors"
+        )
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644

@@ -24,8 +24,9 @@ EXIF_ORIENTATION = 0x0112
 def ckpt(tmp_path_factory):
     torch.manual_seed(0)
     model = pixelwise.get_model(tiny_model.NAME, num_classes=4, width=8, kernel=3).eval()
-    return str(pixelwise.save_model(model, tmp_path_factory.mktemp("m") / "m.safetensors",
-                                    class_names=["a", "b", "c", "d"]))
+    return str(
+        pixelwise.save_model(model, tmp_path_factory.mktemp("m") / "m.safetensors", class_names=["a", "b", "c", "d"])
+    )
 
 
 def _gray(h: int = 24, w: int = 32) -> np.ndarray:
@@ -110,8 +111,23 @@ def test_exif_orientation_in_a_folder_dataset(tmp_path, capsys):
     Image.fromarray(np.stack([_gray()] * 3, -1)).save(tmp_path / "images" / "a.jpg", exif=_exif(8))
     Image.fromarray(np.zeros((32, 24), np.uint8)).save(tmp_path / "masks" / "a.png")
     # the contact sheet decodes the samples: the image (rotated) and its mask must agree in size
-    assert main(["data", "inspect", "--dataset", "folder", "--root", str(tmp_path), "--split", "all",
-                 "--sheet", str(tmp_path / "sheet.png")]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "inspect",
+                "--dataset",
+                "folder",
+                "--root",
+                str(tmp_path),
+                "--split",
+                "all",
+                "--sheet",
+                str(tmp_path / "sheet.png"),
+            ]
+        )
+        == 0
+    )
     assert "'32x24': 1" in capsys.readouterr().out
     sample = pixelwise.data.get_dataset("folder", tmp_path, "all")[0]
     assert sample["image"].shape == (3, 32, 24) and sample["target"].shape == (32, 24)
@@ -131,7 +147,9 @@ def test_output_names_are_unique_by_construction(tmp_path, ckpt):
         Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / d / "a.png")
     assert _predict(ckpt, [tmp_path / "x", tmp_path / "y"], tmp_path / "o2") == 0
     assert sorted(str(p.relative_to(tmp_path / "o2")) for p in (tmp_path / "o2").rglob("*.png")) == [
-        "x/a.png.png", "y/a.png.png"]
+        "x/a.png.png",
+        "y/a.png.png",
+    ]
 
 
 def test_outputs_never_replace_inputs(tmp_path, ckpt, capsys):
@@ -144,11 +162,14 @@ def test_outputs_never_replace_inputs(tmp_path, ckpt, capsys):
 
 def _png_header_only(path, w: int, h: int) -> None:
     """A PNG that claims w x h pixels (a decompression bomb needs no more than its header to hurt)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", w, h, 1, 0, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb_is_one_line_error(tmp_path, ckpt, capsys):
@@ -160,8 +181,10 @@ def test_decompression_bomb_is_one_line_error(tmp_path, ckpt, capsys):
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "small.png")
     assert _predict(ckpt, [tmp_path / "small.png"], tmp_path / "o", "--max-pixels", "100") == 2
     assert "over the limit" in _one_error_line(capsys)
-    assert main(["data", "inspect", "--dataset", "folder", "--root", str(tmp_path), "--split", "all",
-                 "--max-pixels", "0"]) == 2
+    assert (
+        main(["data", "inspect", "--dataset", "folder", "--root", str(tmp_path), "--split", "all", "--max-pixels", "0"])
+        == 2
+    )
     assert "--max-pixels" in _one_error_line(capsys)
 
 

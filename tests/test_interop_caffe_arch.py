@@ -36,8 +36,10 @@ def _heads_for(arch: str, k: int) -> dict[str, int]:
     return {"semantic": k, "geometric": 3} if arch.startswith("siftflow") else {"out": k}
 
 
-@pytest.mark.parametrize("variant, model", [("32s", "fcn32s_vgg16"), ("16s", "fcn16s_vgg16"),
-                                            ("8s", "fcn8s_vgg16"), ("alexnet", "fcn32s_alexnet")])
+@pytest.mark.parametrize(
+    "variant, model",
+    [("32s", "fcn32s_vgg16"), ("16s", "fcn16s_vgg16"), ("8s", "fcn8s_vgg16"), ("alexnet", "fcn32s_alexnet")],
+)
 def test_derived_crop_offsets_are_the_reference_prototxt_offsets(variant, model):
     with torch.device("meta"):
         dec = get_model(model, num_classes=3).decoders["out"]
@@ -93,8 +95,14 @@ def _convert_and_compare(arch: str, folder, opencv: bool) -> None:
         assert _close(out["out"], net.forward("score"))
 
 
-@pytest.mark.parametrize("arch", [a if a in DEFAULT_FULL else pytest.param(a, marks=pytest.mark.slow)
-                                  for a in sorted(ARCHES) if not ARCHES[a].classifier])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        a if a in DEFAULT_FULL else pytest.param(a, marks=pytest.mark.slow)
+        for a in sorted(ARCHES)
+        if not ARCHES[a].classifier
+    ],
+)
 def test_full_size_conversion_matches_the_caffe_net(arch, tmp_path):
     _convert_and_compare(arch, tmp_path, opencv=arch in ("voc-fcn32s", "voc-fcn-alexnet"))
 
@@ -156,7 +164,9 @@ def test_wrong_shape_is_named(tmp_path):
     n.blobs["fc7"][0] = np.zeros((4096, 4096, 1, 2), np.float32)  # another architecture's fc7
     _, path = n.write(tmp_path)
     del n
-    with pytest.raises(PixelwiseError, match=r"layer 'fc7' blob 0 has shape \(4096, 4096, 1, 2\).*\(4096, 4096, 1, 1\)"):
+    with pytest.raises(
+        PixelwiseError, match=r"layer 'fc7' blob 0 has shape \(4096, 4096, 1, 2\).*\(4096, 4096, 1, 1\)"
+    ):
         convert_caffemodel(path, "voc-fcn-alexnet")
 
 
@@ -204,5 +214,7 @@ def test_prototxt_of_another_net_is_named(alexnet_file, tmp_path):
     other = NetBuilder("other")
     other.conv("conv1", other.input("data", (1, 3, 8, 8)), 4, 3)
     proto, _ = other.write(tmp_path / "other")
-    with pytest.raises(PixelwiseError, match=r"layer 'conv2' has weights but .*other/net.prototxt defines no such layer"):
+    with pytest.raises(
+        PixelwiseError, match=r"layer 'conv2' has weights but .*other/net.prototxt defines no such layer"
+    ):
         convert_caffemodel(bare, "voc-fcn-alexnet", prototxt=proto)

@@ -100,7 +100,9 @@ def test_prototxt_and_caffemodel_describe_the_same_net(tmp_path):
     n.train_layers()
     proto, model = n.write(tmp_path)
     text, binary = read_prototxt(proto), read_caffemodel(model)
-    assert [(ly.name, ly.type) for ly in text.layers] == [(ly.name, ly.type) for ly in binary.layers if ly.type != "Python"]
+    assert [(ly.name, ly.type) for ly in text.layers] == [
+        (ly.name, ly.type) for ly in binary.layers if ly.type != "Python"
+    ]
     conv = text.layer("conv1").param.convolution_param
     assert (list(conv.pad), list(conv.kernel_size), conv.num_output) == ([100], [3], 8)
     assert text.layer("norm1").param.lrn_param.beta == pytest.approx(0.75)

@@ -45,8 +45,11 @@ def test_round_trip_keeps_names_types_and_weights(legacy):
     assert net.legacy is legacy
     assert [ly.name for ly in net.layers if ly.blobs] == ["conv1", "score", "up"]
     conv = net.layer("conv1")
-    assert conv.type == "Convolution" and conv.blobs[0].shape == (4, 3, 3, 3) and conv.blobs[1].shape == (4,) if not legacy \
+    assert (
+        conv.type == "Convolution" and conv.blobs[0].shape == (4, 3, 3, 3) and conv.blobs[1].shape == (4,)
+        if not legacy
         else conv.blobs[1].shape == (1, 1, 1, 4)
+    )
     assert net.layer("up").type == "Deconvolution"
 
 
@@ -57,11 +60,14 @@ def test_double_data_blobs_are_read():
     assert net.layer("s").blobs[0].tolist() == [1.5, -2.0]
 
 
-@pytest.mark.parametrize("data, match", [
-    (b"", "empty file"),
-    (b"\x0a\x03abc", "no layers found"),  # only a net name
-    (b"\xa2\x06\xff\xff\xff\x7f", "truncated"),  # layer (field 100) declaring ~256 MiB in a 6-byte file
-])
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (b"", "empty file"),
+        (b"\x0a\x03abc", "no layers found"),  # only a net name
+        (b"\xa2\x06\xff\xff\xff\x7f", "truncated"),  # layer (field 100) declaring ~256 MiB in a 6-byte file
+    ],
+)
 def test_bad_bytes_are_one_line_errors(data, match):
     with pytest.raises(PixelwiseError, match=match) as e:
         parse_caffemodel(data, "x.caffemodel")
@@ -99,7 +105,7 @@ def _mutations(data: bytes, rng: np.random.Generator, count: int):
             b = b[: int(rng.integers(1, len(b)))]
         elif kind == 2:  # a huge declared length somewhere
             pos = int(rng.integers(0, len(b) - 5))
-            b[pos:pos + 5] = b"\xff\xff\xff\xff\x0f"
+            b[pos : pos + 5] = b"\xff\xff\xff\xff\x0f"
         else:  # random bytes
             b = bytearray(rng.integers(0, 256, size=int(rng.integers(1, 300)), dtype=np.uint8).tobytes())
         yield bytes(b)

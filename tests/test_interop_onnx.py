@@ -44,8 +44,11 @@ def _randomised(name: str, **kw) -> torch.nn.Module:
     return model
 
 
-@pytest.mark.parametrize("name, kw", CASES + [pytest.param(*c, marks=pytest.mark.slow) for c in SLOW_CASES],
-                         ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())) or "default")
+@pytest.mark.parametrize(
+    "name, kw",
+    CASES + [pytest.param(*c, marks=pytest.mark.slow) for c in SLOW_CASES],
+    ids=lambda v: v if isinstance(v, str) else "-".join(map(str, v.values())) or "default",
+)
 def test_onnxruntime_equals_pytorch_at_two_sizes(name, kw, tmp_path):
     model = _randomised(name, **kw)
     path = export_onnx(model, tmp_path / "m.onnx", sample_size=(64, 64))
@@ -112,5 +115,7 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path):
 def test_export_cli_rejects_flags_that_a_checkpoint_fixes(two_head_checkpoint, tmp_path, capsys):
     from pixelwise.cli import main
 
-    assert main(["export", "--model", str(two_head_checkpoint), "--num-classes", "5", "-o", str(tmp_path / "x.onnx")]) == 2
+    assert (
+        main(["export", "--model", str(two_head_checkpoint), "--num-classes", "5", "-o", str(tmp_path / "x.onnx")]) == 2
+    )
     assert capsys.readouterr().err.startswith("error: --num-classes")

@@ -102,8 +102,10 @@ def violations() -> list[str]:
             elif other == "pixelwise" and target not in ("pixelwise", "pixelwise.__version__"):
                 bad.append(f"{path.relative_to(SRC.parent)}:{line} imports '{target}' through the root facade")
             elif LEVEL[other] >= LEVEL[me] and other != "pixelwise":
-                bad.append(f"{path.relative_to(SRC.parent)}:{line} {me} imports {target} "
-                           f"({'same layer' if LEVEL[other] == LEVEL[me] else 'a higher layer'})")
+                bad.append(
+                    f"{path.relative_to(SRC.parent)}:{line} {me} imports {target} "
+                    f"({'same layer' if LEVEL[other] == LEVEL[me] else 'a higher layer'})"
+                )
     return bad
 
 
@@ -124,8 +126,15 @@ def test_the_checker_sees_function_level_imports(tmp_path, monkeypatch):
     assert violations() == ["pixelwise/models/weights.py:2 models imports pixelwise.engine.checkpoint (a higher layer)"]
 
 
-@pytest.mark.parametrize("unit", sorted({p.stem if p.suffix else p.name for p in SRC.iterdir()
-                                         if (p.suffix == ".py" and p.stem != "__init__") or
-                                         (p.is_dir() and (p / "__init__.py").is_file())}))
+@pytest.mark.parametrize(
+    "unit",
+    sorted(
+        {
+            p.stem if p.suffix else p.name
+            for p in SRC.iterdir()
+            if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").is_file())
+        }
+    ),
+)
 def test_every_top_level_unit_is_declared(unit):
     assert unit in LEVEL, f"declare pixelwise.{unit} in tests/test_layers.py LAYERS and docs/DESIGN.md"

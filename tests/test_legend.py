@@ -18,7 +18,10 @@ def test_entries_sorted_by_share_only_present_with_other():
     counts = np.array([0, 5, 3, 0, 2])
     got = legend.entries(counts, NAMES, PALETTE)
     assert [(e.name, e.colour, e.share) for e in got] == [
-        ("road", (200, 0, 0), 0.5), ("tree", (0, 200, 0), 0.3), ("snow", (255, 255, 255), 0.2)]
+        ("road", (200, 0, 0), 0.5),
+        ("tree", (0, 200, 0), 0.3),
+        ("snow", (255, 255, 255), 0.2),
+    ]
     top2 = legend.entries(counts, NAMES, PALETTE, top=2)
     assert [(e.name, e.colour, e.share) for e in top2] == [("road", (200, 0, 0), 0.5), ("other", None, 0.5)]
     assert [e.name for e in legend.entries([0, 1], None, PALETTE)] == ["class 1"]  # no class names
@@ -38,7 +41,7 @@ def test_strip_swatches_hold_the_class_colours():
     assert img.shape == (2 * margin + line, 400, 3)  # three entries fit on one line of 400 px
     for (x0, y0, x1, y1), entry in zip(strip.swatches, items, strict=True):
         assert (x1 - x0, y1 - y0) == (16, 16)
-        inside = img[y0 + 1:y1 - 1, x0 + 1:x1 - 1].reshape(-1, 3)
+        inside = img[y0 + 1 : y1 - 1, x0 + 1 : x1 - 1].reshape(-1, 3)
         want = entry.colour or legend.BACKGROUND  # "other": hollow
         assert (inside == want).all(), entry.name
         assert (img[y0, x0:x1] == legend.INK).all()  # outlined, so white classes show
@@ -59,7 +62,7 @@ def test_tiny_and_narrow_images_keep_every_pixel(h, w):
     assert out.shape[1] > w  # one entry is wider than the image: the canvas grows, nothing is cut
     assert np.array_equal(out[:h, :w], overlay(image, labels, PALETTE, 0.5))
     assert (out[:h, w:] == legend.BACKGROUND).all()
-    assert np.array_equal(out[h:, :strip.image.shape[1]], strip.image)
+    assert np.array_equal(out[h:, : strip.image.shape[1]], strip.image)
     for (x0, y0, x1, y1), entry in zip(strip.swatches, items, strict=True):
         assert tuple(out[h + (y0 + y1) // 2, (x0 + x1) // 2]) == entry.colour
 

@@ -63,6 +63,7 @@ def _backend(name: str):
         calib = [base.preprocessing.apply(_samples(base)[0])[None]]
         # a copy: channels_last/bf16 convert the model they are given in place
         return prepare(copy.deepcopy(base), name, cache_dir=store / "cache", calibration=calib)
+
     return make
 
 
@@ -105,8 +106,12 @@ KINDS = {
     "backend-onnxruntime-int8": _backend("onnxruntime-int8"),
     "onnx": _onnx,
 }
-MARKS = {"backend-compile": [slow], "backend-onnxruntime": [ort_only], "backend-onnxruntime-int8": [ort_only],
-         "onnx": [ort_only]}
+MARKS = {
+    "backend-compile": [slow],
+    "backend-onnxruntime": [ort_only],
+    "backend-onnxruntime-int8": [ort_only],
+    "onnx": [ort_only],
+}
 PARAMS = [pytest.param(k, marks=MARKS.get(k, []), id=k) for k in KINDS]
 #: exporting these takes tens of seconds each (ResNet-50, Lite2, two streams; "registry" is the same
 #: architecture as "checkpoint", whose export runs by default): only in slow runs
@@ -122,6 +127,7 @@ def models(base, store):
         if kind not in cache:
             cache[kind] = KINDS[kind](base, store)
         return cache[kind]
+
     return get
 
 
@@ -130,8 +136,10 @@ def _samples(model, n: int = 2, size: tuple[int, int] = (26, 35)) -> list[dict]:
     gen = torch.Generator().manual_seed(1)
     out = []
     for i in range(n):
-        s = {m: torch.randint(0, 256, (3, *size), generator=gen, dtype=torch.uint8)
-             for m in model.preprocessing.modalities}
+        s = {
+            m: torch.randint(0, 256, (3, *size), generator=gen, dtype=torch.uint8)
+            for m in model.preprocessing.modalities
+        }
         targets = {h: torch.randint(0, k, size, generator=gen) for h, k in model.heads.items()}
         for t in targets.values():
             t[:2] = 255
@@ -142,8 +150,9 @@ def _samples(model, n: int = 2, size: tuple[int, int] = (26, 35)) -> list[dict]:
 
 
 def _logits(model, sample_or_batch: dict) -> dict[str, torch.Tensor]:
-    x = model.preprocessing.apply({k: v for k, v in sample_or_batch.items() if k != "target"
-                                   and isinstance(v, torch.Tensor)})
+    x = model.preprocessing.apply(
+        {k: v for k, v in sample_or_batch.items() if k != "target" and isinstance(v, torch.Tensor)}
+    )
     with torch.no_grad():
         return head_outputs(model(x if x.dim() == 4 else x[None]), model.heads)
 
@@ -154,8 +163,9 @@ def test_contract(kind, models):
     assert isinstance(model, Model)
     assert not model.eval().training
     assert list(model.meta.heads) == list(model.heads)
-    assert all(model.meta.heads[h].num_classes == k and model.meta.heads[h].task == "semantic"
-               for h, k in model.heads.items())
+    assert all(
+        model.meta.heads[h].num_classes == k and model.meta.heads[h].task == "semantic" for h, k in model.heads.items()
+    )
     assert model.in_channels == model.preprocessing.in_channels == model.meta.preprocessing.in_channels
     assert model.num_classes == next(iter(model.heads.values()))
     if kind in ("checkpoint", "shipped"):

@@ -63,8 +63,11 @@ def test_fixed_upsampling_is_not_trainable_and_learnable_is():
     fixed_names = {n for n, _ in fixed.named_parameters()}
     learn_names = {n for n, _ in learn.named_parameters()}
     assert not any("upscore" in n for n in fixed_names)
-    assert {"decoders.out.upscore2.weight", "decoders.out.upscore_layer3.weight",
-            "decoders.out.upscore8.weight"} <= learn_names
+    assert {
+        "decoders.out.upscore2.weight",
+        "decoders.out.upscore_layer3.weight",
+        "decoders.out.upscore8.weight",
+    } <= learn_names
     assert not any("upscore" in k for k in fixed.state_dict())
 
 
@@ -88,8 +91,10 @@ def test_rgbd_early_fusion_and_its_preprocessing():
     sample = {"image": torch.full((3, 2, 2), 200, dtype=torch.uint8), "depth": torch.full((1, 2, 2), 1000.0)}
     x = model.preprocessing.apply(sample)
     assert x.shape == (4, 2, 2)
-    assert torch.allclose(x[:, 0, 0], torch.tensor([200 - 116.190, 200 - 97.203, 200 - 92.318,
-                                                     float(torch.log(torch.tensor(1000.0))) - 7.844]))
+    assert torch.allclose(
+        x[:, 0, 0],
+        torch.tensor([200 - 116.190, 200 - 97.203, 200 - 92.318, float(torch.log(torch.tensor(1000.0))) - 7.844]),
+    )
 
 
 def test_late_fusion_averages_two_streams():

@@ -52,10 +52,16 @@ def test_coord_map_composition_matches_caffe_rules():
         crop_offset(CoordMap(), CoordMap(Fraction(1), Fraction(1, 2)))
 
 
-@pytest.mark.parametrize("name,skips,final", [
-    ("fcn32s_vgg16", [], 19), ("fcn16s_vgg16", [5], 27), ("fcn8s_vgg16", [5, 9], 31),
-    ("fcn8s_atonce_vgg16", [5, 9], 31), ("fcn32s_alexnet", [], 18),
-])
+@pytest.mark.parametrize(
+    "name,skips,final",
+    [
+        ("fcn32s_vgg16", [], 19),
+        ("fcn16s_vgg16", [5], 27),
+        ("fcn8s_vgg16", [5, 9], 31),
+        ("fcn8s_atonce_vgg16", [5, 9], 31),
+        ("fcn32s_alexnet", [], 18),
+    ],
+)
 def test_crop_offsets_are_derived_from_layer_arithmetic(name, skips, final):
     with torch.device("meta"):
         dec = get_model(name).decoders["out"]

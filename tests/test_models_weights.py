@@ -70,7 +70,10 @@ def test_staged_init_copies_coarse_net_and_leaves_new_skip_at_zero():
     torch.nn.init.normal_(coarse.decoders["out"].score_fr.weight)
     fine = get_model("fcn16s_resnet18", num_classes=3)
     copied = surgery.init_from_coarser(fine, coarse.state_dict())
-    assert set(fine.state_dict()) - set(copied) == {"decoders.out.score_layer3.weight", "decoders.out.score_layer3.bias"}
+    assert set(fine.state_dict()) - set(copied) == {
+        "decoders.out.score_layer3.weight",
+        "decoders.out.score_layer3.bias",
+    }
     assert fine.decoders["out"].score_layer3.weight.abs().sum() == 0
     assert torch.equal(fine.decoders["out"].score_fr.weight, coarse.decoders["out"].score_fr.weight)
     assert torch.equal(fine.backbone.layer4[0].conv1.weight, coarse.backbone.layer4[0].conv1.weight)

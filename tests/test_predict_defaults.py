@@ -40,7 +40,7 @@ def test_auto_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
     sample = {"image": torch.randint(0, 256, (3, 40, 56), dtype=torch.uint8)}
     chosen = auto.auto_backend(_model(), sample, CPU, cache=cache)
     table = json.loads(cache.read_text())
-    (key, record), = table.items()
+    ((key, record),) = table.items()
     assert record["backend"] == chosen and chosen in auto.CANDIDATES
     assert record["size"] == [40, 56]
     assert {"eager", "channels_last"} <= set(record["measured"])
@@ -57,8 +57,12 @@ def test_auto_measures_once_then_reads_the_cache(tmp_path, monkeypatch):
 
 
 def test_auto_picks_the_fastest_agreeing_candidate():
-    results = {"eager": {"seconds": 0.3, "agreement": 1.0}, "channels_last": {"seconds": 0.2, "agreement": 1.0},
-               "onnxruntime": {"seconds": 0.1, "agreement": 0.99}, "bf16": {"error": "RuntimeError: no"}}
+    results = {
+        "eager": {"seconds": 0.3, "agreement": 1.0},
+        "channels_last": {"seconds": 0.2, "agreement": 1.0},
+        "onnxruntime": {"seconds": 0.1, "agreement": 0.99},
+        "bf16": {"error": "RuntimeError: no"},
+    }
     assert auto.choose(results) == "channels_last"  # onnxruntime disagreed on 1% of pixels
     assert auto.choose({"eager": {"error": "x"}}) == "eager"
 
@@ -95,8 +99,16 @@ def test_batched_prediction_writes_what_one_at_a_time_does(tmp_path, probabiliti
     lines = {}
     for bs in (1, 4):
         lines[bs] = []
-        predict_files(model, [str(images)], tmp_path / f"b{bs}", device=CPU, options=opts, batch_size=bs,
-                      probabilities=probabilities, log=lambda s, bs=bs: lines[bs].append(s.split(" (")[0]))
+        predict_files(
+            model,
+            [str(images)],
+            tmp_path / f"b{bs}",
+            device=CPU,
+            options=opts,
+            batch_size=bs,
+            probabilities=probabilities,
+            log=lambda s, bs=bs: lines[bs].append(s.split(" (")[0]),
+        )
     assert lines[1] == lines[4] == [str(images / f"img{i:02d}.png") for i in range(len(sizes))]
     one, batched = sorted((tmp_path / "b1").iterdir()), sorted((tmp_path / "b4").iterdir())
     assert [p.name for p in one] == [p.name for p in batched]
@@ -110,8 +122,9 @@ def test_batched_prediction_writes_what_one_at_a_time_does(tmp_path, probabiliti
 def test_batched_prediction_skips_bad_files_in_order(tmp_path, capsys):
     images = _write_images(tmp_path / "in", [(32, 40)] * 4)
     (images / "img01.png").write_bytes(b"not a png")
-    records = predict_files(_model(), [str(images)], tmp_path / "o", device=CPU, skip_bad=True, batch_size=4,
-                            log=lambda _: None)
+    records = predict_files(
+        _model(), [str(images)], tmp_path / "o", device=CPU, skip_bad=True, batch_size=4, log=lambda _: None
+    )
     assert [("skipped" in r) for r in records] == [False, True, False, False]
     assert [r["input"].rsplit("/", 1)[-1] for r in records] == [f"img{i:02d}.png" for i in range(4)]
     assert "skipped" in capsys.readouterr().err
@@ -141,8 +154,13 @@ def test_default_path_agrees_with_eager_on_camvid(camvid_root, tmp_path):
     model = pixelwise.load_model(shipped_path("camvid"))
     files = _val_pngs(camvid_root, 3)
     eager = Predictor(model, CPU)
-    fast = with_backend(pixelwise.load_model(shipped_path("camvid")), "auto", CPU,
-                        sample={"image": read_rgb(files[0])}, auto_cache=tmp_path / "auto.json")
+    fast = with_backend(
+        pixelwise.load_model(shipped_path("camvid")),
+        "auto",
+        CPU,
+        sample={"image": read_rgb(files[0])},
+        auto_cache=tmp_path / "auto.json",
+    )
     default = Predictor(fast, CPU)
     same = total = 0
     for f in files:
@@ -153,8 +171,22 @@ def test_default_path_agrees_with_eager_on_camvid(camvid_root, tmp_path):
 
 
 def test_tta_reproduces_the_recorded_views_metrics(camvid_root, capsys):
-    base = ["eval", "--model", "camvid", "--dataset", "camvid", "--root", str(camvid_root), "--limit", "2",
-            "--workers", "0", "--json", "--backend", "eager"]
+    base = [
+        "eval",
+        "--model",
+        "camvid",
+        "--dataset",
+        "camvid",
+        "--root",
+        str(camvid_root),
+        "--limit",
+        "2",
+        "--workers",
+        "0",
+        "--json",
+        "--backend",
+        "eager",
+    ]
     results = []
     for extra in (["--tta"], ["--flip", "--scales", "1,1.25,1.5"], []):
         assert main(base + extra) == 0

@@ -51,8 +51,15 @@ def test_recipe_add_a_backbone_gives_fcn_models_that_train():
     assert {"fcn32s_toy_net", "fcn16s_toy_net"} <= set(list_models())
     torch.manual_seed(0)
     model = get_model("fcn16s_toy_net", num_classes=3, width=6)
-    assert model.config == {"name": "fcn16s_toy_net", "heads": {"out": 3}, "in_channels": 3, "geometry": "aligned",
-                            "learnable_upsampling": False, "width": 6, "preprocessing": model.preprocessing.to_dict()}
+    assert model.config == {
+        "name": "fcn16s_toy_net",
+        "heads": {"out": 3},
+        "in_channels": 3,
+        "geometry": "aligned",
+        "learnable_upsampling": False,
+        "width": 6,
+        "preprocessing": model.preprocessing.to_dict(),
+    }
     x, y = torch.randn(2, 3, 40, 50), torch.randint(0, 3, (2, 40, 50))
     assert model(x).shape == (2, 3, 40, 50)
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
@@ -95,8 +102,9 @@ def test_recipe_add_a_dataset_then_get_and_batch_it(tmp_path):
         def __init__(self, root: str | Path, split: str = "all", **kw) -> None:
             files = sorted(p for p in Path(root, "img").glob("*.png") if not p.stem.endswith("_label"))
             records = [Record(p.stem, {"image": p, "label": p.with_name(f"{p.stem}_label.png")}) for p in files]
-            super().__init__(records, class_names=["ground", "sky"], palette=[(0, 128, 0), (0, 0, 255)],
-                             source=str(root), **kw)
+            super().__init__(
+                records, class_names=["ground", "sky"], palette=[(0, 128, 0), (0, 0, 255)], source=str(root), **kw
+            )
 
         def load_target(self, rec: Record) -> torch.Tensor:
             return to_target(read_index_png(rec.files["label"]))
@@ -108,7 +116,9 @@ def test_recipe_add_a_dataset_then_get_and_batch_it(tmp_path):
     assert batch["image"].shape == (3, 3, 6, 8) and batch["image"].dtype == torch.uint8
     assert batch["target"][:, 0, 0].tolist() == [0, 1, 0]
     assert batch["image"][:, 0, 0, 0].tolist() == [0, 40, 80]
-    with pytest.raises(PixelwiseError, match=r"dataset 'toy' got unknown option 'skipbad' \(did you mean 'skip_bad'\?\)"):
+    with pytest.raises(
+        PixelwiseError, match=r"dataset 'toy' got unknown option 'skipbad' \(did you mean 'skip_bad'\?\)"
+    ):
         get_dataset("toy", tmp_path, "all", skipbad=True)
 
 
@@ -132,8 +142,10 @@ def test_unknown_model_keyword_is_a_one_line_error_with_a_suggestion():
         get_model("fcn8s_resnet50", learnable_upsample=True)
     msg = str(e.value)
     assert "\n" not in msg
-    assert msg.startswith("model 'fcn8s_resnet50' got unknown option 'learnable_upsample' "
-                          "(did you mean 'learnable_upsampling'?); valid options: geometry, heads, in_channels, ")
+    assert msg.startswith(
+        "model 'fcn8s_resnet50' got unknown option 'learnable_upsample' "
+        "(did you mean 'learnable_upsampling'?); valid options: geometry, heads, in_channels, "
+    )
 
 
 def test_backbone_options_are_model_options_and_no_more():

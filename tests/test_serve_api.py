@@ -65,8 +65,9 @@ def test_models_listing(tiny_ckpt):
     assert body["default"] == "tiny"
     (m,) = body["models"]
     assert m["name"] == "tiny" and m["source"] == str(tiny_ckpt)
-    assert m["heads"] == [{"name": "out", "kind": "semantic", "classes": NAMES, "palette": PALETTE,
-                           "outputs": ["label_png", "overlay"]}]
+    assert m["heads"] == [
+        {"name": "out", "kind": "semantic", "classes": NAMES, "palette": PALETTE, "outputs": ["label_png", "overlay"]}
+    ]
     assert m["input"]["preprocessing"]["mean"] == [0.5, 0.5, 0.5] and m["input"]["modalities"] == ["image"]
     assert m["test_time"] == {"flip": False, "scales": [1.0]}
     # the OpenAPI schema documents the upload and its options
@@ -95,15 +96,19 @@ def test_segment_matches_the_engine(tiny_ckpt):
     np.testing.assert_array_equal(labels, expected.numpy())
     # shares: exact pixel counts of the labels, largest first, with names and colours
     counts = np.bincount(expected.numpy().ravel(), minlength=4)
-    assert [(c["index"], c["name"], c["color"]) for c in head["classes"]] == \
-        [(i, NAMES[i], PALETTE[i]) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
-    assert [c["share"] for c in head["classes"]] == pytest.approx(sorted(counts[counts > 0] / counts.sum(), reverse=True))
+    assert [(c["index"], c["name"], c["color"]) for c in head["classes"]] == [
+        (i, NAMES[i], PALETTE[i]) for i in np.argsort(-counts, kind="stable") if counts[i] > 0
+    ]
+    assert [c["share"] for c in head["classes"]] == pytest.approx(
+        sorted(counts[counts > 0] / counts.sum(), reverse=True)
+    )
     assert png.headers["content-type"] == "image/png"
     as_png = Image.open(io.BytesIO(png.content))
     assert as_png.mode == "P" and as_png.getpalette()[:12] == sum(PALETTE, [])
     np.testing.assert_array_equal(np.asarray(as_png), expected.numpy())
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(over.content))),
-                                  overlay(image, expected, [tuple(p) for p in PALETTE], 0.5))
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(over.content))), overlay(image, expected, [tuple(p) for p in PALETTE], 0.5)
+    )
 
 
 @pytest.mark.parametrize("case", range(len(bad_uploads())), ids=[u.name for u, _ in bad_uploads()])
@@ -135,8 +140,11 @@ def test_pixel_and_byte_limits(tiny_ckpt):
     with client_for(tiny_ckpt, max_pixels=1000, max_bytes=4000) as c:
         over_pixels = c.post("/api/segment", files=upload(png_bytes(40, 30)))  # 1200 pixels
         declared = c.post("/api/segment", files=upload(b"\0" * 20000))  # refused from Content-Length
-        streamed = c.post("/api/segment", content=(b"x" * 50000 for _ in range(4)),  # chunked: counted as it comes
-                          headers={"content-type": "multipart/form-data; boundary=zz"})
+        streamed = c.post(
+            "/api/segment",
+            content=(b"x" * 50000 for _ in range(4)),  # chunked: counted as it comes
+            headers={"content-type": "multipart/form-data; boundary=zz"},
+        )
         assert c.post("/api/segment", files=upload(png_bytes(20, 30))).status_code == 200
     assert over_pixels.status_code == 413 and "--max-pixels" in over_pixels.json()["error"]
     assert declared.status_code == 413 and streamed.status_code == 413

@@ -36,13 +36,22 @@ def browser():
     chromium = _find("chromium", "chromium-browser", "/usr/lib/chromium/chromium")
     driver = _find("chromedriver", "/usr/lib/chromium/chromedriver")
     if chromium is None or driver is None:
-        pytest.skip("chromium / chromedriver not found (apt-get install chromium chromium-driver; "
-                    "scripts/test.sh does this when run as root)")
+        pytest.skip(
+            "chromium / chromedriver not found (apt-get install chromium chromium-driver; "
+            "scripts/test.sh does this when run as root)"
+        )
     os.environ.setdefault("SE_OFFLINE", "true")  # Selenium Manager must never try a download
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1240,1040", "--hide-scrollbars", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1240,1040",
+        "--hide-scrollbars",
+        "--force-device-scale-factor=1",
+    ):
         opts.add_argument(arg)
     d = webdriver.Chrome(service=Service(executable_path=driver), options=opts)
     d.set_page_load_timeout(60)
@@ -67,8 +76,9 @@ def test_page_segments_an_uploaded_camvid_image(browser, camvid_root, tmp_path):
         wait.until(lambda d: d.find_element(By.ID, "status").get_attribute("data-state") in ("done", "error"))
         status = browser.find_element(By.ID, "status")
         assert status.get_attribute("data-state") == "done", status.text
-        size = browser.execute_script("const o = document.getElementById('overlay');"
-                                      "return [o.complete, o.naturalWidth, o.naturalHeight];")
+        size = browser.execute_script(
+            "const o = document.getElementById('overlay');return [o.complete, o.naturalWidth, o.naturalHeight];"
+        )
         assert size == [True, 480, 360]
         legend = [li.get_attribute("data-class-name") for li in browser.find_elements(By.CSS_SELECTOR, "#legend li")]
         assert {"Road", "Sky", "Building"} <= set(legend), legend
@@ -76,11 +86,13 @@ def test_page_segments_an_uploaded_camvid_image(browser, camvid_root, tmp_path):
         assert shares == sorted(shares, reverse=True) and sum(shares) == pytest.approx(100, abs=0.6)
         assert "ms" in browser.find_element(By.ID, "timing").text
         # the opacity slider drives the overlay
-        browser.execute_script("const s = document.getElementById('opacity'); s.value = 20;"
-                               "s.dispatchEvent(new Event('input'));")
+        browser.execute_script(
+            "const s = document.getElementById('opacity'); s.value = 20;s.dispatchEvent(new Event('input'));"
+        )
         assert browser.execute_script("return document.getElementById('overlay').style.opacity") == "0.2"
-        browser.execute_script("const s = document.getElementById('opacity'); s.value = 55;"
-                               "s.dispatchEvent(new Event('input'));")
+        browser.execute_script(
+            "const s = document.getElementById('opacity'); s.value = 55;s.dispatchEvent(new Event('input'));"
+        )
         # nothing was fetched from anywhere but the server itself
         resources = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
         assert resources and all(r.startswith((url, "data:", "blob:")) for r in resources)

@@ -34,8 +34,10 @@ def test_help_lists_serve_without_the_extra():
 def test_serve_without_the_extra_is_one_line_naming_it():
     out = run("serve", "--model", "camvid")
     assert out.returncode == 2
-    assert out.stderr.strip() == ("error: pixelwise serve needs the serve extra: pip install 'pixelwise[serve]' "
-                                  "(missing: fastapi, uvicorn, python-multipart)")
+    assert out.stderr.strip() == (
+        "error: pixelwise serve needs the serve extra: pip install 'pixelwise[serve]' "
+        "(missing: fastapi, uvicorn, python-multipart)"
+    )
 
 
 def test_public_host_needs_expose():

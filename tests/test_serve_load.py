@@ -31,8 +31,20 @@ def test_concurrent_clients_with_bad_uploads_mixed_in(tmp_path):
     bad = bad_uploads()
     expected = {u.name: status for u, status in bad}
     uploads = [u for pair in zip(good * 2, [b for b, _ in bad], strict=False) for u in pair]  # good, bad, good, bad ...
-    args = ["--model", f"tiny={ckpt}", "--threads", "1", "--max-batch", "4", "--batch-wait-ms", "10",
-            "--max-queue", "32", "--timeout", "120"]
+    args = [
+        "--model",
+        f"tiny={ckpt}",
+        "--threads",
+        "1",
+        "--max-batch",
+        "4",
+        "--batch-wait-ms",
+        "10",
+        "--max-queue",
+        "32",
+        "--timeout",
+        "120",
+    ]
     with server_process(args, entry=ENTRY, env={"OMP_NUM_THREADS": "1"}) as url:
         replies = run_load(url, uploads, clients=4, requests=6, timeout_s=120)
         status, ready = get_json(url, "/readyz")

@@ -11,8 +11,19 @@ from pixelwise.checkpoint import SHIPPED, read_metadata, shipped_path
 from pixelwise.data import get_dataset
 from pixelwise.metrics import ConfusionMatrix
 
-CAMVID_CLASSES = ["Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car",
-                  "Pedestrian", "Bicyclist"]
+CAMVID_CLASSES = [
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
+]
 
 
 @pytest.fixture(scope="module")

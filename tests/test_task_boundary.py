@@ -60,10 +60,12 @@ def test_deep_supervision_sums_fused_and_side_losses() -> None:
     target = _stack([0, 1, 2, 3], 3).expand(2, 3, 1, 4).contiguous()
     logits = torch.randn(2, 5, 1, 4)
     fused = task.loss(logits[:, :1], target)
-    each = [task.loss(logits[:, c:c + 1], target) for c in range(5)]
+    each = [task.loss(logits[:, c : c + 1], target) for c in range(5)]
     assert task.loss(logits, target).item() == pytest.approx(sum(each).item(), rel=1e-6)
     assert task.loss(logits, target, side_weight=0.0).item() == pytest.approx(fused.item())
-    assert task.loss(logits, target, side_weight=0.5).item() == pytest.approx(fused.item() + 0.5 * sum(each[1:]).item(), rel=1e-6)
+    assert task.loss(logits, target, side_weight=0.5).item() == pytest.approx(
+        fused.item() + 0.5 * sum(each[1:]).item(), rel=1e-6
+    )
 
 
 @pytest.mark.parametrize("name,sides", [("fcn4s_efficientnet_lite0", 4), ("fcn8s_resnet18", 3), ("fcn32s_alexnet", 1)])
@@ -119,8 +121,22 @@ def test_eval_and_predict_on_fixture(tmp_path: Path, capsys) -> None:
     model = get_model("fcn8s_resnet18", heads={"out": 1}, tasks={"out": "boundary"})
     ckpt = tmp_path / "edge.safetensors"
     save_model(model, ckpt)
-    args = ["eval", "--model", str(ckpt), "--dataset", "bsds500", "--root", str(tmp_path), "--split", "val",
-            "--workers", "0", "--thresholds", "3", "--json"]
+    args = [
+        "eval",
+        "--model",
+        str(ckpt),
+        "--dataset",
+        "bsds500",
+        "--root",
+        str(tmp_path),
+        "--split",
+        "val",
+        "--workers",
+        "0",
+        "--thresholds",
+        "3",
+        "--json",
+    ]
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["thresholds"] == 3 and out["images"] == 2 and out["task"] == "boundary"
@@ -147,16 +163,36 @@ def test_learns_boundaries_on_real_bsds(bsds_root: Path, tmp_path: Path) -> None
     from pixelwise.engine.train import build_model, train
 
     options = {"boundary": {"thresholds": 9, "eval_workers": 0}}
-    cfg = config.resolve({
-        "model": "fcn4s_efficientnet_lite0", "weights": "imagenet", "dataset": "bsds500", "root": str(bsds_root),
-        "train_limit": 8, "val_limit": 2, "crop_size": [160, 160], "hflip": True, "workers": 0, "optimizer": "adamw", "lr": 0.003,
-        "weight_decay": 0.0, "schedule": "constant", "batch_size": 4, "iterations": 16, "interval": 8,
-        "task_options": options, "seed": 0, "device": "cpu", "threads": 2})
+    cfg = config.resolve(
+        {
+            "model": "fcn4s_efficientnet_lite0",
+            "weights": "imagenet",
+            "dataset": "bsds500",
+            "root": str(bsds_root),
+            "train_limit": 8,
+            "val_limit": 2,
+            "crop_size": [160, 160],
+            "hflip": True,
+            "workers": 0,
+            "optimizer": "adamw",
+            "lr": 0.003,
+            "weight_decay": 0.0,
+            "schedule": "constant",
+            "batch_size": 4,
+            "iterations": 16,
+            "interval": 8,
+            "task_options": options,
+            "seed": 0,
+            "device": "cpu",
+            "threads": 2,
+        }
+    )
     val = loaders.build_dataset(cfg, train=False)
     init = build_model(cfg, val.heads, val.tasks)
     val_loader = torch.utils.data.DataLoader(val, batch_size=1, collate_fn=loaders.collate_sized)
-    init_ods = evaluate(init, val_loader, init.heads, torch.device("cpu"), tasks=init.tasks,
-                        task_options=options)["out"].compute()["ods_f"]
+    init_ods = evaluate(init, val_loader, init.heads, torch.device("cpu"), tasks=init.tasks, task_options=options)[
+        "out"
+    ].compute()["ods_f"]
     train(cfg, tmp_path / "run")
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [8, 16]

@@ -87,7 +87,9 @@ def test_depth_task_predict_and_registry() -> None:
 def test_depth_writer(tmp_path) -> None:
     metres = torch.tensor([[0.5, 1.2344], [9.9996, 70.0]])
     image = torch.zeros(3, 2, 2, dtype=torch.uint8)
-    paths = get_task("depth").write_prediction(tmp_path / "out", "img", image, metres, HeadSpec("depth", "depth"), npy=True)
+    paths = get_task("depth").write_prediction(
+        tmp_path / "out", "img", image, metres, HeadSpec("depth", "depth"), npy=True
+    )
     assert [p.name for p in paths] == ["img.png", "img_color.png", "img.npy"]
     png = np.asarray(Image.open(paths[0]))
     assert png.dtype == np.uint16 and png.tolist() == [[500, 1234], [10000, 65535]]  # mm, clipped at 65.535 m

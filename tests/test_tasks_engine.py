@@ -30,10 +30,34 @@ def archive(tmp_path_factory) -> Path:
 def two_heads(archive, tmp_path_factory) -> Path:
     """A semantic + depth model trained for 2 steps by ``pixelwise train`` on the fixture."""
     out = tmp_path_factory.mktemp("run") / "sd"
-    assert main(["train", "--model", MODEL, "--dataset", "nyud", "--root", str(archive), "--iterations", "2",
-                 "--set", "dataset_kwargs={targets: 'semantic,depth'}", "--set", "workers=0", "--set", "device=cpu",
-                 "--set", "model_kwargs={heads: {semantic: 40, depth: 1}, tasks: {depth: depth}}",
-                 "--set", "task_options={depth: {loss: silog}}", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--model",
+                MODEL,
+                "--dataset",
+                "nyud",
+                "--root",
+                str(archive),
+                "--iterations",
+                "2",
+                "--set",
+                "dataset_kwargs={targets: 'semantic,depth'}",
+                "--set",
+                "workers=0",
+                "--set",
+                "device=cpu",
+                "--set",
+                "model_kwargs={heads: {semantic: 40, depth: 1}, tasks: {depth: depth}}",
+                "--set",
+                "task_options={depth: {loss: silog}}",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out / "best.safetensors"
 
 
@@ -48,8 +72,25 @@ def test_two_head_model_round_trips(two_heads) -> None:
 
 def test_eval_json_one_object_per_head(archive, two_heads, capsys, tmp_path) -> None:
     # the reader is asked for the targets the model predicts (no --data-arg needed)
-    assert main(["eval", "--model", str(two_heads), "--dataset", "nyud", "--root", str(archive), "--json",
-                 "--workers", "0", "--save-predictions", str(tmp_path / "pred")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(two_heads),
+                "--dataset",
+                "nyud",
+                "--root",
+                str(archive),
+                "--json",
+                "--workers",
+                "0",
+                "--save-predictions",
+                str(tmp_path / "pred"),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(capsys.readouterr().out)
     assert set(doc["heads"]) == {"semantic", "depth"}
     assert doc["heads"]["semantic"]["task"] == "semantic" and "mean_iou" in doc["heads"]["semantic"]
@@ -62,11 +103,34 @@ def test_eval_json_one_object_per_head(archive, two_heads, capsys, tmp_path) -> 
 
 def test_predict_writes_depth_outputs(archive, two_heads, tmp_path, capsys) -> None:
     image = archive / "data" / "images" / "img_5003.png"
-    assert main(["predict", "--model", str(two_heads), "--out", str(tmp_path), str(image), "--probabilities", "npy",
-                 "--tile", "32", "--overlap", "8"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--model",
+                str(two_heads),
+                "--out",
+                str(tmp_path),
+                str(image),
+                "--probabilities",
+                "npy",
+                "--tile",
+                "32",
+                "--overlap",
+                "8",
+            ]
+        )
+        == 0
+    )
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["img_5003_depth.npy", "img_5003_depth.png", "img_5003_depth_color.png",
-                     "img_5003_semantic.png", "img_5003_semantic_overlay.jpg", "img_5003_semantic_prob.npy"]
+    assert names == [
+        "img_5003_depth.npy",
+        "img_5003_depth.png",
+        "img_5003_depth_color.png",
+        "img_5003_semantic.png",
+        "img_5003_semantic_overlay.jpg",
+        "img_5003_semantic_prob.npy",
+    ]
     metres = np.load(tmp_path / "img_5003_depth.npy")
     mm = np.asarray(Image.open(tmp_path / "img_5003_depth.png"))
     assert metres.shape == mm.shape == (40, 48) and np.abs(mm - metres * 1000).max() <= 0.5
@@ -76,8 +140,24 @@ def test_depth_model_on_a_label_dataset_is_one_line(tmp_path, capsys) -> None:
     make_folder(tmp_path / "folder")
     depth = pixelwise.get_model(MODEL, heads={"depth": 1}, tasks={"depth": "depth"})
     path = save_model(depth, tmp_path / "depth.safetensors")
-    assert main(["eval", "--model", str(path), "--dataset", "folder", "--root", str(tmp_path / "folder"),
-                 "--split", "all", "--workers", "0"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                "--model",
+                str(path),
+                "--dataset",
+                "folder",
+                "--root",
+                str(tmp_path / "folder"),
+                "--split",
+                "all",
+                "--workers",
+                "0",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "predicts depth but dataset folder/all has semantic targets" in err
     assert "\n" not in err
@@ -99,8 +179,24 @@ def test_export_keeps_every_head(two_heads, tmp_path, capsys) -> None:
 
 
 def test_inspect_reports_depth(archive, capsys) -> None:
-    assert main(["data", "inspect", "--dataset", "nyud", "--root", str(archive), "--split", "train",
-                 "--data-arg", "targets=depth", "--json"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "inspect",
+                "--dataset",
+                "nyud",
+                "--root",
+                str(archive),
+                "--split",
+                "train",
+                "--data-arg",
+                "targets=depth",
+                "--json",
+            ]
+        )
+        == 0
+    )
     d = json.loads(capsys.readouterr().out)["heads"]["depth"]
     assert d["valid_pixels"] == 2 * (40 * 48 - 1) and d["invalid_pixels"] == 2
     assert d["min_m"] == pytest.approx(0.720) and d["max_m"] == pytest.approx((40 * 48 - 1) * 0.02 + 0.701)
@@ -119,12 +215,16 @@ def _small_nyud(root: Path, n: int = 8, size: tuple[int, int] = (120, 160)) -> P
         (root / "data" / "depth").mkdir(parents=True, exist_ok=True)
         wh = (size[1], size[0])
         Image.open(SHARED / "data" / "images" / f"{stem}.jpg").resize(wh, Image.BILINEAR).save(
-            root / "data" / "images" / f"{stem}.png")
+            root / "data" / "images" / f"{stem}.png"
+        )
         Image.open(SHARED / "data" / "depth" / f"{stem}.png").resize(wh, Image.NEAREST).save(
-            root / "data" / "depth" / f"{stem}.png")
+            root / "data" / "depth" / f"{stem}.png"
+        )
         seg = scipy.io.loadmat(str(SHARED / "segmentation" / f"{stem}.mat"))["segmentation"]
-        save_mat(root / "segmentation" / f"{stem}.mat",
-                 segmentation=np.asarray(Image.fromarray(seg).resize(wh, Image.NEAREST)))
+        save_mat(
+            root / "segmentation" / f"{stem}.mat",
+            segmentation=np.asarray(Image.fromarray(seg).resize(wh, Image.NEAREST)),
+        )
     write_split(root / "train.txt", ids)
     return root
 
@@ -137,11 +237,29 @@ def test_depth_training_learns_on_nyud(tmp_path) -> None:
     from pixelwise.engine.train import train
 
     root = _small_nyud(tmp_path / "nyud")
-    cfg = config.resolve(dict(
-        model=MODEL, weights="imagenet", dataset="nyud", root=str(root), dataset_kwargs={"targets": "depth"},
-        task_options={"depth": {"loss": "l1_log"}},
-        val_split="train", hflip=True, workers=0, optimizer="adamw", lr=3e-4, weight_decay=0.0,
-        iterations=24, interval=8, batch_size=4, seed=0, device="cpu", threads=1, freeze_bn=True))
+    cfg = config.resolve(
+        dict(
+            model=MODEL,
+            weights="imagenet",
+            dataset="nyud",
+            root=str(root),
+            dataset_kwargs={"targets": "depth"},
+            task_options={"depth": {"loss": "l1_log"}},
+            val_split="train",
+            hflip=True,
+            workers=0,
+            optimizer="adamw",
+            lr=3e-4,
+            weight_decay=0.0,
+            iterations=24,
+            interval=8,
+            batch_size=4,
+            seed=0,
+            device="cpu",
+            threads=1,
+            freeze_bn=True,
+        )
+    )
     train(cfg, tmp_path / "run")
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     seen = [(r["train_loss"], r["val"]["delta1"], r["val"]["abs_rel"]) for r in log]

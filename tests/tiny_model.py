@@ -29,14 +29,22 @@ class TinyFCN(ContractMixin, nn.Module):
         self.config = {"name": name, "heads": dict(heads), "width": width, "kernel": kernel}
         pad = kernel // 2
         self.body = nn.Sequential(
-            nn.Conv2d(3, width, kernel, padding=pad), nn.ReLU(),
-            nn.Conv2d(width, width, kernel, padding=pad), nn.ReLU(),
+            nn.Conv2d(3, width, kernel, padding=pad),
+            nn.ReLU(),
+            nn.Conv2d(width, width, kernel, padding=pad),
+            nn.ReLU(),
         )
         # context (kernel > 1 only): two stride-2 convs, upsampled and added -- a mini skip net
-        self.context = nn.Sequential(
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.ReLU(),
-        ) if kernel > 1 else None
+        self.context = (
+            nn.Sequential(
+                nn.Conv2d(width, width, 3, stride=2, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(width, width, 3, stride=2, padding=1),
+                nn.ReLU(),
+            )
+            if kernel > 1
+            else None
+        )
         self.score = nn.ModuleDict({h: nn.Conv2d(width, k, 1) for h, k in heads.items()})
         # a fixed buffer, like the FCN's bilinear upsamplers: in the state dict, not a parameter
         self.register_buffer("fixed", torch.ones(1))
@@ -50,8 +58,15 @@ class TinyFCN(ContractMixin, nn.Module):
         return out if len(out) > 1 else next(iter(out.values()))
 
 
-def build(*, name: str = NAME, num_classes: int | None = None, weights: str | None = None,
-          heads: dict[str, int] | None = None, width: int = 16, kernel: int = 3) -> TinyFCN:
+def build(
+    *,
+    name: str = NAME,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    heads: dict[str, int] | None = None,
+    width: int = 16,
+    kernel: int = 3,
+) -> TinyFCN:
     return TinyFCN(heads or {"out": num_classes or 11}, width, kernel, name)
 
 

@@ -48,8 +48,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 # failures of the destination (not of whatever the writer was doing): reported in one line
-_WRITE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EISDIR,
-                 errno.ENOTDIR, errno.ENAMETOOLONG, errno.EXDEV}
+_WRITE_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EFBIG,
+    errno.EISDIR,
+    errno.ENOTDIR,
+    errno.ENAMETOOLONG,
+    errno.EXDEV,
+}
 
 
 def _write_error(path: Path, e: OSError) -> PixelwiseError:

@@ -60,8 +60,9 @@ def _library() -> Any:
     except ImportError as e:
         from .errors import PixelwiseError
 
-        raise PixelwiseError(f"the boundary benchmark needs pyEdgeEval and OpenCV ({e}): "
-                             "pip install 'pixelwise[boundary]'") from None
+        raise PixelwiseError(
+            f"the boundary benchmark needs pyEdgeEval and OpenCV ({e}): pip install 'pixelwise[boundary]'"
+        ) from None
     return evaluate_boundaries
 
 
@@ -76,8 +77,14 @@ def nms(prob8: np.ndarray) -> np.ndarray:
     return lib.fast_nms(np.ascontiguousarray(prob8, dtype=np.uint8), **NMS_KW)
 
 
-def match_image(prob8: np.ndarray, gts: np.ndarray, n_thresholds: int = STANDARD_THRESHOLDS, *,
-                apply_nms: bool = True, tolerance: float = TOLERANCE) -> np.ndarray:
+def match_image(
+    prob8: np.ndarray,
+    gts: np.ndarray,
+    n_thresholds: int = STANDARD_THRESHOLDS,
+    *,
+    apply_nms: bool = True,
+    tolerance: float = TOLERANCE,
+) -> np.ndarray:
     """Benchmark counts of one image: float64 ``4 x T`` rows ``count_r, sum_r, count_p, sum_p``.
 
     ``prob8``: uint8 ``H x W`` boundary probability (x 255); ``gts``: ``A x H x W`` 0/1 maps, one
@@ -86,8 +93,13 @@ def match_image(prob8: np.ndarray, gts: np.ndarray, n_thresholds: int = STANDARD
     lib = _library()
     edges = lib.fast_nms(np.ascontiguousarray(prob8, dtype=np.uint8), **NMS_KW) if apply_nms else prob8 / 255.0
     out = lib.evaluate_boundaries_threshold_multiple_gts(
-        thresholds=thresholds(n_thresholds), pred=edges, gts=[np.asarray(g, dtype=bool) for g in gts],
-        max_dist=tolerance, apply_thinning=True, apply_nms=False)
+        thresholds=thresholds(n_thresholds),
+        pred=edges,
+        gts=[np.asarray(g, dtype=bool) for g in gts],
+        max_dist=tolerance,
+        apply_thinning=True,
+        apply_nms=False,
+    )
     return np.stack([np.asarray(v, dtype=np.float64) for v in out])
 
 
@@ -148,8 +160,14 @@ class BoundaryMetrics:
     that many processes, overlapping with whatever the caller does next; 0 matches in-process.
     """
 
-    def __init__(self, n_thresholds: int = STANDARD_THRESHOLDS, *, workers: int = 0, apply_nms: bool = True,
-                 tolerance: float = TOLERANCE) -> None:
+    def __init__(
+        self,
+        n_thresholds: int = STANDARD_THRESHOLDS,
+        *,
+        workers: int = 0,
+        apply_nms: bool = True,
+        tolerance: float = TOLERANCE,
+    ) -> None:
         self.thresholds = thresholds(n_thresholds)
         self.workers, self.apply_nms, self.tolerance = int(workers), apply_nms, tolerance
         self.counts = np.zeros((4, len(self.thresholds)))
@@ -240,7 +258,7 @@ class BoundaryMetrics:
             dist.all_reduce(flat)
             v = flat.numpy()
             n = self.counts.size
-            self.counts, self.best = v[:n].reshape(self.counts.shape), v[n:n + 4]
+            self.counts, self.best = v[:n].reshape(self.counts.shape), v[n : n + 4]
             self.images, self.pixels = round(v[-2]), round(v[-1])
 
     def reset(self) -> None:
@@ -261,10 +279,18 @@ class BoundaryMetrics:
         r, p, _ = _prf(self.counts)
         t, odr, odp, odf = ods(self.thresholds, r, p)
         oir, oip, oif = (float(v) for v in _prf(self.best))
-        return {"ods_f": odf, "ois_f": oif, "ap": area_pr(r, p), "ods_threshold": t,
-                "ods_recall": odr, "ods_precision": odp, "ois_recall": oir, "ois_precision": oip,
-                "pr_curve": {"threshold": self.thresholds.tolist(), "recall": r.tolist(), "precision": p.tolist()},
-                **out}
+        return {
+            "ods_f": odf,
+            "ois_f": oif,
+            "ap": area_pr(r, p),
+            "ods_threshold": t,
+            "ods_recall": odr,
+            "ods_precision": odp,
+            "ois_recall": oir,
+            "ois_precision": oip,
+            "pr_curve": {"threshold": self.thresholds.tolist(), "recall": r.tolist(), "precision": p.tolist()},
+            **out,
+        }
 
     def __del__(self) -> None:  # pragma: no cover - interpreter shutdown
         with contextlib.suppress(Exception):

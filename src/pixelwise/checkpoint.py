@@ -63,10 +63,16 @@ def model_metadata(model: nn.Module, **fields: Any) -> dict:
     model = unwrap(model)
     meta = model.meta
     if fields.get("class_names") is not None or fields.get("palette") is not None:
-        meta = meta.with_labels(fields.pop("class_names", None) or meta_names(meta),
-                                fields.pop("palette", None) or meta_palette(meta))
-    out = {"format_version": FORMAT_VERSION, **meta.to_dict(), "config": dict(model.config),
-           "heads": dict(model.heads), "preprocessing": model.preprocessing.to_dict()}
+        meta = meta.with_labels(
+            fields.pop("class_names", None) or meta_names(meta), fields.pop("palette", None) or meta_palette(meta)
+        )
+    out = {
+        "format_version": FORMAT_VERSION,
+        **meta.to_dict(),
+        "config": dict(model.config),
+        "heads": dict(model.heads),
+        "preprocessing": model.preprocessing.to_dict(),
+    }
     out.update({k: v for k, v in fields.items() if v is not None})
     return jsonable(out)
 
@@ -147,7 +153,9 @@ def read_metadata(path: str | Path) -> dict:
     except (ValueError, KeyError, TypeError) as e:
         raise PixelwiseError(f"{path} has corrupt pixelwise metadata ({first_line(e)})") from None
     if version > FORMAT_VERSION:
-        raise PixelwiseError(f"{path} uses checkpoint format {version}; this pixelwise reads up to {FORMAT_VERSION}: upgrade pixelwise")
+        raise PixelwiseError(
+            f"{path} uses checkpoint format {version}; this pixelwise reads up to {FORMAT_VERSION}: upgrade pixelwise"
+        )
     if not isinstance(config, dict) or "name" not in config:
         raise PixelwiseError(f"{path} has corrupt pixelwise metadata (config without a model name)")
     return meta
@@ -199,7 +207,9 @@ def checkpoint_path(spec: str | Path) -> Path:
     """A shipped weights name or a path -> the checkpoint file; a one-line error if there is none."""
     if str(spec) in SHIPPED:
         return shipped_path(str(spec))
-    return require_readable(spec, "checkpoint", f"checkpoint not found: {spec} (shipped weights: {', '.join(sorted(SHIPPED))})")
+    return require_readable(
+        spec, "checkpoint", f"checkpoint not found: {spec} (shipped weights: {', '.join(sorted(SHIPPED))})"
+    )
 
 
 def save_state(path: str | Path, state: dict) -> None:

@@ -68,8 +68,15 @@ class ModelMeta:
     extra: dict = dataclasses.field(default_factory=dict)
 
     @classmethod
-    def of(cls, model: Any, *, class_names: Any = None, palette: Any = None,
-           tasks: Mapping[str, str] | None = None, **provenance: Any) -> ModelMeta:
+    def of(
+        cls,
+        model: Any,
+        *,
+        class_names: Any = None,
+        palette: Any = None,
+        tasks: Mapping[str, str] | None = None,
+        **provenance: Any,
+    ) -> ModelMeta:
         """Metadata of an architecture (its ``heads``, ``preprocessing``, ``config``).
 
         ``class_names``/``palette``: a list for every head or a dict head -> list (datasets give
@@ -77,7 +84,11 @@ class ModelMeta:
         ``provenance``: other fields.
         """
         heads = dict(model.heads)
-        tasks = tasks if tasks is not None else (getattr(model, "tasks", None) or (getattr(model, "config", None) or {}).get("tasks"))
+        tasks = (
+            tasks
+            if tasks is not None
+            else (getattr(model, "tasks", None) or (getattr(model, "config", None) or {}).get("tasks"))
+        )
         names, colours = _per_head(class_names, heads), _per_head(palette, heads)
         made = {h: _head(k, (tasks or {}).get(h, SEMANTIC), names.get(h), colours.get(h)) for h, k in heads.items()}
         provenance.setdefault("config", dict(model.config))
@@ -92,11 +103,23 @@ class ModelMeta:
         tasks = d.get("tasks") or {}
         made = {h: _head(k, tasks.get(h, SEMANTIC), names.get(h), colours.get(h)) for h, k in heads.items()}
         views = d.get("test_time")
-        test_time = None if not views else Views(bool(views.get("flip", False)),
-                                                  tuple(float(s) for s in views.get("scales", (1.0,))))
+        test_time = (
+            None
+            if not views
+            else Views(bool(views.get("flip", False)), tuple(float(s) for s in views.get("scales", (1.0,))))
+        )
         extra = {k: v for k, v in d.items() if k not in _KNOWN}
-        return cls(made, Preprocessing.from_dict(d["preprocessing"]), test_time, dict(d.get("config") or {}),
-                   d.get("metrics"), d.get("recipe"), d.get("git_commit"), source, extra)
+        return cls(
+            made,
+            Preprocessing.from_dict(d["preprocessing"]),
+            test_time,
+            dict(d.get("config") or {}),
+            d.get("metrics"),
+            d.get("recipe"),
+            d.get("git_commit"),
+            source,
+            extra,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able fields as checkpoints store them: ``class_names``/``palette`` are a list for a
@@ -118,7 +141,9 @@ class ModelMeta:
             "class_names": field("class_names"),
             "palette": field("palette"),
             "test_time": None if self.test_time is None else dataclasses.asdict(self.test_time),
-            "recipe": self.recipe, "metrics": self.metrics, "git_commit": self.git_commit,
+            "recipe": self.recipe,
+            "metrics": self.metrics,
+            "git_commit": self.git_commit,
         }
 
     @property
@@ -139,8 +164,10 @@ class ModelMeta:
     def with_labels(self, class_names: Any, palette: Any) -> ModelMeta:
         """A copy naming the classes (a list, or a dict head -> list, as datasets give them)."""
         names, colours = _per_head(class_names, self.num_classes), _per_head(palette, self.num_classes)
-        heads = {h: dataclasses.replace(hd, class_names=_tuple(names.get(h)), palette=_rgb(colours.get(h)))
-                 for h, hd in self.heads.items()}
+        heads = {
+            h: dataclasses.replace(hd, class_names=_tuple(names.get(h)), palette=_rgb(colours.get(h)))
+            for h, hd in self.heads.items()
+        }
         return dataclasses.replace(self, heads=heads)
 
     def replace(self, **changes: Any) -> ModelMeta:
@@ -149,8 +176,20 @@ class ModelMeta:
 
 
 #: the JSON fields :meth:`ModelMeta.from_dict` understands (everything else lands in ``extra``)
-_KNOWN = {"config", "heads", "tasks", "preprocessing", "class_names", "palette", "test_time", "recipe", "metrics",
-          "git_commit", "format_version", "outputs"}
+_KNOWN = {
+    "config",
+    "heads",
+    "tasks",
+    "preprocessing",
+    "class_names",
+    "palette",
+    "test_time",
+    "recipe",
+    "metrics",
+    "git_commit",
+    "format_version",
+    "outputs",
+}
 
 
 def _per_head(value: Any, heads: Mapping[str, int]) -> dict[str, Any]:

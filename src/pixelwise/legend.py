@@ -46,8 +46,9 @@ def label_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.bincount(flat, minlength=max(num_classes, 256))[:num_classes]
 
 
-def entries(counts: Sequence[int] | np.ndarray, names: Sequence[str] | None, palette: Sequence[Sequence[int]],
-            top: int = 8) -> list[Entry]:
+def entries(
+    counts: Sequence[int] | np.ndarray, names: Sequence[str] | None, palette: Sequence[Sequence[int]], top: int = 8
+) -> list[Entry]:
     """Legend entries for classes with ``counts[k] > 0``, largest share first (ties: lower index).
 
     Shares are of the counted pixels.  When more than ``top`` classes are present, the first
@@ -61,9 +62,11 @@ def entries(counts: Sequence[int] | np.ndarray, names: Sequence[str] | None, pal
     def name(k: int) -> str:
         return names[k] if names is not None and k < len(names) else f"class {k}"
 
-    out = [Entry(name(k), tuple(int(v) for v in palette[k][:3]) if k < len(palette) else INK, counts[k] / total)
-           for k in shown]
-    rest = int(sum(counts[k] for k in present[len(shown):]))
+    out = [
+        Entry(name(k), tuple(int(v) for v in palette[k][:3]) if k < len(palette) else INK, counts[k] / total)
+        for k in shown
+    ]
+    rest = int(sum(counts[k] for k in present[len(shown) :]))
     if rest:
         out.append(Entry(OTHER, None, rest / total))
     return out
@@ -133,8 +136,15 @@ def canvas(height: int, width: int, strip: Strip) -> np.ndarray:
     return out
 
 
-def with_legend(image: np.ndarray, labels: np.ndarray, names: Sequence[str] | None,
-                palette: Sequence[Sequence[int]], *, top: int = 8, size: int | None = None) -> np.ndarray:
+def with_legend(
+    image: np.ndarray,
+    labels: np.ndarray,
+    names: Sequence[str] | None,
+    palette: Sequence[Sequence[int]],
+    *,
+    top: int = 8,
+    size: int | None = None,
+) -> np.ndarray:
     """``image`` (uint8 ``H x W x 3``, e.g. an overlay of ``labels``) with its legend strip below."""
     h, w = image.shape[:2]
     counts = label_counts(labels, len(palette) if names is None else len(names))

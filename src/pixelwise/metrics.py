@@ -96,4 +96,3 @@ def _div(a: torch.Tensor, b: torch.Tensor) -> list[float]:
 def _nanmean(values: list[float]) -> float:
     vals = [v for v in values if not math.isnan(v)]
     return sum(vals) / len(vals) if vals else math.nan
-

@@ -44,8 +44,14 @@ def task_eval(t: dict) -> dict:
     t0 = time.perf_counter()
     cms = evaluate(fast, loader, fast.heads, torch.device("cpu"))
     m = summarize(cms)
-    return {"mean_iou": m["mean_iou"], "pixel_accuracy": m["pixel_accuracy"], "mean_accuracy": m["mean_accuracy"],
-            "images": len(ds), "seconds": time.perf_counter() - t0, "info": fast.info}
+    return {
+        "mean_iou": m["mean_iou"],
+        "pixel_accuracy": m["pixel_accuracy"],
+        "mean_accuracy": m["mean_accuracy"],
+        "images": len(ds),
+        "seconds": time.perf_counter() - t0,
+        "info": fast.info,
+    }
 
 
 def task_geometry(t: dict) -> dict:
@@ -72,8 +78,12 @@ def task_geometry(t: dict) -> dict:
             if scored:
                 cms["caffe"].update(pa, batch["target"])
                 cms["aligned"].update(pb, batch["target"])
-    out = {"images": len(ds), "pixel_agreement": same / max(1, total),
-           "mean_relative_logit_difference": sum(rel) / max(1, len(rel)), "scored": scored}
+    out = {
+        "images": len(ds),
+        "pixel_agreement": same / max(1, total),
+        "mean_relative_logit_difference": sum(rel) / max(1, len(rel)),
+        "scored": scored,
+    }
     if scored:
         out.update({f"mean_iou_{g}": cm.compute()["mean_iou"] for g, cm in cms.items()})
     return out
@@ -112,17 +122,31 @@ def task_predict(t: dict) -> dict:
         device = torch.device("cpu")
         model = resolve_model(t["model"], device=device, random_weights=True)
         flip, scales = test_time_views(model, None, None, tta=True)
-        records = predict_files(model, [str(photo)], Path(tmp) / "out", device=device,
-                                options=Options(tile=tile, flip=flip, scales=scales), log=lambda _: None)
+        records = predict_files(
+            model,
+            [str(photo)],
+            Path(tmp) / "out",
+            device=device,
+            options=Options(tile=tile, flip=flip, scales=scales),
+            log=lambda _: None,
+        )
         seconds = time.perf_counter() - t0
     h, w = t["size"]
     mp = h * w / 1e6
     # read + network + outputs of the image, without the model load: what has to be linear in pixels
     image_s = records[0]["seconds"]
-    return {"rc": 0, "seconds": seconds, "megapixels": mp, "seconds_per_megapixel": seconds / mp,
-            "image_seconds": image_s, "image_seconds_per_megapixel": image_s / mp,
-            "peak_rss_mb": machine.peak_rss_mb(), "rss_before_mb": base, "peak_rss_includes_setup": not reset,
-            "args": ["--tile", str(tile)] if tile else []}
+    return {
+        "rc": 0,
+        "seconds": seconds,
+        "megapixels": mp,
+        "seconds_per_megapixel": seconds / mp,
+        "image_seconds": image_s,
+        "image_seconds_per_megapixel": image_s / mp,
+        "peak_rss_mb": machine.peak_rss_mb(),
+        "rss_before_mb": base,
+        "peak_rss_includes_setup": not reset,
+        "args": ["--tile", str(tile)] if tile else [],
+    }
 
 
 QUALITY_TASKS = {"eval": task_eval, "geometry": task_geometry, "predict": task_predict}

@@ -23,8 +23,11 @@ from .subjects import TORCHVISION_FCN, build_subject, check_size, subject_flops
 
 #: glibc settings that stop large per-step buffers from being mmapped and unmapped every call
 #: (page-fault system time); an option because whether it helps inference is measured, not assumed
-MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": "17179869184", "MALLOC_TRIM_THRESHOLD_": "17179869184",
-              "MALLOC_TOP_PAD_": "1073741824"}
+MALLOC_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": "17179869184",
+    "MALLOC_TRIM_THRESHOLD_": "17179869184",
+    "MALLOC_TOP_PAD_": "1073741824",
+}
 SCHEMA_VERSION = 1
 
 
@@ -60,8 +63,13 @@ def run_task(task: dict, *, malloc_env: bool = False, timeout_s: float = 1800.0)
     # one intra-op pool of exactly `threads` (OpenMP would otherwise size itself to every core)
     env["OMP_NUM_THREADS"] = str(task.get("threads", 1))
     try:
-        proc = subprocess.run([sys.executable, "-m", "pixelwise.bench.worker", json.dumps(task)],
-                              capture_output=True, text=True, env=env, timeout=timeout_s)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pixelwise.bench.worker", json.dumps(task)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout_s,
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout_s:.0f} s"}
     lines = proc.stdout.strip().splitlines()
@@ -72,10 +80,21 @@ def run_task(task: dict, *, malloc_env: bool = False, timeout_s: float = 1800.0)
 
 
 def _task(opts: BenchOptions, task: str, **kw) -> dict:
-    t = {"task": task, "model": opts.model, "num_classes": opts.num_classes, "geometry": opts.geometry,
-         "size": list(opts.size), "batch": opts.batch, "threads": opts.threads, "warmup": opts.warmup,
-         "runs": opts.runs, "seed": opts.seed, "cache_dir": opts.cache_dir or str(DEFAULT_CACHE),
-         "camvid": opts.camvid, "calibration_images": opts.calibration_images}
+    t = {
+        "task": task,
+        "model": opts.model,
+        "num_classes": opts.num_classes,
+        "geometry": opts.geometry,
+        "size": list(opts.size),
+        "batch": opts.batch,
+        "threads": opts.threads,
+        "warmup": opts.warmup,
+        "runs": opts.runs,
+        "seed": opts.seed,
+        "cache_dir": opts.cache_dir or str(DEFAULT_CACHE),
+        "camvid": opts.camvid,
+        "calibration_images": opts.calibration_images,
+    }
     t.update(kw)
     return t
 
@@ -93,7 +112,9 @@ def validate(opts: BenchOptions) -> dict:
         raise PixelwiseError("--runs must be >= 1 and --warmup >= 0")
     meta = build_subject(opts.model, num_classes=opts.num_classes, geometry=opts.geometry, device="meta")
     geometry = (getattr(meta, "config", {}) or {}).get("geometry", "aligned")
-    flops = subject_flops(opts.model, tuple(opts.size), opts.batch, num_classes=opts.num_classes, geometry=opts.geometry)
+    flops = subject_flops(
+        opts.model, tuple(opts.size), opts.batch, num_classes=opts.num_classes, geometry=opts.geometry
+    )
     return {"geometry": geometry, "num_classes": meta.num_classes, "conv_gflop": flops / 1e9}
 
 
@@ -108,31 +129,60 @@ def _infer(opts: BenchOptions, backend: str, model: str | None = None) -> dict:
     return run_task(_task(opts, "infer", **kw), malloc_env=opts.malloc_env, timeout_s=opts.timeout_s)
 
 
-def _row(opts: BenchOptions, subject: dict, backend: str, r: dict, peak: float | None, flops: float,
-         model: str | None = None, geometry: str | None = None) -> dict:
-    row = {"model": model or opts.model, "geometry": geometry or subject["geometry"], "backend": backend,
-           "size": list(opts.size), "batch": opts.batch, "threads": opts.threads, "malloc_env": opts.malloc_env}
+def _row(
+    opts: BenchOptions,
+    subject: dict,
+    backend: str,
+    r: dict,
+    peak: float | None,
+    flops: float,
+    model: str | None = None,
+    geometry: str | None = None,
+) -> dict:
+    row = {
+        "model": model or opts.model,
+        "geometry": geometry or subject["geometry"],
+        "backend": backend,
+        "size": list(opts.size),
+        "batch": opts.batch,
+        "threads": opts.threads,
+        "malloc_env": opts.malloc_env,
+    }
     if "error" in r:
         return {**row, "error": r["error"]}
     gflops = flops / 1e9 / r["latency_s"]
-    return {**row, "latency_ms": 1e3 * r["latency_s"], "times_ms": [1e3 * s for s in r["times_s"]],
-            "images_per_s": r["images_per_s"], "conv_gflop": flops / 1e9, "conv_gflops_per_s": gflops,
-            "matmul_peak_fraction": gflops / peak if peak else None, "peak_rss_mb": r["peak_rss_mb"],
-            "setup_s": r["setup_s"], "info": r.get("info", {})}
+    return {
+        **row,
+        "latency_ms": 1e3 * r["latency_s"],
+        "times_ms": [1e3 * s for s in r["times_s"]],
+        "images_per_s": r["images_per_s"],
+        "conv_gflop": flops / 1e9,
+        "conv_gflops_per_s": gflops,
+        "matmul_peak_fraction": gflops / peak if peak else None,
+        "peak_rss_mb": r["peak_rss_mb"],
+        "setup_s": r["setup_s"],
+        "info": r.get("info", {}),
+    }
 
 
 def bench(opts: BenchOptions, command: Sequence[str] | None = None) -> dict:
     """Measure everything ``opts`` asks for; returns the result document (see ``SCHEMA_VERSION``)."""
     subject = validate(opts)
-    doc: dict = {"schema_version": SCHEMA_VERSION, "command": " ".join(command) if command else None,
-                 "machine": machine_info(), "options": dataclasses.asdict(opts), "subject": subject}
+    doc: dict = {
+        "schema_version": SCHEMA_VERSION,
+        "command": " ".join(command) if command else None,
+        "machine": machine_info(),
+        "options": dataclasses.asdict(opts),
+        "subject": subject,
+    }
     mm = run_task({"task": "matmul", "threads": opts.threads, "n": opts.matmul_n}, timeout_s=opts.timeout_s)
     peak = mm.get("gflops")
     doc["matmul_peak_gflops"] = peak
     peaks = {"fp32": peak}
     if "bf16" in opts.backends:  # a bf16 path is compared with what bf16 matmul units give
-        mm16 = run_task({"task": "matmul", "threads": opts.threads, "n": opts.matmul_n, "dtype": "bf16"},
-                        timeout_s=opts.timeout_s)
+        mm16 = run_task(
+            {"task": "matmul", "threads": opts.threads, "n": opts.matmul_n, "dtype": "bf16"}, timeout_s=opts.timeout_s
+        )
         peaks["bf16"] = doc["bf16_matmul_peak_gflops"] = mm16.get("gflops")
     backends = list(dict.fromkeys((["eager"] if opts.baselines else []) + list(opts.backends)))
     flops = subject["conv_gflop"] * 1e9
@@ -162,12 +212,19 @@ def _ratios(doc: dict) -> None:
 def format_table(doc: dict) -> str:
     """The results as an aligned text table, machine line first."""
     m = doc["machine"]
-    lines = [f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, onnxruntime {m.get('onnxruntime')}, {m['date']}",
-             f"fp32 matmul peak at {doc['options']['threads']} thread(s): {_num(doc.get('matmul_peak_gflops'))} GFLOP/s"
-             + (f"; bf16 {_num(doc['bf16_matmul_peak_gflops'])} GFLOP/s (the bf16 row's %peak)"
-                if "bf16_matmul_peak_gflops" in doc else "")]
-    head = (f"{'model':<26} {'geometry':<8} {'backend':<17} {'size':>9} {'N':>2} {'ms':>9} {'img/s':>7} "
-            f"{'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7} {'x eager':>7} {'x tv':>6}")
+    lines = [
+        f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}, onnxruntime {m.get('onnxruntime')}, {m['date']}",
+        f"fp32 matmul peak at {doc['options']['threads']} thread(s): {_num(doc.get('matmul_peak_gflops'))} GFLOP/s"
+        + (
+            f"; bf16 {_num(doc['bf16_matmul_peak_gflops'])} GFLOP/s (the bf16 row's %peak)"
+            if "bf16_matmul_peak_gflops" in doc
+            else ""
+        ),
+    ]
+    head = (
+        f"{'model':<26} {'geometry':<8} {'backend':<17} {'size':>9} {'N':>2} {'ms':>9} {'img/s':>7} "
+        f"{'GFLOP/s':>8} {'%peak':>6} {'RSS MB':>7} {'x eager':>7} {'x tv':>6}"
+    )
     lines += [head, "-" * len(head)]
     rows = list(doc["results"]) + ([doc["torchvision"]] if "torchvision" in doc else [])
     for r in rows:
@@ -177,14 +234,22 @@ def format_table(doc: dict) -> str:
             lines.append(f"{first} error: {r['error'][:80]}")
             continue
         frac = r.get("matmul_peak_fraction")
-        lines.append(f"{first} {r['latency_ms']:>9.1f} {r['images_per_s']:>7.2f} {r['conv_gflops_per_s']:>8.1f} "
-                     f"{_num(100 * frac if frac else None, 0):>6} {r['peak_rss_mb']:>7.0f} "
-                     f"{_num(r.get('speedup_vs_eager'), 2):>7} {_num(r.get('speedup_vs_torchvision'), 2):>6}")
+        lines.append(
+            f"{first} {r['latency_ms']:>9.1f} {r['images_per_s']:>7.2f} {r['conv_gflops_per_s']:>8.1f} "
+            f"{_num(100 * frac if frac else None, 0):>6} {r['peak_rss_mb']:>7.0f} "
+            f"{_num(r.get('speedup_vs_eager'), 2):>7} {_num(r.get('speedup_vs_torchvision'), 2):>6}"
+        )
     if "train" in doc:
         t = doc["train"]
-        lines.append("train: " + (f"error: {t['error']}" if "error" in t else
-                                  f"{t['images_per_s']:.2f} img/s ({1e3 * t['step_s']:.0f} ms/step, batch {t['batch']}, "
-                                  f"{t['recipe']['optimizer']}, peak RSS {t['peak_rss_mb']:.0f} MB)"))
+        lines.append(
+            "train: "
+            + (
+                f"error: {t['error']}"
+                if "error" in t
+                else f"{t['images_per_s']:.2f} img/s ({1e3 * t['step_s']:.0f} ms/step, batch {t['batch']}, "
+                f"{t['recipe']['optimizer']}, peak RSS {t['peak_rss_mb']:.0f} MB)"
+            )
+        )
     return "\n".join(lines)
 
 

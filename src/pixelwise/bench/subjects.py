@@ -54,8 +54,9 @@ def _randomise_scores(model: nn.Module, seed: int) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.01)
 
 
-def build_subject(spec: str, *, num_classes: int | None = None, geometry: str | None = None,
-                  seed: int = 0, device: str = "cpu") -> nn.Module:
+def build_subject(
+    spec: str, *, num_classes: int | None = None, geometry: str | None = None, seed: int = 0, device: str = "cpu"
+) -> nn.Module:
     """The eval-mode model named by ``spec`` (see the module docstring); ``device="meta"`` builds
     shapes only (for FLOP counting).  Unknown names and impossible options are a PixelwiseError."""
     from ..engine.checkpoint import resolve_model
@@ -96,8 +97,9 @@ def _with_geometry(model: nn.Module, geometry: str, config: dict) -> nn.Module:
     return other
 
 
-def subject_flops(spec: str, size: tuple[int, int], batch: int = 1, *, num_classes: int | None = None,
-                  geometry: str | None = None) -> float:
+def subject_flops(
+    spec: str, size: tuple[int, int], batch: int = 1, *, num_classes: int | None = None, geometry: str | None = None
+) -> float:
     """Convolution FLOPs of one forward of ``batch`` x ``size``, counted on the meta device (no
     memory, no arithmetic)."""
     from ..models.flops import conv_flops

@@ -30,8 +30,9 @@ from .subjects import build_subject
 
 
 def _subject(t: dict, geometry: str | None = None) -> torch.nn.Module:
-    return build_subject(t["model"], num_classes=t.get("num_classes"), geometry=geometry or t.get("geometry"),
-                         seed=t.get("seed", 0))
+    return build_subject(
+        t["model"], num_classes=t.get("num_classes"), geometry=geometry or t.get("geometry"), seed=t.get("seed", 0)
+    )
 
 
 def camvid_root(t: dict) -> Path | None:
@@ -94,9 +95,16 @@ def task_infer(t: dict) -> dict:
     reset = machine.reset_peak_rss()
     times = machine.time_runs(lambda: fast(x), warmup=0, runs=t.get("runs", 3))
     lat = statistics.median(times)
-    return {"latency_s": lat, "times_s": times, "images_per_s": x.shape[0] / lat, "setup_s": setup_s,
-            "peak_rss_mb": machine.peak_rss_mb(), "peak_rss_includes_setup": not reset,
-            "setup_peak_rss_mb": setup_peak, "info": fast.info}
+    return {
+        "latency_s": lat,
+        "times_s": times,
+        "images_per_s": x.shape[0] / lat,
+        "setup_s": setup_s,
+        "peak_rss_mb": machine.peak_rss_mb(),
+        "peak_rss_includes_setup": not reset,
+        "setup_peak_rss_mb": setup_peak,
+        "info": fast.info,
+    }
 
 
 def task_train(t: dict) -> dict:
@@ -111,8 +119,9 @@ def task_train(t: dict) -> dict:
     from ..tasks import get_task, head_specs
 
     specs = head_specs(model)
-    loss_fn = recipe.SegmentationLoss(cfg["loss_reduction"], tasks={h: s.task for h, s in specs.items()},
-                                      task_options=cfg.get("task_options"))
+    loss_fn = recipe.SegmentationLoss(
+        cfg["loss_reduction"], tasks={h: s.task for h, s in specs.items()}, task_options=cfg.get("task_options")
+    )
     x = _inputs(model, t)
     gen = torch.Generator().manual_seed(0)
     # a random valid target per head, of the head's task (class indices, metres, ...)
@@ -128,15 +137,23 @@ def task_train(t: dict) -> dict:
     reset = machine.reset_peak_rss()
     times = machine.time_runs(step, warmup=max(0, t.get("warmup", 1) - 1), runs=t.get("runs", 3))
     lat = statistics.median(times)
-    return {"step_s": lat, "times_s": times, "images_per_s": x.shape[0] / lat, "peak_rss_mb": machine.peak_rss_mb(),
-            "peak_rss_includes_setup": not reset,
-            "recipe": {k: cfg[k] for k in ("optimizer", "lr", "loss_reduction", "amp")} | {"file": t.get("recipe")}}
+    return {
+        "step_s": lat,
+        "times_s": times,
+        "images_per_s": x.shape[0] / lat,
+        "peak_rss_mb": machine.peak_rss_mb(),
+        "peak_rss_includes_setup": not reset,
+        "recipe": {k: cfg[k] for k in ("optimizer", "lr", "loss_reduction", "amp")} | {"file": t.get("recipe")},
+    }
 
 
 def task_matmul(t: dict) -> dict:
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[t.get("dtype", "fp32")]
-    return {"gflops": machine.matmul_peak(t["threads"], n=t.get("n", 4096), runs=t.get("runs", 5), dtype=dtype),
-            "n": t.get("n", 4096), "dtype": t.get("dtype", "fp32")}
+    return {
+        "gflops": machine.matmul_peak(t["threads"], n=t.get("n", 4096), runs=t.get("runs", 5), dtype=dtype),
+        "n": t.get("n", 4096),
+        "dtype": t.get("dtype", "fp32"),
+    }
 
 
 def task_profile(t: dict) -> dict:
@@ -153,11 +170,16 @@ def task_profile(t: dict) -> dict:
     rows = [(e.key, e.self_cpu_time_total / 1e6 / t.get("runs", 1)) for e in prof.key_averages()]
     total = sum(s for _, s in rows) or 1.0
     rows.sort(key=lambda r: -r[1])
-    return {"total_s": total, "ops": [{"op": k, "self_s": s, "share": s / total} for k, s in rows[:t.get("top", 10)]]}
+    return {"total_s": total, "ops": [{"op": k, "self_s": s, "share": s / total} for k, s in rows[: t.get("top", 10)]]}
 
 
-TASKS = {"infer": task_infer, "prepare": task_prepare, "train": task_train, "matmul": task_matmul,
-         "profile": task_profile}
+TASKS = {
+    "infer": task_infer,
+    "prepare": task_prepare,
+    "train": task_train,
+    "matmul": task_matmul,
+    "profile": task_profile,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

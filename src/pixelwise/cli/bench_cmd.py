@@ -12,14 +12,27 @@ from .common import add_out_arg
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="measure speed and memory against baselines run alongside")
-    p.add_argument("--model", "-m", required=True,
-                   help="registry name (random weights), checkpoint path, shipped name, or torchvision:fcn_resnet50")
-    p.add_argument("--size", type=arg("size"), nargs=2, default=(500, 500), metavar=("H", "W"), help="input size (default 500 500)")
+    p.add_argument(
+        "--model",
+        "-m",
+        required=True,
+        help="registry name (random weights), checkpoint path, shipped name, or torchvision:fcn_resnet50",
+    )
+    p.add_argument(
+        "--size", type=arg("size"), nargs=2, default=(500, 500), metavar=("H", "W"), help="input size (default 500 500)"
+    )
     p.add_argument("--batch", type=arg("batch_size"), default=1, help="images per forward (default 1)")
-    p.add_argument("--threads", type=arg("threads"), default=os.cpu_count() or 1, help="intra-op threads (default: all cores)")
+    p.add_argument(
+        "--threads", type=arg("threads"), default=os.cpu_count() or 1, help="intra-op threads (default: all cores)"
+    )
     p.add_argument("--geometry", choices=("caffe", "aligned"), help="run the model in this geometry (same weights)")
-    p.add_argument("--backend", action="append", default=None, metavar="B",
-                   help="eager, channels_last, compile, onnxruntime, onnxruntime-int8 (repeat or comma-separate)")
+    p.add_argument(
+        "--backend",
+        action="append",
+        default=None,
+        metavar="B",
+        help="eager, channels_last, compile, onnxruntime, onnxruntime-int8 (repeat or comma-separate)",
+    )
     p.add_argument("--num-classes", type=arg("num_classes"), help="classes of a registry model (default 21)")
     p.add_argument("--train", action="store_true", help="also measure training throughput")
     p.add_argument("--recipe", help="training config YAML whose optimizer/loss are used with --train")
@@ -48,11 +61,23 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out:
         atomic.check_file(args.out)
-    opts = BenchOptions(model=args.model, size=tuple(args.size), batch=args.batch, threads=args.threads,
-                        geometry=args.geometry, backends=_backends(args.backend), num_classes=args.num_classes,
-                        train=args.train, recipe=args.recipe, warmup=args.warmup, runs=args.runs,
-                        baselines=not args.no_baselines, malloc_env=args.malloc_env, cache_dir=args.cache_dir,
-                        camvid=args.data)
+    opts = BenchOptions(
+        model=args.model,
+        size=tuple(args.size),
+        batch=args.batch,
+        threads=args.threads,
+        geometry=args.geometry,
+        backends=_backends(args.backend),
+        num_classes=args.num_classes,
+        train=args.train,
+        recipe=args.recipe,
+        warmup=args.warmup,
+        runs=args.runs,
+        baselines=not args.no_baselines,
+        malloc_env=args.malloc_env,
+        cache_dir=args.cache_dir,
+        camvid=args.data,
+    )
     doc = bench(opts, command=["pixelwise", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else None)
     if args.out:
         atomic.write_text(args.out, json.dumps(doc, indent=1))

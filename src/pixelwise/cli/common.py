@@ -13,8 +13,9 @@ import argparse
 from ..ranges import scales_arg  # noqa: F401  (re-exported: scripts/ship_model.py parses --scales with it)
 
 
-def add_dataset_args(p: argparse.ArgumentParser, *, split: bool = True, split_default: str | None = None,
-                     required: bool = True) -> None:
+def add_dataset_args(
+    p: argparse.ArgumentParser, *, split: bool = True, split_default: str | None = None, required: bool = True
+) -> None:
     """``--dataset``, ``--root``, ``--split`` and the repeatable ``--data-arg KEY=VALUE``.
 
     ``split=False``: no ``--split`` flag (``train`` names two splits); ``split_default``: the split
@@ -22,15 +23,32 @@ def add_dataset_args(p: argparse.ArgumentParser, *, split: bool = True, split_de
     ``--root`` out of the parsed arguments unless given (``train``: the YAML config decides).
     """
     unset = {} if required else {"default": argparse.SUPPRESS}
-    p.add_argument("--dataset", "-d", required=required, metavar="NAME", **unset,
-                   help="dataset name (camvid, voc, sbd, nyud, siftflow, pascal_context, folder)")
+    p.add_argument(
+        "--dataset",
+        "-d",
+        required=required,
+        metavar="NAME",
+        **unset,
+        help="dataset name (camvid, voc, sbd, nyud, siftflow, pascal_context, folder)",
+    )
     p.add_argument("--root", "-r", required=required, metavar="DIR", **unset, help="dataset folder, as distributed")
     if split:
-        p.add_argument("--split", "-s", required=split_default is None, default=split_default, metavar="SPLIT",
-                       help="split name (train, val, trainval, all, ...)"
-                            + (f"; default {split_default}" if split_default else ""))
-    p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra dataset argument, e.g. sbd_root=DIR, modalities=color,hha (repeatable)")
+        p.add_argument(
+            "--split",
+            "-s",
+            required=split_default is None,
+            default=split_default,
+            metavar="SPLIT",
+            help="split name (train, val, trainval, all, ...)"
+            + (f"; default {split_default}" if split_default else ""),
+        )
+    p.add_argument(
+        "--data-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra dataset argument, e.g. sbd_root=DIR, modalities=color,hha (repeatable)",
+    )
 
 
 def data_kwargs(args: argparse.Namespace) -> dict[str, str]:
@@ -50,26 +68,47 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     ``--random-weights``."""
     # None = one plain forward, or with --tta the checkpoint's recorded views (the shipped CamVid
     # model: flip, scales 1,1.25,1.5); explicit --flip/--scales override either
-    p.add_argument("--tta", action="store_true",
-                   help="average the test-time views the checkpoint records (its reported metrics' views; "
-                        "about 6x slower); default: one plain forward")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="average with the horizontally flipped image (default: no, or as recorded with --tta)")
-    p.add_argument("--scales", default=None, type=scales_arg,
-                   help="comma-separated input scales to average, e.g. 0.75,1,1.25 (default: 1, or as recorded "
-                        "with --tta)")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="average the test-time views the checkpoint records (its reported metrics' views; "
+        "about 6x slower); default: one plain forward",
+    )
+    p.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="average with the horizontally flipped image (default: no, or as recorded with --tta)",
+    )
+    p.add_argument(
+        "--scales",
+        default=None,
+        type=scales_arg,
+        help="comma-separated input scales to average, e.g. 0.75,1,1.25 (default: 1, or as recorded with --tta)",
+    )
     # names checked when the command runs (pixelwise.runtime): the parser stays torch-free
-    p.add_argument("--backend", default="auto",
-                   help="how the network runs: auto (default: the fastest of eager, channels_last, onnxruntime, "
-                        "timed once per model and machine, cached in ~/.cache/pixelwise/auto.json), eager, "
-                        "channels_last, bf16, compile, onnxruntime, onnxruntime-int8 (CPU; int8 scales "
-                        "calibrated on 4 images)")
+    p.add_argument(
+        "--backend",
+        default="auto",
+        help="how the network runs: auto (default: the fastest of eager, channels_last, onnxruntime, "
+        "timed once per model and machine, cached in ~/.cache/pixelwise/auto.json), eager, "
+        "channels_last, bf16, compile, onnxruntime, onnxruntime-int8 (CPU; int8 scales "
+        "calibrated on 4 images)",
+    )
     # the CRF runs after the network (any backend); parameters parsed when the command runs
-    p.add_argument("--crf", action="store_true",
-                   help="refine the softmax with a dense CRF (needs the crf extra: pip install 'pixelwise[crf]')")
-    p.add_argument("--crf-params", metavar="KEY=VALUE,...",
-                   help="override the model's tuned CRF parameters (implies --crf): iterations, smooth_sxy, "
-                        "smooth_weight, appearance_sxy, appearance_srgb, appearance_weight")
-    p.add_argument("--random-weights", action="store_true",
-                   help="allow --model to be a bare registry name, run untrained (smoke tests only)")
-
+    p.add_argument(
+        "--crf",
+        action="store_true",
+        help="refine the softmax with a dense CRF (needs the crf extra: pip install 'pixelwise[crf]')",
+    )
+    p.add_argument(
+        "--crf-params",
+        metavar="KEY=VALUE,...",
+        help="override the model's tuned CRF parameters (implies --crf): iterations, smooth_sxy, "
+        "smooth_weight, appearance_sxy, appearance_srgb, appearance_weight",
+    )
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="allow --model to be a bare registry name, run untrained (smoke tests only)",
+    )

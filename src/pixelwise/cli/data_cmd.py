@@ -20,8 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     q.add_argument("--sheet-count", type=arg("count"), default=6, help="images on the contact sheet")
     q.add_argument("--limit", type=arg("limit"), help="inspect only the first N samples")
     q.add_argument("--skip-bad", action="store_true", help="skip unreadable samples with a warning")
-    q.add_argument("--max-pixels", type=arg("max_pixels"), default=100_000_000,
-                   help="refuse larger images (decompression bombs; default 100_000_000)")
+    q.add_argument(
+        "--max-pixels",
+        type=arg("max_pixels"),
+        default=100_000_000,
+        help="refuse larger images (decompression bombs; default 100_000_000)",
+    )
     q.set_defaults(func=inspect_command)
     e = sub.add_parser("export", help="write a dataset split in the folder layout (images/, masks/, classes.txt)")
     add_dataset_args(e)
@@ -35,8 +39,10 @@ def _print_boundary_table(stats: dict) -> None:
     print(f"{stats['dataset']}: {stats['num_samples']} samples ({stats['source']})")
     print(f"image size (HxW): min {size['min_hw']} max {size['max_hw']}; most common {size['most_common']}")
     print(f"annotators per image: {stats['annotators_per_image']}")
-    print(f"boundary pixels: {100 * stats['boundary_share']:.2f}% per annotator, "
-          f"{100 * stats['union_share']:.2f}% marked by any, {100 * stats['consensus_share']:.2f}% by half or more")
+    print(
+        f"boundary pixels: {100 * stats['boundary_share']:.2f}% per annotator, "
+        f"{100 * stats['union_share']:.2f}% marked by any, {100 * stats['consensus_share']:.2f}% by half or more"
+    )
     if stats["num_skipped"]:
         print(f"skipped {stats['num_skipped']} bad samples")
 
@@ -47,17 +53,25 @@ def _print_table(stats: dict) -> None:
     heads = stats.get("heads", {"out": stats})
     print(f"{stats['dataset']}: {stats['num_samples']} samples ({stats['source']})")
     size = stats["image_size"]
-    print(f"image size (HxW): min {size['min_hw']} max {size['max_hw']} mean {size['mean_hw']}; "
-          f"most common {size['most_common']}")
+    print(
+        f"image size (HxW): min {size['min_hw']} max {size['max_hw']} mean {size['mean_hw']}; "
+        f"most common {size['most_common']}"
+    )
     for head, h in heads.items():
         title = f" [{head}]" if len(heads) > 1 else ""
         if "num_classes" not in h:  # a non-class target (depth): its task's statistics
-            print(f"{h.get('task', head)} target{title}: " + ", ".join(
-                f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in h.items() if k != "task"))
+            print(
+                f"{h.get('task', head)} target{title}: "
+                + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in h.items() if k != "task")
+            )
             continue
-        print(f"{h['num_classes']} classes{title}; labelled pixels {h['labelled_pixels']}, "
-              f"ignored pixels {h['ignored_pixels']}")
-        for k, (name, count, share) in enumerate(zip(h["class_names"], h["class_pixel_counts"], h["class_shares"], strict=True)):
+        print(
+            f"{h['num_classes']} classes{title}; labelled pixels {h['labelled_pixels']}, "
+            f"ignored pixels {h['ignored_pixels']}"
+        )
+        for k, (name, count, share) in enumerate(
+            zip(h["class_names"], h["class_pixel_counts"], h["class_shares"], strict=True)
+        ):
             print(f"  {k:3d} {name:<20s} {count:>12d} {100 * share:6.2f}%")
     if stats["num_skipped"]:
         print(f"skipped {stats['num_skipped']} bad samples")
@@ -81,8 +95,9 @@ def inspect_command(args: argparse.Namespace) -> int:
 
     if args.sheet:
         check_file(args.sheet, "--sheet")
-    ds = get_dataset(args.dataset, args.root, args.split, skip_bad=args.skip_bad, max_pixels=args.max_pixels,
-                     **data_kwargs(args))
+    ds = get_dataset(
+        args.dataset, args.root, args.split, skip_bad=args.skip_bad, max_pixels=args.max_pixels, **data_kwargs(args)
+    )
     stats = summarize(ds, limit=args.limit)
     if args.sheet:
         stats["sheet"] = str(write_contact_sheet(ds, args.sheet, num=args.sheet_count))

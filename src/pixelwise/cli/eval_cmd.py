@@ -21,8 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
     p.add_argument("--workers", type=arg("workers"), default=2, help="data loading processes")
-    p.add_argument("--thresholds", type=arg("thresholds"), default=None, metavar="N",
-                   help="boundary heads: thresholds of the BSDS benchmark (default 99, the standard; fewer is faster)")
+    p.add_argument(
+        "--thresholds",
+        type=arg("thresholds"),
+        default=None,
+        metavar="N",
+        help="boundary heads: thresholds of the BSDS benchmark (default 99, the standard; fewer is faster)",
+    )
     add_inference_args(p)
     p.set_defaults(func=run)
 
@@ -36,11 +41,25 @@ def run(args: argparse.Namespace) -> int:
     if args.confusion_png:
         check_file(args.confusion_png, "--confusion-png")
     result = evaluate_split(
-        args.model, args.dataset, args.root, args.split, data_args=args.data_arg,
-        batch_size=args.batch_size, limit=args.limit, device=args.device, amp=args.amp,
-        workers=args.workers, save_predictions=args.save_predictions, confusion_png=args.confusion_png,
-        progress=not args.json, flip=args.flip, scales=args.scales, tta=args.tta, backend=args.backend,
-        crf=args.crf, crf_params=args.crf_params,
+        args.model,
+        args.dataset,
+        args.root,
+        args.split,
+        data_args=args.data_arg,
+        batch_size=args.batch_size,
+        limit=args.limit,
+        device=args.device,
+        amp=args.amp,
+        workers=args.workers,
+        save_predictions=args.save_predictions,
+        confusion_png=args.confusion_png,
+        progress=not args.json,
+        flip=args.flip,
+        scales=args.scales,
+        tta=args.tta,
+        backend=args.backend,
+        crf=args.crf,
+        crf_params=args.crf_params,
         task_options={"boundary": {"thresholds": args.thresholds}} if args.thresholds is not None else None,
         random_weights=args.random_weights,
     )

@@ -13,13 +13,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
     p.add_argument("--format", default="onnx", choices=("onnx",), help="export format (default onnx)")
     add_out_arg(p, "file to write (.onnx)")
-    p.add_argument("--num-classes", type=arg("num_classes"), default=None, metavar="K", help="classes, for a registry name")
+    p.add_argument(
+        "--num-classes", type=arg("num_classes"), default=None, metavar="K", help="classes, for a registry name"
+    )
     p.add_argument("--geometry", choices=("caffe", "aligned"), default=None, help="geometry, for a registry name")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
-    p.add_argument("--size", type=arg("size"), nargs=2, default=(64, 64), metavar=("H", "W"),
-                   help="input size traced with; the exported graph accepts any size (default 64 64)")
-    p.add_argument("--no-verify", action="store_true",
-                   help="skip running the file in onnxruntime at two sizes against PyTorch")
+    p.add_argument(
+        "--size",
+        type=arg("size"),
+        nargs=2,
+        default=(64, 64),
+        metavar=("H", "W"),
+        help="input size traced with; the exported graph accepts any size (default 64 64)",
+    )
+    p.add_argument(
+        "--no-verify", action="store_true", help="skip running the file in onnxruntime at two sizes against PyTorch"
+    )
     p.set_defaults(func=run)
 
 
@@ -51,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     h, w = args.size
     err = verify_onnx(model, path, sizes=((h, w), (h + 13, w + 7)))
-    print(f"wrote {path} ({size_mb:.1f} MB); onnxruntime == PyTorch at {h}x{w} and {h + 13}x{w + 7} "
-          f"(max relative difference {err:.1e})")
+    print(
+        f"wrote {path} ({size_mb:.1f} MB); onnxruntime == PyTorch at {h}x{w} and {h + 13}x{w + 7} "
+        f"(max relative difference {err:.1e})"
+    )
     return 0

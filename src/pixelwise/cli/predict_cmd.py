@@ -14,25 +14,41 @@ DEFAULT_TILE = 512  # pixelwise.engine.predict: the window on images over Option
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="segment images: palette label PNGs + colour overlays")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("--demo", action="store_true",
-                   help="add the sample photos that ship with scikit-learn / scikit-image (the main job)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="add the sample photos that ship with scikit-learn / scikit-image (the main job)",
+    )
     p.add_argument("--model", "-m", required=True, help="checkpoint path, shipped weights name or registry name")
     add_out_arg(p, "output folder", metavar="DIR")
-    p.add_argument("--tile", type=arg("tile"), help="sliding-window size (default: whole image up to 1600x1600, else 512)")
+    p.add_argument(
+        "--tile", type=arg("tile"), help="sliding-window size (default: whole image up to 1600x1600, else 512)"
+    )
     p.add_argument("--overlap", type=arg("overlap"), default=128, help="sliding-window overlap in pixels (default 128)")
     p.add_argument("--probabilities", choices=("npy", "safetensors"), help="also write K x H x W softmax (float16)")
     p.add_argument("--no-overlay", action="store_true", help="write only the label PNGs")
-    p.add_argument("--no-legend", action="store_true",
-                   help="overlays without the legend strip below (swatch, class name, share of pixels)")
+    p.add_argument(
+        "--no-legend",
+        action="store_true",
+        help="overlays without the legend strip below (swatch, class name, share of pixels)",
+    )
     p.add_argument("--alpha", type=arg("alpha"), default=0.5, help="overlay opacity of the label colours (0 to 1)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
     p.add_argument("--amp", default="none", choices=("none", "bf16", "fp16"), help="mixed precision")
     p.add_argument("--skip-bad", action="store_true", help="report unreadable images and go on with the others")
-    p.add_argument("--max-pixels", type=arg("max_pixels"), default=DEFAULT_MAX_PIXELS,
-                   help=f"refuse larger images (decompression bombs; default {DEFAULT_MAX_PIXELS:_})")
-    p.add_argument("--batch-size", type=arg("batch_size"), default=4,
-                   help="images of one size run through the network together (default 4; images cut into "
-                        "sliding windows go alone)")
+    p.add_argument(
+        "--max-pixels",
+        type=arg("max_pixels"),
+        default=DEFAULT_MAX_PIXELS,
+        help=f"refuse larger images (decompression bombs; default {DEFAULT_MAX_PIXELS:_})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=arg("batch_size"),
+        default=4,
+        help="images of one size run through the network together (default 4; images cut into "
+        "sliding windows go alone)",
+    )
     add_inference_args(p)
     p.set_defaults(func=run)
 
@@ -50,8 +66,10 @@ def run(args: argparse.Namespace) -> int:
     # without --tile, images over 1600 x 1600 are cut into 512 x 512 windows: the overlap must fit those too
     tile = args.tile if args.tile is not None else DEFAULT_TILE
     if args.overlap >= tile:
-        raise PixelwiseError(f"--overlap ({args.overlap}) must be smaller than the tile ({tile}"
-                             f"{'' if args.tile is not None else ', the default; set --tile'})")
+        raise PixelwiseError(
+            f"--overlap ({args.overlap}) must be smaller than the tile ({tile}"
+            f"{'' if args.tile is not None else ', the default; set --tile'})"
+        )
     inputs = list(args.inputs)
     if args.demo:
         from ..demo import sample_images
@@ -76,16 +94,29 @@ def run(args: argparse.Namespace) -> int:
         model = with_backend(model, backend, device, calibration=calib, sample=sample, log=print)
         backend = backend_name(model)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)
-    records = predict_files(model, inputs, args.out, device=device, options=opts,
-                            probabilities=args.probabilities, overlays=not args.no_overlay, alpha=args.alpha,
-                            legends=not args.no_legend, shard=(rank, world), skip_bad=args.skip_bad,
-                            max_pixels=args.max_pixels, batch_size=args.batch_size)
+    records = predict_files(
+        model,
+        inputs,
+        args.out,
+        device=device,
+        options=opts,
+        probabilities=args.probabilities,
+        overlays=not args.no_overlay,
+        alpha=args.alpha,
+        legends=not args.no_legend,
+        shard=(rank, world),
+        skip_bad=args.skip_bad,
+        max_pixels=args.max_pixels,
+        batch_size=args.batch_size,
+    )
     part = f" (rank {rank} of {world})" if world > 1 else ""
     skipped = sum("skipped" in r for r in records)
     part += f" (skipped {skipped} unreadable)" if skipped else ""
-    print(f"predicted {len(records) - skipped} image(s){part} with {args.model} ({describe_views(flip, scales)}, "
-          f"{backend}{', dense CRF' if crf else ''})"
-          f" -> {args.out}")
+    print(
+        f"predicted {len(records) - skipped} image(s){part} with {args.model} ({describe_views(flip, scales)}, "
+        f"{backend}{', dense CRF' if crf else ''})"
+        f" -> {args.out}"
+    )
     return 0
 
 

@@ -14,14 +14,25 @@ from .common import add_dataset_args, data_kwargs
 def register(sub: argparse._SubParsersAction) -> None:
     from ..engine.config import SPEC
 
-    p = sub.add_parser("train", help="train a model (paper or modern recipe); resumable; torchrun-ready",
-                       description="Train from a YAML config; every config key is also a flag that overrides it.")
+    p = sub.add_parser(
+        "train",
+        help="train a model (paper or modern recipe); resumable; torchrun-ready",
+        description="Train from a YAML config; every config key is also a flag that overrides it.",
+    )
     p.add_argument("--config", "-c", help="YAML config (configs/*.yaml)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any config key with a YAML value, e.g. --set 'crop_size=[64, 64]'")
-    p.add_argument("--print-config", action="store_true",
-                   help="print the resolved config (the run folder's config.yaml) and exit without training")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key with a YAML value, e.g. --set 'crop_size=[64, 64]'",
+    )
+    p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config (the run folder's config.yaml) and exit without training",
+    )
     keys = p.add_argument_group("config keys (override the YAML file)")
     # the dataset flags every data command shares (--data-arg adds to dataset_kwargs); splits are keys
     add_dataset_args(keys, split=False, required=False)
@@ -30,14 +41,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         if key in ("dataset", "root"):
             continue
         if spec.type == "bool":
-            keys.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS,
-                              help=spec.help)
+            keys.add_argument(
+                flag, dest=key, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=spec.help
+            )
         elif spec.type in ("dict", "any"):
             continue  # structured values: YAML file or --set
         else:
             short = ("-o",) if key == "out" else ()  # the one output flag of every command
-            keys.add_argument(flag, *short, dest=key, default=argparse.SUPPRESS, metavar=key.split("_")[-1].upper(),
-                              help=spec.help + (" (comma-separated)" if spec.type == "list" else ""))
+            keys.add_argument(
+                flag,
+                *short,
+                dest=key,
+                default=argparse.SUPPRESS,
+                metavar=key.split("_")[-1].upper(),
+                help=spec.help + (" (comma-separated)" if spec.type == "list" else ""),
+            )
     p.set_defaults(func=run)
 
 
@@ -59,10 +77,14 @@ def resolve_args(args: argparse.Namespace) -> tuple[dict, Path, bool]:
     cfg = config.resolve(base, overrides, _data_args(args, base, overrides))
     if args.config:
         cfg["config_file"] = str(args.config)
-    run_dir = Path(cfg["out"] or Path("runs") / (Path(args.config).stem if args.config else f"{cfg['model']}-{cfg['dataset']}"))
+    run_dir = Path(
+        cfg["out"] or Path("runs") / (Path(args.config).stem if args.config else f"{cfg['model']}-{cfg['dataset']}")
+    )
     cfg["out"] = str(run_dir)
     if (run_dir / "state.pt").exists():
-        raise PixelwiseError(f"{run_dir} already holds a run: continue it with --resume {run_dir} or pick another --out")
+        raise PixelwiseError(
+            f"{run_dir} already holds a run: continue it with --resume {run_dir} or pick another --out"
+        )
     return cfg, run_dir, False
 
 
@@ -90,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
     if result.get("best_step") is not None:
         from ..engine.train import format_metric
 
-        print(f"done: {result['steps']} steps; best val {result['best_metric']} "
-              f"{format_metric(result['best_metric'], result['best']).rstrip('%')} at step {result['best_step']} -> {run_dir / 'best.safetensors'}")
+        print(
+            f"done: {result['steps']} steps; best val {result['best_metric']} "
+            f"{format_metric(result['best_metric'], result['best']).rstrip('%')} at step {result['best_step']} -> {run_dir / 'best.safetensors'}"
+        )
     else:
         print(f"done: {result['steps']} steps -> {run_dir / 'last.safetensors'}")
     return 0

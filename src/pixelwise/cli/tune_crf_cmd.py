@@ -16,16 +16,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", "-s", default="val", help="split to tune on (default val; never test)")
     p.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE", help="extra dataset argument")
     p.add_argument("--images", type=int, help="tune on N images spread over the split (default: all)")
-    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
-                   help="values to search for one CRF parameter (repeatable; replaces that key of the default "
-                        "grid: appearance_weight=3,5,10 appearance_sxy=30,80 appearance_srgb=5,13)")
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="KEY=V1,V2,...",
+        help="values to search for one CRF parameter (repeatable; replaces that key of the default "
+        "grid: appearance_weight=3,5,10 appearance_sxy=30,80 appearance_srgb=5,13)",
+    )
     p.add_argument("--radius", type=int, default=5, help="boundary region: pixels within R of a label edge")
-    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="test-time flip for the network's probabilities (default: as the checkpoint records)")
+    p.add_argument(
+        "--flip",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="test-time flip for the network's probabilities (default: as the checkpoint records)",
+    )
     p.add_argument("--scales", type=scales_arg, default=None, help="test-time scales (default: as recorded)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda[:N]")
-    p.add_argument("--write", action="store_true",
-                   help="store the best parameters in the checkpoint's metadata ('crf'); tensors unchanged")
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="store the best parameters in the checkpoint's metadata ('crf'); tensors unchanged",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(func=run)
 
@@ -68,27 +80,48 @@ def run(args: argparse.Namespace) -> int:
     ds = get_dataset(args.dataset, args.root, args.split, **key_values(args.data_arg, "--data-arg"))
     indices = spread(len(ds), args.images)
     log = (lambda m: None) if args.json else print
-    log(f"network over {len(indices)} {args.dataset}/{args.split} images ({describe_views(flip, scales)}), "
-        f"then {len(settings)} CRF settings")
+    log(
+        f"network over {len(indices)} {args.dataset}/{args.split} images ({describe_views(flip, scales)}), "
+        f"then {len(settings)} CRF settings"
+    )
     entries = cache_probabilities(model, ds, indices, device, flip=flip, scales=scales, log=log)
     k = next(iter(model.heads.values()))
     baseline, rows = search(entries, settings, k, radius=args.radius, log=log)
     best, best_m = rows[0]
-    record = {"dataset": args.dataset, "split": args.split, "images": len(indices), "flip": flip,
-              "scales": list(scales), "radius": args.radius, "settings": len(settings),
-              "mean_iou_plain": baseline["mean_iou"], "mean_iou_crf": best_m["mean_iou"],
-              "boundary_accuracy_plain": baseline["boundary_accuracy"],
-              "boundary_accuracy_crf": best_m["boundary_accuracy"]}
+    record = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "images": len(indices),
+        "flip": flip,
+        "scales": list(scales),
+        "radius": args.radius,
+        "settings": len(settings),
+        "mean_iou_plain": baseline["mean_iou"],
+        "mean_iou_crf": best_m["mean_iou"],
+        "boundary_accuracy_plain": baseline["boundary_accuracy"],
+        "boundary_accuracy_crf": best_m["boundary_accuracy"],
+    }
     if path is not None:
         update_metadata(path, crf=best.to_dict(), crf_search=record)
     if args.json:
-        print(json.dumps({"best": best.to_dict(), **record,
-                          "results": [dict(p.to_dict(), mean_iou=m["mean_iou"], boundary_accuracy=m["boundary_accuracy"])
-                                      for p, m in rows]}))
+        print(
+            json.dumps(
+                {
+                    "best": best.to_dict(),
+                    **record,
+                    "results": [
+                        dict(p.to_dict(), mean_iou=m["mean_iou"], boundary_accuracy=m["boundary_accuracy"])
+                        for p, m in rows
+                    ],
+                }
+            )
+        )
         return 0
     print(f"\nplain: mean IU {100 * baseline['mean_iou']:.2f}, boundary acc {100 * baseline['boundary_accuracy']:.2f}")
-    print(f"best:  mean IU {100 * best_m['mean_iou']:.2f}, boundary acc {100 * best_m['boundary_accuracy']:.2f}"
-          f"  --crf-params {describe(best)}")
+    print(
+        f"best:  mean IU {100 * best_m['mean_iou']:.2f}, boundary acc {100 * best_m['boundary_accuracy']:.2f}"
+        f"  --crf-params {describe(best)}"
+    )
     if best_m["mean_iou"] <= baseline["mean_iou"]:
         print("note: no setting beat the plain argmax on mean IU")
     if path is not None:

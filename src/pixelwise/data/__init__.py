@@ -13,6 +13,16 @@ from .registry import dataset_class, get_dataset, list_datasets, register_datase
 from .transforms import train_transforms
 
 __all__ = [
-    "IGNORE", "LabelMap", "Record", "Sample", "SegmentationDataset", "collate", "dataset_class",
-    "get_dataset", "list_datasets", "register_dataset", "train_transforms", "voc_colormap",
+    "IGNORE",
+    "LabelMap",
+    "Record",
+    "Sample",
+    "SegmentationDataset",
+    "collate",
+    "dataset_class",
+    "get_dataset",
+    "list_datasets",
+    "register_dataset",
+    "train_transforms",
+    "voc_colormap",
 ]

@@ -178,8 +178,7 @@ class SegmentationDataset(Dataset):
     def _skip(self, why: str, count: int = 1) -> None:
         self.num_skipped += count
         warnings.warn(
-            f"skipping {count} bad sample(s) in {self.source}: {why} "
-            f"[{self.num_skipped} skipped so far]",
+            f"skipping {count} bad sample(s) in {self.source}: {why} [{self.num_skipped} skipped so far]",
             stacklevel=3,
         )
 

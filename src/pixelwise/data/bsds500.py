@@ -38,8 +38,7 @@ def find_data_dir(root: Path) -> Path:
         if (d / "images").is_dir() and (d / "groundTruth").is_dir():
             return d
     raise PixelwiseError(
-        f"no BSDS500 layout under {root}: expected BSDS500/data/images/ and BSDS500/data/groundTruth/ "
-        "(check --root)"
+        f"no BSDS500 layout under {root}: expected BSDS500/data/images/ and BSDS500/data/groundTruth/ (check --root)"
     )
 
 
@@ -49,8 +48,10 @@ def _records(data: Path, split: str) -> list[Record]:
     img_dir = require(data / "images" / split, f"BSDS500 {split} images folder")
     records = []
     for mat in sorted(gt_dir.glob("*.mat")):
-        image = next((img_dir / f"{mat.stem}{e}" for e in IMAGE_EXTS if (img_dir / f"{mat.stem}{e}").exists()),
-                     img_dir / f"{mat.stem}.jpg")  # a missing image is reported by the base class
+        image = next(
+            (img_dir / f"{mat.stem}{e}" for e in IMAGE_EXTS if (img_dir / f"{mat.stem}{e}").exists()),
+            img_dir / f"{mat.stem}.jpg",
+        )  # a missing image is reported by the base class
         records.append(Record(mat.stem, {"image": image, "label": mat}))
     return records
 
@@ -142,8 +143,16 @@ def boundary_summary(ds: SegmentationDataset, limit: int | None = None) -> dict[
         return round(float(c) / pixels, 6) if pixels else 0.0
 
     return {
-        "dataset": ds.name, "source": ds.source, "num_samples": len(ds), "num_inspected": n,
-        "target_kind": "boundaries", "annotators_per_image": {str(k): v for k, v in sorted(annotators.items())},
-        "boundary_share": share(marked), "union_share": share(union), "consensus_share": share(consensus),
-        "pixels": pixels, "image_size": _size_stats(sizes), "num_skipped": skipped,
+        "dataset": ds.name,
+        "source": ds.source,
+        "num_samples": len(ds),
+        "num_inspected": n,
+        "target_kind": "boundaries",
+        "annotators_per_image": {str(k): v for k, v in sorted(annotators.items())},
+        "boundary_share": share(marked),
+        "union_share": share(union),
+        "consensus_share": share(consensus),
+        "pixels": pixels,
+        "image_size": _size_stats(sizes),
+        "num_skipped": skipped,
     }

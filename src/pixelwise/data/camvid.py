@@ -17,13 +17,31 @@ from .labels import LabelMap
 from .registry import register_dataset
 
 CLASSES = [
-    "Sky", "Building", "Pole", "Road", "Pavement", "Tree",
-    "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+    "Sky",
+    "Building",
+    "Pole",
+    "Road",
+    "Pavement",
+    "Tree",
+    "SignSymbol",
+    "Fence",
+    "Car",
+    "Pedestrian",
+    "Bicyclist",
 ]
 # colours used by the SegNet tools (dataset README)
 PALETTE = [
-    (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
-    (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+    (128, 128, 128),
+    (128, 0, 0),
+    (192, 192, 128),
+    (128, 64, 128),
+    (60, 40, 222),
+    (128, 128, 0),
+    (192, 128, 128),
+    (64, 64, 128),
+    (64, 0, 128),
+    (64, 64, 0),
+    (0, 128, 192),
 ]
 VOID = 11
 SPLITS = ("train", "val", "test")
@@ -55,7 +73,10 @@ class CamVid(SegmentationDataset):
         self.label_map = LabelMap.identity(len(CLASSES), void=(VOID,))
         super().__init__(
             _parse_pairs(root, split_file),
-            class_names=list(CLASSES), palette=list(PALETTE), source=str(split_file), **kw,
+            class_names=list(CLASSES),
+            palette=list(PALETTE),
+            source=str(split_file),
+            **kw,
         )
 
     def load_target(self, rec: Record) -> Target:

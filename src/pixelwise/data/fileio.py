@@ -74,7 +74,8 @@ def _open_loaded(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tup
         if max_pixels is not None and w * h > max_pixels:
             raise PixelwiseError(
                 f"image {path} is {w}x{h} = {w * h:_} pixels, over the limit of {max_pixels:_} "
-                "(raise it with --max-pixels if you trust the file)")
+                "(raise it with --max-pixels if you trust the file)"
+            )
         im, orientation = load_upright(im, str(path))
     except FileNotFoundError:
         raise PixelwiseError(f"missing file: {path}") from None
@@ -95,8 +96,10 @@ def load_upright(im: Image.Image, name: str) -> tuple[Image.Image, int]:
     orientation = _orientation(im)  # read before load: Pillow's TIFF reader applies and drops it
     if im.format == "TIFF" and orientation >= 5:
         # Pillow (10-13 at least) scrambles the pixels of TIFFs rotated by 90 degrees
-        raise PixelwiseError(f"image {name} is a TIFF with EXIF orientation {orientation} (rotated 90 degrees), "
-                             "which Pillow decodes wrongly: save it as PNG or JPEG")
+        raise PixelwiseError(
+            f"image {name} is a TIFF with EXIF orientation {orientation} (rotated 90 degrees), "
+            "which Pillow decodes wrongly: save it as PNG or JPEG"
+        )
     im.load()  # force decoding now so truncation surfaces here, not later
     if _orientation(im) != 1:  # PNG/JPEG/WebP: ours to apply (a PNG's eXIf chunk may follow the pixels)
         orientation = _orientation(im)
@@ -140,8 +143,9 @@ def upright_rgb(im: Image.Image, orientation: int, name: str) -> Decoded:
         try:  # premultiplied-alpha modes have no direct conversion to RGB
             im = im.convert({"La": "LA", "RGBa": "RGBA"}.get(im.mode, im.mode)).convert("RGB")
         except ValueError:
-            raise PixelwiseError(f"image {path} has mode {im.mode}, which cannot be converted to RGB: "
-                                 "save it as 8-bit RGB or grayscale") from None
+            raise PixelwiseError(
+                f"image {path} has mode {im.mode}, which cannot be converted to RGB: save it as 8-bit RGB or grayscale"
+            ) from None
         # a copy in C order: writable (torch warns on read-only arrays) and cheap to pickle to workers
         arr = np.array(np.asarray(im).transpose(2, 0, 1), order="C")
     return Decoded(torch.from_numpy(arr), tuple(notes))
@@ -178,9 +182,7 @@ def read_index_png(path: Path) -> np.ndarray:
     """
     im, _ = _open_loaded(path)
     if im.mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
-        raise PixelwiseError(
-            f"label {path} has mode {im.mode}; expected a single-channel class-index PNG"
-        )
+        raise PixelwiseError(f"label {path} has mode {im.mode}; expected a single-channel class-index PNG")
     return np.asarray(im).astype(np.int64)
 
 

@@ -55,16 +55,11 @@ class Folder(SegmentationDataset):
     name = "folder"
     calibration_splits = ("train", "trainval", "all")  # users' folders often have only all
 
-    def __init__(
-        self, root: str | Path, split: str = "all", *, class_names: list[str] | None = None, **kw
-    ) -> None:
+    def __init__(self, root: str | Path, split: str = "all", *, class_names: list[str] | None = None, **kw) -> None:
         root = require(Path(root), "dataset root folder")
         images = require(root / "images", "images folder")
         stems, source = _stems(root, split)
-        records = [
-            Record(s, {"image": _find_image(images, s), "label": root / "masks" / f"{s}.png"})
-            for s in stems
-        ]
+        records = [Record(s, {"image": _find_image(images, s), "label": root / "masks" / f"{s}.png"}) for s in stems]
         if class_names is None and (root / "classes.txt").exists():
             class_names = read_class_names(root / "classes.txt")
         if class_names is None:
@@ -72,8 +67,11 @@ class Folder(SegmentationDataset):
             class_names = [f"class_{k}" for k in range(_count_classes(records))]
         self.label_map = LabelMap.identity(len(class_names))
         super().__init__(
-            records, class_names=list(class_names), palette=voc_colormap(len(class_names)),
-            source=source, **kw,
+            records,
+            class_names=list(class_names),
+            palette=voc_colormap(len(class_names)),
+            source=source,
+            **kw,
         )
 
     def load_target(self, rec: Record) -> Target:

@@ -27,11 +27,46 @@ from .labels import LabelMap, voc_colormap
 from .registry import register_dataset
 
 CLASSES = [
-    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf",
-    "picture", "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror",
-    "floor mat", "clothes", "ceiling", "books", "refridgerator", "television", "paper", "towel",
-    "shower curtain", "box", "whiteboard", "person", "night stand", "toilet", "sink", "lamp",
-    "bathtub", "bag", "otherstructure", "otherfurniture", "otherprop",
+    "wall",
+    "floor",
+    "cabinet",
+    "bed",
+    "chair",
+    "sofa",
+    "table",
+    "door",
+    "window",
+    "bookshelf",
+    "picture",
+    "counter",
+    "blinds",
+    "desk",
+    "shelves",
+    "curtain",
+    "dresser",
+    "pillow",
+    "mirror",
+    "floor mat",
+    "clothes",
+    "ceiling",
+    "books",
+    "refridgerator",
+    "television",
+    "paper",
+    "towel",
+    "shower curtain",
+    "box",
+    "whiteboard",
+    "person",
+    "night stand",
+    "toilet",
+    "sink",
+    "lamp",
+    "bathtub",
+    "bag",
+    "otherstructure",
+    "otherfurniture",
+    "otherprop",
 ]
 # modality name (FCN's tops) -> (Sample key, folder under data/)
 MODALITIES = {"color": ("image", "images"), "depth": ("depth", "depth"), "hha": ("hha", "hha")}
@@ -46,8 +81,13 @@ class NYUD(SegmentationDataset):
     name = "nyud"
 
     def __init__(
-        self, root: str | Path, split: str = "train", *, modalities: tuple[str, ...] | str = ("color",),
-        targets: tuple[str, ...] | str = ("semantic",), **kw
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        modalities: tuple[str, ...] | str = ("color",),
+        targets: tuple[str, ...] | str = ("semantic",),
+        **kw,
     ) -> None:
         root = require(Path(root), "NYUDv2 root folder")
         mods = tuple(modalities.split(",")) if isinstance(modalities, str) else tuple(modalities)
@@ -58,7 +98,9 @@ class NYUD(SegmentationDataset):
             raise PixelwiseError(f"unknown nyud split '{split}': valid {', '.join(SPLITS)}")
         tgts = tuple(targets.split(",")) if isinstance(targets, str) else tuple(targets)
         if not tgts or any(t not in TARGETS for t in tgts) or len(set(tgts)) != len(tgts):
-            raise PixelwiseError(f"bad nyud targets {','.join(tgts)}: choose from {', '.join(TARGETS)} (e.g. semantic,depth)")
+            raise PixelwiseError(
+                f"bad nyud targets {','.join(tgts)}: choose from {', '.join(TARGETS)} (e.g. semantic,depth)"
+            )
         for m in mods:
             require(root / "data" / MODALITIES[m][1], f"NYUDv2 {m} folder")
         if "depth" in tgts:
@@ -77,7 +119,9 @@ class NYUD(SegmentationDataset):
         super().__init__(
             [self._record(root, n) for n in read_split(split_file)],
             class_names={t: names[t] for t in tgts} if multi else names["semantic"],
-            palette={t: palette[t] for t in tgts} if multi else palette["semantic"], source=str(split_file), **kw,
+            palette={t: palette[t] for t in tgts} if multi else palette["semantic"],
+            source=str(split_file),
+            **kw,
         )
 
     def _record(self, root: Path, n: str) -> Record:
@@ -95,7 +139,11 @@ class NYUD(SegmentationDataset):
         out = {}
         for m in self.modalities:
             key = MODALITIES[m][0]
-            out[key] = read_depth_png(rec.files[key]) if key == "depth" else read_rgb(rec.files[key], max_pixels=self.max_pixels)
+            out[key] = (
+                read_depth_png(rec.files[key])
+                if key == "depth"
+                else read_rgb(rec.files[key], max_pixels=self.max_pixels)
+            )
         return out
 
     def load_target(self, rec: Record) -> Target:

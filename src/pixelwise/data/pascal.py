@@ -24,16 +24,69 @@ from .labels import LabelMap, read_numbered_labels, voc_colormap
 from .registry import register_dataset
 
 VOC_CLASSES = [
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "background",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 ]
 # the 59-class task in model output order, after background 0 (FCN classes-59.txt)
 CONTEXT_CLASSES = VOC_CLASSES + [
-    "bag", "bed", "bench", "book", "building", "cabinet", "ceiling", "clothes", "computer", "cup",
-    "door", "fence", "floor", "flower", "food", "grass", "ground", "keyboard", "light", "mountain",
-    "mouse", "curtain", "platform", "sign", "plate", "road", "rock", "shelves", "sidewalk", "sky",
-    "snow", "bedcloth", "track", "tree", "truck", "wall", "water", "window", "wood",
+    "bag",
+    "bed",
+    "bench",
+    "book",
+    "building",
+    "cabinet",
+    "ceiling",
+    "clothes",
+    "computer",
+    "cup",
+    "door",
+    "fence",
+    "floor",
+    "flower",
+    "food",
+    "grass",
+    "ground",
+    "keyboard",
+    "light",
+    "mountain",
+    "mouse",
+    "curtain",
+    "platform",
+    "sign",
+    "plate",
+    "road",
+    "rock",
+    "shelves",
+    "sidewalk",
+    "sky",
+    "snow",
+    "bedcloth",
+    "track",
+    "tree",
+    "truck",
+    "wall",
+    "water",
+    "window",
+    "wood",
 ]
 # task names that differ from the full label list's names
 CONTEXT_ALIASES = {"diningtable": "table", "bedcloth": "bedclothes", "clothes": "cloth"}
@@ -68,7 +121,9 @@ class VOC(SegmentationDataset):
             raise PixelwiseError(f"unknown voc split '{split}': valid {', '.join(VOC_SPLITS)}")
         if split == "seg11valid":
             if sbd_root is None:
-                raise PixelwiseError("split seg11valid needs sbd_root= (SBD's dataset/ folder) besides the VOC2011 root")
+                raise PixelwiseError(
+                    "split seg11valid needs sbd_root= (SBD's dataset/ folder) besides the VOC2011 root"
+                )
             ids = seg11valid_ids(root, require(Path(sbd_root), "SBD root folder"))
             source = f"{root}/ImageSets/Segmentation/val.txt minus {sbd_root}/train.txt"
             if not ids:
@@ -78,8 +133,11 @@ class VOC(SegmentationDataset):
             ids, source = read_split(split_file), str(split_file)
         self.label_map = LabelMap.identity(len(VOC_CLASSES))
         super().__init__(
-            _voc_records(root, ids), class_names=list(VOC_CLASSES),
-            palette=voc_colormap(len(VOC_CLASSES)), source=source, **kw,
+            _voc_records(root, ids),
+            class_names=list(VOC_CLASSES),
+            palette=voc_colormap(len(VOC_CLASSES)),
+            source=source,
+            **kw,
         )
 
     def load_target(self, rec: Record) -> Target:
@@ -107,8 +165,11 @@ class SBD(SegmentationDataset):
         # SBD has no boundary label, but 255 is still accepted as void for converted copies
         self.label_map = LabelMap.identity(len(VOC_CLASSES))
         super().__init__(
-            records, class_names=list(VOC_CLASSES), palette=voc_colormap(len(VOC_CLASSES)),
-            source=str(split_file), **kw,
+            records,
+            class_names=list(VOC_CLASSES),
+            palette=voc_colormap(len(VOC_CLASSES)),
+            source=str(split_file),
+            **kw,
         )
 
     def load_target(self, rec: Record) -> Target:
@@ -142,9 +203,7 @@ class PascalContext(SegmentationDataset):
 
     name = "pascal_context"
 
-    def __init__(
-        self, root: str | Path, split: str = "train", *, context_root: str | Path | None = None, **kw
-    ) -> None:
+    def __init__(self, root: str | Path, split: str = "train", *, context_root: str | Path | None = None, **kw) -> None:
         root = require(Path(root), "VOC2010 root folder")
         ctx = require(Path(context_root) if context_root is not None else root, "PASCAL-Context folder")
         if split not in ("train", "val"):
@@ -157,8 +216,11 @@ class PascalContext(SegmentationDataset):
             for i in read_split(split_file)
         ]
         super().__init__(
-            records, class_names=list(CONTEXT_CLASSES), palette=voc_colormap(len(CONTEXT_CLASSES)),
-            source=str(split_file), **kw,
+            records,
+            class_names=list(CONTEXT_CLASSES),
+            palette=voc_colormap(len(CONTEXT_CLASSES)),
+            source=str(split_file),
+            **kw,
         )
 
     def load_target(self, rec: Record) -> Target:

@@ -42,6 +42,7 @@ def dataset_class(name: str) -> type[SegmentationDataset]:
 
 def dataset_options(cls: type[SegmentationDataset]) -> set[str]:
     """Keyword options ``cls(root, split, **options)`` accepts, its base class's included."""
+
     def named(klass: type) -> tuple[set[str], bool]:
         params = inspect.signature(klass.__init__).parameters.values()
         names = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}

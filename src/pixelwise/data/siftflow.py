@@ -19,10 +19,39 @@ from .registry import register_dataset
 
 SUB = "spatial_envelope_256x256_static_8outdoorcategories"
 SEMANTIC = [
-    "awning", "balcony", "bird", "boat", "bridge", "building", "bus", "car", "cow", "crosswalk",
-    "desert", "door", "fence", "field", "grass", "moon", "mountain", "person", "plant", "pole",
-    "river", "road", "rock", "sand", "sea", "sidewalk", "sign", "sky", "staircase", "streetlight",
-    "sun", "tree", "window",
+    "awning",
+    "balcony",
+    "bird",
+    "boat",
+    "bridge",
+    "building",
+    "bus",
+    "car",
+    "cow",
+    "crosswalk",
+    "desert",
+    "door",
+    "fence",
+    "field",
+    "grass",
+    "moon",
+    "mountain",
+    "person",
+    "plant",
+    "pole",
+    "river",
+    "road",
+    "rock",
+    "sand",
+    "sea",
+    "sidewalk",
+    "sign",
+    "sky",
+    "staircase",
+    "streetlight",
+    "sun",
+    "tree",
+    "window",
 ]
 GEOMETRIC = ["sky", "horizontal", "vertical"]
 SPLITS = ("trainval", "test")
@@ -45,8 +74,13 @@ class SIFTFlow(SegmentationDataset):
             require(root / folder / SUB, f"SIFT Flow {folder} folder")
         split_file = require(root / f"{split}.txt", f"SIFT Flow {split} split file")
         records = [
-            Record(n, {"image": root / "Images" / SUB / f"{n}.jpg",
-                       **{h: root / d / SUB / f"{n}.mat" for h, d in LABEL_DIRS.items()}})
+            Record(
+                n,
+                {
+                    "image": root / "Images" / SUB / f"{n}.jpg",
+                    **{h: root / d / SUB / f"{n}.mat" for h, d in LABEL_DIRS.items()},
+                },
+            )
             for n in read_split(split_file)
         ]
         self.label_maps = {
@@ -57,7 +91,8 @@ class SIFTFlow(SegmentationDataset):
             records,
             class_names={"semantic": list(SEMANTIC), "geometric": list(GEOMETRIC)},
             palette={"semantic": voc_colormap(len(SEMANTIC) + 1)[1:], "geometric": voc_colormap(4)[1:]},
-            source=str(split_file), **kw,
+            source=str(split_file),
+            **kw,
         )
 
     def load_target(self, rec: Record) -> Target:

@@ -26,7 +26,9 @@ def _head_items(ds: SegmentationDataset, target: Any) -> dict[str, torch.Tensor]
     return {next(iter(ds.heads)): target}
 
 
-def _count_sample(ds: SegmentationDataset, i: int, counts: dict[str, np.ndarray], ignored: dict[str, int]) -> tuple[int, int]:
+def _count_sample(
+    ds: SegmentationDataset, i: int, counts: dict[str, np.ndarray], ignored: dict[str, int]
+) -> tuple[int, int]:
     """Add item ``i``'s label histogram to ``counts``/``ignored``; return its (H, W)."""
     size = ds.image_size(i)
     for head, t in _head_items(ds, ds.read_target(i)).items():
@@ -107,8 +109,14 @@ def summarize(ds: SegmentationDataset, limit: int | None = None) -> dict[str, An
     heads = {h: heads[h] for h in specs}  # the dataset's head order
     first = next(iter(heads.values()))
     out = {
-        "dataset": ds.name, "source": ds.source, "num_samples": len(ds), "num_inspected": n,
-        **first, "image_size": _size_stats(sizes), "num_skipped": skipped, "ignore_index": ds.ignore_index,
+        "dataset": ds.name,
+        "source": ds.source,
+        "num_samples": len(ds),
+        "num_inspected": n,
+        **first,
+        "image_size": _size_stats(sizes),
+        "num_skipped": skipped,
+        "ignore_index": ds.ignore_index,
     }
     if len(heads) > 1 or set(heads) != set(names):
         out["heads"] = heads
@@ -156,8 +164,13 @@ def _sheet_row(ds: SegmentationDataset, i: int, palettes: dict, alpha: float) ->
             panels.append((h, target))
             continue
         # text sized for a panel about 320 pixels wide (the sheet scales each image to fit)
-        panel = with_legend(_overlay(base, target, palettes[h], alpha), target, names[h], palettes[h],
-                            size=max(12, round(target.shape[1] / 28)))
+        panel = with_legend(
+            _overlay(base, target, palettes[h], alpha),
+            target,
+            names[h],
+            palettes[h],
+            size=max(12, round(target.shape[1] / 28)),
+        )
         panels.append((h, panel))
     return sample["id"], panels
 

@@ -52,9 +52,7 @@ class ToTVTensors:
             if k in out:
                 out[k] = tv_tensors.Image(out[k])
         t = out["target"]
-        out["target"] = (
-            {h: _as_mask(m) for h, m in t.items()} if isinstance(t, dict) else _as_mask(t)
-        )
+        out["target"] = {h: _as_mask(m) for h, m in t.items()} if isinstance(t, dict) else _as_mask(t)
         return out
 
 

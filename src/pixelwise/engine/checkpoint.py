@@ -25,8 +25,17 @@ from ..errors import PixelwiseError, unknown_name
 from ..models.weights import load_model
 
 # kept importable from here for code written before the format moved to ``pixelwise.checkpoint``
-__all__ = ["init_from", "load_model", "load_state", "read_metadata", "read_tensors", "resolve_model", "save_model",
-           "save_state", "unwrap"]
+__all__ = [
+    "init_from",
+    "load_model",
+    "load_state",
+    "read_metadata",
+    "read_tensors",
+    "resolve_model",
+    "save_model",
+    "save_state",
+    "unwrap",
+]
 
 
 def resolve_model(spec: str, *, device: str | torch.device = "cpu", random_weights: bool = False) -> nn.Module:
@@ -48,10 +57,12 @@ def resolve_model(spec: str, *, device: str | torch.device = "cpu", random_weigh
         if not random_weights:
             raise PixelwiseError(
                 f"'{spec}' is an architecture without trained weights: train it (pixelwise train --config CONFIG.yaml), "
-                f"use a checkpoint or shipped weights ({', '.join(sorted(SHIPPED))}), or add --random-weights")
+                f"use a checkpoint or shipped weights ({', '.join(sorted(SHIPPED))}), or add --random-weights"
+            )
         return get_model(spec).to(device).eval()
-    raise unknown_name("model (checkpoint path, shipped weights or registry name)", spec,
-                       [*sorted(SHIPPED), *list_models()])
+    raise unknown_name(
+        "model (checkpoint path, shipped weights or registry name)", spec, [*sorted(SHIPPED), *list_models()]
+    )
 
 
 def init_from(model: nn.Module, path: str | Path) -> list[str]:

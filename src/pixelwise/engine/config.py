@@ -72,13 +72,21 @@ SPEC: dict[str, Key] = {
     "iterations": Key(None, "int", "length of the run in optimizer steps"),
     "amp": Key("none", "str", "mixed precision: none, bf16 (CPU or CUDA) or fp16 (CUDA)"),
     "clip_grad": Key(None, "float", "clip the gradient norm to this value"),
-    "freeze_bn": Key(False, "bool", "keep BatchNorm statistics fixed (eval mode) while training: short fine-tunes "
-                     "whose slow running averages would otherwise lag the weights (depth)"),
+    "freeze_bn": Key(
+        False,
+        "bool",
+        "keep BatchNorm statistics fixed (eval mode) while training: short fine-tunes "
+        "whose slow running averages would otherwise lag the weights (depth)",
+    ),
     # -- run -------------------------------------------------------------------------------
     "interval": Key(None, "int", "optimizer steps between validation + checkpoint (default: one epoch)"),
     "eval_batch_size": Key(1, "int", "validation batch (padded to the largest image)"),
-    "best_metric": Key(None, "str", "validation metric that selects best.safetensors, HEAD/KEY for another head "
-                       "(default: the first head's task's: mean_iou, delta1; error metrics count lower-is-better)"),
+    "best_metric": Key(
+        None,
+        "str",
+        "validation metric that selects best.safetensors, HEAD/KEY for another head "
+        "(default: the first head's task's: mean_iou, delta1; error metrics count lower-is-better)",
+    ),
     "seed": Key(0, "int", "random seed"),
     "device": Key("auto", "str", "auto, cpu, cuda or cuda:N"),
     "threads": Key(None, "int", "torch CPU threads per process"),
@@ -130,10 +138,24 @@ def _convert(kind: str, value: Any) -> Any:
 
 
 #: names people commonly write for a key (other frameworks' spellings) -> the key
-ALIASES = {"learning_rate": "lr", "base_lr": "lr", "batch": "batch_size", "num_workers": "workers",
-           "epoch": "epochs", "num_epochs": "epochs", "max_iter": "iterations", "iters": "iterations",
-           "crop": "crop_size", "wd": "weight_decay", "decay": "weight_decay", "scales": "scale_range",
-           "num_threads": "threads", "output": "out", "output_dir": "out", "data_root": "root"}
+ALIASES = {
+    "learning_rate": "lr",
+    "base_lr": "lr",
+    "batch": "batch_size",
+    "num_workers": "workers",
+    "epoch": "epochs",
+    "num_epochs": "epochs",
+    "max_iter": "iterations",
+    "iters": "iterations",
+    "crop": "crop_size",
+    "wd": "weight_decay",
+    "decay": "weight_decay",
+    "scales": "scale_range",
+    "num_threads": "threads",
+    "output": "out",
+    "output_dir": "out",
+    "data_root": "root",
+}
 
 
 def defaults() -> dict:
@@ -190,8 +212,12 @@ def validate(cfg: dict) -> None:
     for key in ("model", "dataset", "root"):
         if not cfg.get(key):
             raise PixelwiseError(f"config needs '{key}' (in the YAML file or --{key.replace('_', '-')})")
-    choices = {"optimizer": ("sgd", "adamw"), "loss_reduction": ("sum", "mean"),
-               "schedule": ("constant", "poly", "cosine", "onecycle"), "amp": ("none", "bf16", "fp16")}
+    choices = {
+        "optimizer": ("sgd", "adamw"),
+        "loss_reduction": ("sum", "mean"),
+        "schedule": ("constant", "poly", "cosine", "onecycle"),
+        "amp": ("none", "bf16", "fp16"),
+    }
     for key, valid in choices.items():
         if cfg[key] not in valid:
             raise PixelwiseError(f"{key} must be one of {', '.join(valid)}, got '{cfg[key]}'")
@@ -214,8 +240,13 @@ def git_commit(where: str | Path | None = None) -> str | None:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=10)
         if sha.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")

@@ -64,8 +64,9 @@ class CRFParams:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any], *, base: CRFParams | None = None, what: str = "CRF parameters"
-                  ) -> CRFParams:
+    def from_dict(
+        cls, d: Mapping[str, Any], *, base: CRFParams | None = None, what: str = "CRF parameters"
+    ) -> CRFParams:
         """``base`` (default: the defaults) with the keys of ``d`` replaced; unknown keys are an error."""
         names = [f.name for f in fields(cls)]
         unknown = [k for k in d if k not in names]
@@ -115,13 +116,15 @@ def densecrf_module():
     try:
         import pydensecrf.densecrf as dcrf
     except ImportError:
-        raise PixelwiseError("--crf needs the optional package pydensecrf2: pip install 'pixelwise[crf]' "
-                             "(or pip install pydensecrf2)") from None
+        raise PixelwiseError(
+            "--crf needs the optional package pydensecrf2: pip install 'pixelwise[crf]' (or pip install pydensecrf2)"
+        ) from None
     return dcrf
 
 
-def refine(probs: torch.Tensor | np.ndarray, image: torch.Tensor | np.ndarray, params: CRFParams = CRFParams()
-           ) -> torch.Tensor:
+def refine(
+    probs: torch.Tensor | np.ndarray, image: torch.Tensor | np.ndarray, params: CRFParams = CRFParams()
+) -> torch.Tensor:
     """One dense-CRF pass over a whole block: ``probs`` K x H x W (float, each pixel sums to 1),
     ``image`` uint8 3 x H x W (RGB) -> refined K x H x W float32 probabilities.
 
@@ -140,8 +143,12 @@ def refine(probs: torch.Tensor | np.ndarray, image: torch.Tensor | np.ndarray, p
     crf = dcrf.DenseCRF2D(w, h, k)
     crf.setUnaryEnergy(np.ascontiguousarray(unary, dtype=np.float32))
     crf.addPairwiseGaussian(sxy=params.smooth_sxy, compat=params.smooth_weight)
-    crf.addPairwiseBilateral(sxy=params.appearance_sxy, srgb=params.appearance_srgb,
-                             rgbim=np.ascontiguousarray(img.transpose(1, 2, 0)), compat=params.appearance_weight)
+    crf.addPairwiseBilateral(
+        sxy=params.appearance_sxy,
+        srgb=params.appearance_srgb,
+        rgbim=np.ascontiguousarray(img.transpose(1, 2, 0)),
+        compat=params.appearance_weight,
+    )
     q = np.asarray(crf.inference(int(params.iterations)), dtype=np.float32)
     return torch.from_numpy(q.reshape(k, h, w))
 
@@ -159,9 +166,16 @@ class BandRefiner:
     no seam shows where bands meet.  At most ``K x (band + overlap) x W`` probabilities are held.
     """
 
-    def __init__(self, image: torch.Tensor, num_classes: int, params: CRFParams,
-                 emit: Callable[[int, torch.Tensor], None], *, max_pixels: int | None = None,
-                 overlap: int = OVERLAP) -> None:
+    def __init__(
+        self,
+        image: torch.Tensor,
+        num_classes: int,
+        params: CRFParams,
+        emit: Callable[[int, torch.Tensor], None],
+        *,
+        max_pixels: int | None = None,
+        overlap: int = OVERLAP,
+    ) -> None:
         max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
         self.image, self.params, self.emit = image, params, emit
         self.k, (self.h, self.w) = num_classes, image.shape[-2:]
@@ -179,7 +193,7 @@ class BandRefiner:
             raise ValueError(f"rows must arrive in order: expected row {self.start + self.rows.shape[1]}, got {y}")
         if x0 == 0:
             self.pending = torch.empty(self.k, probs.shape[1], self.w)
-        self.pending[:, :, x0:x0 + probs.shape[2]] = probs
+        self.pending[:, :, x0 : x0 + probs.shape[2]] = probs
         if x0 + probs.shape[2] < self.w:
             return
         self.rows = torch.cat([self.rows, self.pending], dim=1)
@@ -190,7 +204,7 @@ class BandRefiner:
 
     def _refine_band(self) -> None:
         stop = min(self.h, self.start + self.band)
-        q = refine(self.rows[:, :stop - self.start], self.image[:, self.start:stop], self.params)
+        q = refine(self.rows[:, : stop - self.start], self.image[:, self.start : stop], self.params)
         if self.tail is not None:  # blend the overlap: weight of this band rises from ~0 to ~1
             n = self.tail.shape[1]
             wt = (torch.arange(n, dtype=torch.float32) + 0.5).div_(n).view(1, n, 1)
@@ -209,14 +223,20 @@ class BandRefiner:
             raise ValueError(f"flush before every row arrived ({self.start + self.rows.shape[1]} of {self.h})")
 
 
-def refine_image(probs: torch.Tensor, image: torch.Tensor, params: CRFParams = CRFParams(), *,
-                 max_pixels: int | None = None, overlap: int = OVERLAP) -> torch.Tensor:
+def refine_image(
+    probs: torch.Tensor,
+    image: torch.Tensor,
+    params: CRFParams = CRFParams(),
+    *,
+    max_pixels: int | None = None,
+    overlap: int = OVERLAP,
+) -> torch.Tensor:
     """Refined K x H x W probabilities of a whole image (``probs`` K x H x W, ``image`` uint8 3 x H x W),
     banded above ``max_pixels`` exactly as ``predict`` does."""
     out = torch.empty(probs.shape, dtype=torch.float32)
 
     def emit(y: int, q: torch.Tensor) -> None:
-        out[:, y:y + q.shape[1]] = q
+        out[:, y : y + q.shape[1]] = q
 
     refiner = BandRefiner(image, probs.shape[0], params, emit, max_pixels=max_pixels, overlap=overlap)
     refiner.push(0, 0, probs.float().cpu())
@@ -224,8 +244,9 @@ def refine_image(probs: torch.Tensor, image: torch.Tensor, params: CRFParams = C
     return out
 
 
-def refine_batch(logits: Mapping[str, torch.Tensor], images: torch.Tensor, sizes, params: CRFParams
-                 ) -> dict[str, torch.Tensor]:
+def refine_batch(
+    logits: Mapping[str, torch.Tensor], images: torch.Tensor, sizes, params: CRFParams
+) -> dict[str, torch.Tensor]:
     """Labels of a padded batch: ``{head: N x K x H x W}`` logits, ``images`` uint8 N x 3 x H x W,
     ``sizes`` each image's own (h, w) -> ``{head: int64 N x H x W}``, the CRF run on each image's
     own area (padding keeps the plain argmax; it is never scored)."""

@@ -55,8 +55,16 @@ def spread(n_total: int, n: int | None) -> list[int]:
 
 
 @torch.no_grad()
-def cache_probabilities(model: nn.Module, ds, indices: Sequence[int], device: torch.device, *, flip: bool = False,
-                        scales: tuple[float, ...] = (1.0,), log: Callable[[str], None] | None = None) -> list[Cached]:
+def cache_probabilities(
+    model: nn.Module,
+    ds,
+    indices: Sequence[int],
+    device: torch.device,
+    *,
+    flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+    log: Callable[[str], None] | None = None,
+) -> list[Cached]:
     """Run the network once over ``ds[i]`` for ``i`` in ``indices``; the first head's softmax of the
     averaged views is kept (multi-head models are tuned on their first head)."""
     model.eval()
@@ -70,8 +78,16 @@ def cache_probabilities(model: nn.Module, ds, indices: Sequence[int], device: to
         probs = logits[0].float().softmax(0).cpu()
         seconds = time.perf_counter() - t0
         target = s["target"][head] if isinstance(s["target"], Mapping) else s["target"]
-        out.append(Cached(str(ds.ids[i]) if hasattr(ds, "ids") else str(i), s["image"], probs.half(),
-                          logits[0].argmax(0).cpu(), target, seconds))
+        out.append(
+            Cached(
+                str(ds.ids[i]) if hasattr(ds, "ids") else str(i),
+                s["image"],
+                probs.half(),
+                logits[0].argmax(0).cpu(),
+                target,
+                seconds,
+            )
+        )
         if log is not None and (n + 1) % 20 == 0:
             log(f"network: {n + 1}/{len(indices)} images")
     return out
@@ -95,8 +111,9 @@ def boundary_band(target: torch.Tensor, radius: int, ignore_index: int = 255) ->
     return near & valid
 
 
-def score_setting(entries: Sequence[Cached], params: CRFParams | None, num_classes: int, *, radius: int = 5,
-                  ignore_index: int = 255) -> dict:
+def score_setting(
+    entries: Sequence[Cached], params: CRFParams | None, num_classes: int, *, radius: int = 5, ignore_index: int = 255
+) -> dict:
     """Metrics of the plain argmax (``params`` None) or of the CRF-refined labels over ``entries``:
     the paper's metrics, ``boundary_accuracy`` (within ``radius`` px of a label edge),
     ``boundary_pixels`` and ``crf_seconds_per_image``."""
@@ -112,21 +129,33 @@ def score_setting(entries: Sequence[Cached], params: CRFParams | None, num_class
         right += int((pred[band] == e.target[band]).sum())
         total += int(band.sum())
     m = cm.compute()
-    m.update(boundary_accuracy=right / total if total else float("nan"), boundary_pixels=total,
-             boundary_radius=radius, crf_seconds_per_image=seconds / max(1, len(entries)),
-             net_seconds_per_image=sum(e.net_seconds for e in entries) / max(1, len(entries)))
+    m.update(
+        boundary_accuracy=right / total if total else float("nan"),
+        boundary_pixels=total,
+        boundary_radius=radius,
+        crf_seconds_per_image=seconds / max(1, len(entries)),
+        net_seconds_per_image=sum(e.net_seconds for e in entries) / max(1, len(entries)),
+    )
     return m
 
 
 def grid(spec: Mapping[str, Sequence[float]] = DEFAULT_GRID, base: CRFParams = CRFParams()) -> list[CRFParams]:
     """Every combination of the values in ``spec`` (``{field: values}``) on top of ``base``."""
     keys = list(spec)
-    return [CRFParams.from_dict(dict(zip(keys, values, strict=True)), base=base, what="--grid")
-            for values in itertools.product(*(spec[k] for k in keys))]
+    return [
+        CRFParams.from_dict(dict(zip(keys, values, strict=True)), base=base, what="--grid")
+        for values in itertools.product(*(spec[k] for k in keys))
+    ]
 
 
-def search(entries: Sequence[Cached], settings: Sequence[CRFParams], num_classes: int, *, radius: int = 5,
-           log: Callable[[str], None] | None = None) -> tuple[dict, list[tuple[CRFParams, dict]]]:
+def search(
+    entries: Sequence[Cached],
+    settings: Sequence[CRFParams],
+    num_classes: int,
+    *,
+    radius: int = 5,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict, list[tuple[CRFParams, dict]]]:
     """Score the plain argmax and every setting; returns (baseline metrics, [(params, metrics)]
     best mean IU first)."""
     baseline = score_setting(entries, None, num_classes, radius=radius)
@@ -135,8 +164,10 @@ def search(entries: Sequence[Cached], settings: Sequence[CRFParams], num_classes
         m = score_setting(entries, params, num_classes, radius=radius)
         rows.append((params, m))
         if log is not None:
-            log(f"[{n + 1}/{len(settings)}] {describe(params)}: mean IU {100 * m['mean_iou']:.2f} "
-                f"(plain {100 * baseline['mean_iou']:.2f}), boundary acc {100 * m['boundary_accuracy']:.2f}")
+            log(
+                f"[{n + 1}/{len(settings)}] {describe(params)}: mean IU {100 * m['mean_iou']:.2f} "
+                f"(plain {100 * baseline['mean_iou']:.2f}), boundary acc {100 * m['boundary_accuracy']:.2f}"
+            )
     rows.sort(key=lambda r: -r[1]["mean_iou"])
     return baseline, rows
 

@@ -48,7 +48,11 @@ def pick_device(spec: str, local_rank: int = 0) -> torch.device:
 def launched() -> tuple[int, int, int]:
     """``(rank, world size, local rank)`` from torchrun's environment (``(0, 1, 0)`` without it),
     for jobs that split work by rank and never communicate (no process group is joined)."""
-    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0"))
+    return (
+        int(os.environ.get("RANK", "0")),
+        int(os.environ.get("WORLD_SIZE", "1")),
+        int(os.environ.get("LOCAL_RANK", "0")),
+    )
 
 
 def setup(device: str = "auto") -> World:
@@ -83,4 +87,3 @@ def mean_across(world: World, value: float) -> float:
     t = torch.tensor([value], dtype=torch.float64)
     dist.all_reduce(t)
     return float(t) / world.size
-

@@ -29,11 +29,22 @@ BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], device: torch.device,
-             *, amp: str = "none", ignore_index: int = 255, on_batch: BatchHook | None = None,
-             progress: bool = False, flip: bool = False, scales: tuple[float, ...] = (1.0,),
-             tasks: Mapping[str, str] | None = None, crf: CRFParams | None = None,
-             task_options: Mapping[str, Mapping] | None = None) -> dict[str, Metric]:
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    heads: Mapping[str, int],
+    device: torch.device,
+    *,
+    amp: str = "none",
+    ignore_index: int = 255,
+    on_batch: BatchHook | None = None,
+    progress: bool = False,
+    flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+    tasks: Mapping[str, str] | None = None,
+    crf: CRFParams | None = None,
+    task_options: Mapping[str, Mapping] | None = None,
+) -> dict[str, Metric]:
     """Run ``model`` over ``loader`` and accumulate each head's metric (reduced across processes).
 
     Semantic heads (the default for heads missing from ``tasks``) accumulate ``hist[true, pred]``;
@@ -50,9 +61,16 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
     model.eval()
     kinds = {h: get_task((tasks or {}).get(h, "semantic")) for h in heads}
     opts = dict(task_options or {})
-    cms = {h: (ConfusionMatrix(k, ignore_index) if kinds[h].name == "semantic" else kinds[h].new_metric(
-               HeadSpec(h, kinds[h].name, k, extra=dict(opts.get(h, opts.get(kinds[h].name)) or {}))))
-           for h, k in heads.items()}
+    cms = {
+        h: (
+            ConfusionMatrix(k, ignore_index)
+            if kinds[h].name == "semantic"
+            else kinds[h].new_metric(
+                HeadSpec(h, kinds[h].name, k, extra=dict(opts.get(h, opts.get(kinds[h].name)) or {}))
+            )
+        )
+        for h, k in heads.items()
+    }
     batches = loader
     if progress:
         from tqdm.auto import tqdm
@@ -79,8 +97,11 @@ def evaluate(model: nn.Module, loader: DataLoader, heads: Mapping[str, int], dev
     return cms
 
 
-def summarize(cms: Mapping[str, Metric], class_names: list[str] | Mapping[str, list[str]] | None = None,
-              tasks: Mapping[str, str] | None = None) -> dict:
+def summarize(
+    cms: Mapping[str, Metric],
+    class_names: list[str] | Mapping[str, list[str]] | None = None,
+    tasks: Mapping[str, str] | None = None,
+) -> dict:
     """Metrics dict: the first head's metrics at top level; multi-head models add ``heads`` (one
     object per head, each with its ``task``)."""
     tasks = {h: (tasks or {}).get(h, "semantic") for h in cms}
@@ -116,13 +137,31 @@ def _dataset_kwargs(dataset: str, model: nn.Module, given: dict) -> dict:
     return {**given, "targets": ",".join(dict.fromkeys(tasks.values()))}
 
 
-def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data_args: list[str] = (),
-                   batch_size: int = 1, limit: int | None = None, device: str = "auto", amp: str = "none",
-                   workers: int = 2, save_predictions: str | None = None, confusion_png: str | None = None,
-                   progress: bool = False, flip: bool | None = None, scales: tuple[float, ...] | None = None,
-                   backend: str = "auto", crf: bool = False, crf_params: str | Mapping | None = None,
-                   task_options: Mapping[str, Mapping] | None = None,
-                   random_weights: bool = False, tta: bool = False, auto_cache: str | None = None) -> dict:
+def evaluate_split(
+    model_spec: str,
+    dataset: str,
+    root: str,
+    split: str,
+    *,
+    data_args: list[str] = (),
+    batch_size: int = 1,
+    limit: int | None = None,
+    device: str = "auto",
+    amp: str = "none",
+    workers: int = 2,
+    save_predictions: str | None = None,
+    confusion_png: str | None = None,
+    progress: bool = False,
+    flip: bool | None = None,
+    scales: tuple[float, ...] | None = None,
+    backend: str = "auto",
+    crf: bool = False,
+    crf_params: str | Mapping | None = None,
+    task_options: Mapping[str, Mapping] | None = None,
+    random_weights: bool = False,
+    tta: bool = False,
+    auto_cache: str | None = None,
+) -> dict:
     """``pixelwise eval``: metrics of a model over a dataset split.
 
     Returns ``{"json": metrics dict, "table": text}``; optionally writes each prediction as a
@@ -159,8 +198,11 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
         calib = calibration_from_dataset(dataset, root, extra, split) if backend == "onnxruntime-int8" else None
-        sample = {k: v for k, v in ds[0].items() if isinstance(v, torch.Tensor) and k != "target"} \
-            if backend == "auto" and len(ds) else None
+        sample = (
+            {k: v for k, v in ds[0].items() if isinstance(v, torch.Tensor) and k != "target"}
+            if backend == "auto" and len(ds)
+            else None
+        )
         model = with_backend(model, backend, dev, calibration=calib, sample=sample, auto_cache=auto_cache)
     backend = backend_name(model)  # what auto resolved to: the numbers say which path made them
     ds = FirstN(ds, limit) if limit else ds
@@ -170,22 +212,52 @@ def evaluate_split(model_spec: str, dataset: str, root: str, split: str, *, data
     tasks = {h: sp.task for h, sp in specs.items()}
     hook = _prediction_writer(Path(save_predictions), specs) if save_predictions else None
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers, collate_fn=collate_sized)
-    cms = evaluate(model, loader, heads, dev, amp=amp, on_batch=hook, progress=progress, flip=flip, scales=scales,
-                   tasks=tasks, crf=crf_set, task_options=task_options)
+    cms = evaluate(
+        model,
+        loader,
+        heads,
+        dev,
+        amp=amp,
+        on_batch=hook,
+        progress=progress,
+        flip=flip,
+        scales=scales,
+        tasks=tasks,
+        crf=crf_set,
+        task_options=task_options,
+    )
     metrics = summarize(cms, ds.class_names if len(heads) > 1 else specs[next(iter(heads))].class_names, tasks)
-    metrics.update({"model": model_spec, "dataset": dataset, "split": split, "images": len(ds),
-                    "flip": flip, "scales": list(scales), "views": describe_views(flip, scales), "backend": backend,
-                    "crf": crf_set.to_dict() if crf_set else None})
+    metrics.update(
+        {
+            "model": model_spec,
+            "dataset": dataset,
+            "split": split,
+            "images": len(ds),
+            "flip": flip,
+            "scales": list(scales),
+            "views": describe_views(flip, scales),
+            "backend": backend,
+            "crf": crf_set.to_dict() if crf_set else None,
+        }
+    )
     first = next(iter(heads))
     if confusion_png and tasks[first] == "semantic":
         draw_confusion(confusion_png, cms[first].hist, specs[first].class_names)
     per_head = metrics.get("heads", {first: metrics})
-    table = "\n\n".join((f"head '{h}' ({tasks[h]})\n" if len(heads) > 1 else "")
-                         + get_task(tasks[h]).format_metrics(per_head[h], specs[h]) for h in heads)
-    pixels = ", ".join(f"{per_head[h].get('labelled_pixels', per_head[h].get('valid_pixels'))} "
-                       f"{'labelled' if tasks[h] == 'semantic' else 'valid ' + tasks[h]} pixels" for h in heads)
-    table += (f"\n\n{len(ds)} images of {dataset}/{split}, {pixels}, "
-              f"{describe_views(flip, scales)}{', dense CRF' if crf_set else ''}, backend {backend}")
+    table = "\n\n".join(
+        (f"head '{h}' ({tasks[h]})\n" if len(heads) > 1 else "")
+        + get_task(tasks[h]).format_metrics(per_head[h], specs[h])
+        for h in heads
+    )
+    pixels = ", ".join(
+        f"{per_head[h].get('labelled_pixels', per_head[h].get('valid_pixels'))} "
+        f"{'labelled' if tasks[h] == 'semantic' else 'valid ' + tasks[h]} pixels"
+        for h in heads
+    )
+    table += (
+        f"\n\n{len(ds)} images of {dataset}/{split}, {pixels}, "
+        f"{describe_views(flip, scales)}{', dense CRF' if crf_set else ''}, backend {backend}"
+    )
     return {"json": _finite(metrics), "table": table}
 
 
@@ -204,7 +276,9 @@ def _prediction_writer(out, specs: Mapping) -> BatchHook:
                 if spec.task == "semantic":
                     save_label_png(folder / f"{sid}.png", p[i, :hh, :ww], palette_for(spec.palette, spec.channels))
                 else:
-                    get_task(spec.task).write_prediction(folder, sid, batch["image"][i, :, :hh, :ww], p[i, :hh, :ww], spec)
+                    get_task(spec.task).write_prediction(
+                        folder, sid, batch["image"][i, :, :hh, :ww], p[i, :hh, :ww], spec
+                    )
 
     return hook
 

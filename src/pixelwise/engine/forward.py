@@ -35,8 +35,16 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 
 @torch.no_grad()
-def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int], device: torch.device, *,
-                    flip: bool = False, scales: tuple[float, ...] = (1.0,), amp: str = "none") -> dict[str, torch.Tensor]:
+def averaged_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    heads: Mapping[str, int],
+    device: torch.device,
+    *,
+    flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+    amp: str = "none",
+) -> dict[str, torch.Tensor]:
     """Test-time averaging: preprocessed ``N x C x H x W`` -> ``{head: N x K x H x W}`` float logits
     on ``device``, the mean over every (scale, flip) view.
 
@@ -49,9 +57,18 @@ def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int],
     total: dict[str, torch.Tensor] = {}
     views = 0
     for s in scales:
-        xs = x if s == 1 else F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))),
-                                           mode="bilinear", align_corners=False, antialias=s < 1)
-        for mirrored in ((False, True) if flip else (False,)):
+        xs = (
+            x
+            if s == 1
+            else F.interpolate(
+                x,
+                size=(max(1, round(h * s)), max(1, round(w * s))),
+                mode="bilinear",
+                align_corners=False,
+                antialias=s < 1,
+            )
+        )
+        for mirrored in (False, True) if flip else (False,):
             with autocast(device, amp):
                 out = head_outputs(model((xs.flip(-1) if mirrored else xs).to(device)), heads)
             for head, logits in out.items():
@@ -64,8 +81,9 @@ def averaged_logits(model: nn.Module, x: torch.Tensor, heads: Mapping[str, int],
     return {head: t / views for head, t in total.items()} if views > 1 else total
 
 
-def test_time_views(model: nn.Module, flip: bool | None, scales: tuple[float, ...] | None, *,
-                    tta: bool = False) -> tuple[bool, tuple[float, ...]]:
+def test_time_views(
+    model: nn.Module, flip: bool | None, scales: tuple[float, ...] | None, *, tta: bool = False
+) -> tuple[bool, tuple[float, ...]]:
     """The views to average: those asked for (``flip``/``scales`` not None); else with ``tta`` the
     model's own (``meta.test_time``: the views its reported metrics were measured with); else one
     plain forward -- the default, several times faster than the recorded views."""
@@ -79,5 +97,7 @@ def describe_views(flip: bool, scales: tuple[float, ...]) -> str:
     """Human summary of the test-time views, for what eval and predict print."""
     if not flip and tuple(scales) == (1.0,):
         return "one plain view"
-    return f"{len(scales) * (1 + flip)} views averaged (scales {','.join(f'{x:g}' for x in scales)}" \
-           f"{', flipped' if flip else ''})"
+    return (
+        f"{len(scales) * (1 + flip)} views averaged (scales {','.join(f'{x:g}' for x in scales)}"
+        f"{', flipped' if flip else ''})"
+    )

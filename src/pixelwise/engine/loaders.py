@@ -60,7 +60,7 @@ class ResumableSampler(DistributedSampler):
         self.start = start
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(super().__iter__())[self.start:])
+        return iter(list(super().__iter__())[self.start :])
 
     def __len__(self) -> int:
         return max(0, self.num_samples - self.start)
@@ -85,7 +85,9 @@ def build_dataset(cfg: Mapping, train: bool) -> Dataset:
         kw["transforms"] = train_transforms(
             crop_size=tuple(cfg["crop_size"]) if cfg["crop_size"] else None,
             scale_range=tuple(cfg["scale_range"]) if cfg["scale_range"] else None,
-            hflip=cfg["hflip"], jitter=cfg["jitter"])
+            hflip=cfg["hflip"],
+            jitter=cfg["jitter"],
+        )
         limit = cfg["train_limit"]
     else:
         name, root, split = cfg["val_dataset"] or cfg["dataset"], cfg["val_root"] or cfg["root"], cfg["val_split"]
@@ -100,18 +102,34 @@ def train_loader(ds: Dataset, cfg: Mapping, world: World, epoch: int, start: int
     sampler = ResumableSampler(ds, world, cfg["seed"], start)
     sampler.set_epoch(epoch)
     if sampler.num_samples < cfg["batch_size"]:
-        raise PixelwiseError(f"{len(ds)} training samples over {world.size} process(es) is less than one batch of {cfg['batch_size']}")
+        raise PixelwiseError(
+            f"{len(ds)} training samples over {world.size} process(es) is less than one batch of {cfg['batch_size']}"
+        )
     # augmentation draws in workers are seeded from this generator: same seed+epoch, same crops
     gen = torch.Generator().manual_seed(cfg["seed"] * 100_003 + epoch * 1_009 + world.rank)
-    return DataLoader(ds, batch_size=cfg["batch_size"], sampler=sampler, num_workers=cfg["workers"],
-                      collate_fn=collate_sized, drop_last=True, generator=gen,
-                      pin_memory=world.device.type == "cuda", persistent_workers=False)
+    return DataLoader(
+        ds,
+        batch_size=cfg["batch_size"],
+        sampler=sampler,
+        num_workers=cfg["workers"],
+        collate_fn=collate_sized,
+        drop_last=True,
+        generator=gen,
+        pin_memory=world.device.type == "cuda",
+        persistent_workers=False,
+    )
 
 
 def val_loader(ds: Dataset, cfg: Mapping, world: World) -> DataLoader:
     shard = Shard(ds, world.rank, world.size) if world.distributed else ds
-    return DataLoader(shard, batch_size=cfg["eval_batch_size"], shuffle=False, num_workers=cfg["workers"],
-                      collate_fn=collate_sized, pin_memory=world.device.type == "cuda")
+    return DataLoader(
+        shard,
+        batch_size=cfg["eval_batch_size"],
+        shuffle=False,
+        num_workers=cfg["workers"],
+        collate_fn=collate_sized,
+        pin_memory=world.device.type == "cuda",
+    )
 
 
 def steps_per_epoch(ds: Dataset, cfg: Mapping, world: World) -> int:
@@ -147,6 +165,8 @@ def class_weights(ds: Dataset, cfg: Mapping, heads: Mapping[str, int]) -> dict[s
             out[head] = class_weights_from_counts(given, count, pixels)
         else:
             if len(given) != k:
-                raise PixelwiseError(f"class_weights for head '{head}' has {len(given)} values, the model has {k} classes")
+                raise PixelwiseError(
+                    f"class_weights for head '{head}' has {len(given)} values, the model has {k} classes"
+                )
             out[head] = torch.tensor([float(v) for v in given])
     return out

@@ -63,8 +63,15 @@ def confusion_png(path: str | Path, hist: torch.Tensor, class_names: Sequence[st
         for i in range(k):
             for j in range(k):
                 if norm[i, j] >= 0.005:
-                    ax.text(j, i, f"{100 * norm[i, j]:.0f}", ha="center", va="center", fontsize=6,
-                            color="white" if norm[i, j] > 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{100 * norm[i, j]:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=6,
+                        color="white" if norm[i, j] > 0.5 else "black",
+                    )
     fig.tight_layout()
     with atomic.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

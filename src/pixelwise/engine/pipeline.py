@@ -25,8 +25,9 @@ class Prefetcher:
     def __init__(self, items: Iterable[Any], decode: Callable[[Any], Any], depth: int = 4) -> None:
         self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(list(items), decode), daemon=True,
-                                        name="pixelwise-decode")
+        self._thread = threading.Thread(
+            target=self._run, args=(list(items), decode), daemon=True, name="pixelwise-decode"
+        )
         self._thread.start()
 
     def _put(self, x: Any) -> bool:
@@ -100,8 +101,9 @@ class Writer:
             self._raise()
 
 
-def same_size_runs(items: Iterable[tuple[Any, Any, float]], size: Callable[[Any], tuple | None],
-                   batch_size: int) -> Iterator[list[tuple[Any, Any, float]]]:
+def same_size_runs(
+    items: Iterable[tuple[Any, Any, float]], size: Callable[[Any], tuple | None], batch_size: int
+) -> Iterator[list[tuple[Any, Any, float]]]:
     """Group consecutive decoded items into batches of up to ``batch_size`` with equal
     ``size(result)``; an item whose ``size`` is None (an error, an image needing windows) goes alone."""
     run: list = []
@@ -116,4 +118,3 @@ def same_size_runs(items: Iterable[tuple[Any, Any, float]], size: Callable[[Any]
             run.append(x)
     if run:
         yield run
-

@@ -78,8 +78,9 @@ class Predictor:
     @torch.no_grad()
     def window_logits(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Preprocessed window ``1 x C x h x w`` -> ``{head: K x h x w}`` logits averaged over views."""
-        out = averaged_logits(self.model, x, self.heads, self.device, flip=self.opt.flip, scales=self.opt.scales,
-                              amp=self.opt.amp)
+        out = averaged_logits(
+            self.model, x, self.heads, self.device, flip=self.opt.flip, scales=self.opt.scales, amp=self.opt.amp
+        )
         return {head: logits[0].cpu() for head, logits in out.items()}  # bands are summed on the CPU
 
     def _tile(self, h: int, w: int) -> tuple[int, int]:
@@ -89,8 +90,13 @@ class Predictor:
         return min(t, h), min(t, w)
 
     @torch.no_grad()
-    def predict(self, sample: Mapping[str, torch.Tensor], sink: RowSink | None = None, *,
-                logits: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    def predict(
+        self,
+        sample: Mapping[str, torch.Tensor],
+        sink: RowSink | None = None,
+        *,
+        logits: Mapping[str, torch.Tensor] | None = None,
+    ) -> dict[str, torch.Tensor]:
         """Labels for one raw sample; ``sink`` receives probabilities band by band (optional).
         ``logits``: ``{head: K x H x W}`` of an image that is one window, already computed (by
         :meth:`predict_batch`): the network is not run again."""
@@ -100,8 +106,14 @@ class Predictor:
         ys, xs = positions(H, th, self.opt.overlap), positions(W, tw, self.opt.overlap)
         if logits is not None and len(ys) * len(xs) != 1:
             raise ValueError("precomputed logits are for images that are one window")
-        labels = {h: torch.empty(H, W, dtype=(torch.uint8 if k <= 256 else torch.int32)
-                                 if self.tasks[h].name == "semantic" else torch.float32) for h, k in self.heads.items()}
+        labels = {
+            h: torch.empty(
+                H,
+                W,
+                dtype=(torch.uint8 if k <= 256 else torch.int32) if self.tasks[h].name == "semantic" else torch.float32,
+            )
+            for h, k in self.heads.items()
+        }
         carry: dict[str, torch.Tensor] | None = None  # logit sums of rows shared with the next band
         carry_n: torch.Tensor | None = None
         row_sinks, refiners = self._row_sinks(raw, labels, sink)
@@ -115,17 +127,21 @@ class Predictor:
                 count[:, :rows] += carry_n
             for x0 in xs:
                 # preprocess window by window: the whole image never exists as floats
-                window = {k: v[..., y:y + th, x0:x0 + tw] for k, v in raw.items()}
+                window = {k: v[..., y : y + th, x0 : x0 + tw] for k, v in raw.items()}
                 out = logits if logits is not None else self.window_logits(self.model.preprocessing.apply(window)[None])
                 for h, lg in out.items():
-                    band[h][:, :, x0:x0 + tw] += lg
-                count[:, :, x0:x0 + tw] += 1
+                    band[h][:, :, x0 : x0 + tw] += lg
+                count[:, :, x0 : x0 + tw] += 1
             done = (ys[i + 1] if i + 1 < len(ys) else y + th) - y  # rows no later window touches
             for h in band:
                 rs = row_sinks.get(h)  # semantic heads only: probabilities exist for class heads
-                self._finish_rows(band[h][:, :done], count[:, :done], labels[h][y:y + done],
-                                  (lambda x0, p, rs=rs, y=y: rs(y, x0, p)) if rs is not None else None,
-                                  self.tasks[h].predict)
+                self._finish_rows(
+                    band[h][:, :done],
+                    count[:, :done],
+                    labels[h][y : y + done],
+                    (lambda x0, p, rs=rs, y=y: rs(y, x0, p)) if rs is not None else None,
+                    self.tasks[h].predict,
+                )
             # copies, so the finished band's memory is released before the next one is allocated
             carry = {h: b[:, done:].clone() for h, b in band.items()}
             carry_n = count[:, done:].clone()
@@ -134,8 +150,9 @@ class Predictor:
             refiner.flush()
         return labels
 
-    def _row_sinks(self, raw: Mapping[str, torch.Tensor], labels: dict[str, torch.Tensor],
-                   sink: RowSink | None) -> tuple[dict[str, Callable[[int, int, torch.Tensor], None]], list]:
+    def _row_sinks(
+        self, raw: Mapping[str, torch.Tensor], labels: dict[str, torch.Tensor], sink: RowSink | None
+    ) -> tuple[dict[str, Callable[[int, int, torch.Tensor], None]], list]:
         """Per head, where final probability rows go: the caller's ``sink``, or (with a CRF) a
         :class:`BandRefiner` whose refined rows overwrite the labels and then reach ``sink``.
         Returns the sinks and the refiners (to flush)."""
@@ -145,39 +162,49 @@ class Predictor:
         from .crf import BandRefiner
 
         def emit(head: str, y: int, q: torch.Tensor) -> None:
-            labels[head][y:y + q.shape[1]] = q.argmax(0).to(labels[head].dtype)
+            labels[head][y : y + q.shape[1]] = q.argmax(0).to(labels[head].dtype)
             if sink is not None:
                 sink(head, y, 0, q)
 
-        refiners = {h: BandRefiner(raw["image"], k, self.opt.crf, lambda y, q, h=h: emit(h, y, q))
-                    for h, k in semantic.items()}
+        refiners = {
+            h: BandRefiner(raw["image"], k, self.opt.crf, lambda y, q, h=h: emit(h, y, q)) for h, k in semantic.items()
+        }
         return {h: r.push for h, r in refiners.items()}, list(refiners.values())
 
     @staticmethod
-    def _finish_rows(total: torch.Tensor, count: torch.Tensor, out: torch.Tensor,
-                     sink: Callable[[int, torch.Tensor], None] | None,
-                     predict: Callable[[torch.Tensor], torch.Tensor] | None = None, chunk: int = 512) -> None:
+    def _finish_rows(
+        total: torch.Tensor,
+        count: torch.Tensor,
+        out: torch.Tensor,
+        sink: Callable[[int, torch.Tensor], None] | None,
+        predict: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        chunk: int = 512,
+    ) -> None:
         """Mean logits -> predictions (and probabilities) for final rows, a column chunk at a time so
         no second band-sized tensor is ever made.  ``total`` K x r x W, ``count`` 1 x r x W;
         ``predict``: the task's ``N x K x h x w -> N x h x w`` (default: argmax over classes)."""
         for x0 in range(0, total.shape[-1], chunk):
-            mean = total[..., x0:x0 + chunk] / count[..., x0:x0 + chunk]
-            out[:, x0:x0 + chunk] = mean.argmax(0) if predict is None else predict(mean[None])[0]
+            mean = total[..., x0 : x0 + chunk] / count[..., x0 : x0 + chunk]
+            out[:, x0 : x0 + chunk] = mean.argmax(0) if predict is None else predict(mean[None])[0]
             if sink is not None:
                 sink(x0, mean.softmax(0))
 
     @torch.no_grad()
-    def predict_batch(self, samples: Sequence[Mapping[str, torch.Tensor]],
-                      sinks: Sequence[RowSink | None] | None = None) -> list[dict[str, torch.Tensor]]:
+    def predict_batch(
+        self, samples: Sequence[Mapping[str, torch.Tensor]], sinks: Sequence[RowSink | None] | None = None
+    ) -> list[dict[str, torch.Tensor]]:
         """Labels for raw samples of one size that are each one window (``windows(h, w) == 1``):
         one batched forward (per view), then each image finished exactly as :meth:`predict` does."""
         x = torch.stack([self.model.preprocessing.apply(dict(s)) for s in samples])
-        out = averaged_logits(self.model, x, self.heads, self.device, flip=self.opt.flip, scales=self.opt.scales,
-                              amp=self.opt.amp)
+        out = averaged_logits(
+            self.model, x, self.heads, self.device, flip=self.opt.flip, scales=self.opt.scales, amp=self.opt.amp
+        )
         out = {h: lg.cpu() for h, lg in out.items()}
         sinks = list(sinks) if sinks is not None else [None] * len(samples)
-        return [self.predict(s, sk, logits={h: lg[i] for h, lg in out.items()})
-                for i, (s, sk) in enumerate(zip(samples, sinks, strict=True))]
+        return [
+            self.predict(s, sk, logits={h: lg[i] for h, lg in out.items()})
+            for i, (s, sk) in enumerate(zip(samples, sinks, strict=True))
+        ]
 
     def windows(self, h: int, w: int) -> int:
         """How many windows an ``h x w`` image is cut into."""

@@ -84,8 +84,13 @@ class _ProbWriter:
             self._ctx = atomic.atomic_path(path)
             self.file = open(self._ctx.__enter__(), "wb")
             np.lib.format.write_array_header_2_0(
-                self.file, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
-                            "fortran_order": False, "shape": (k, h, w)})
+                self.file,
+                {
+                    "descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)),
+                    "fortran_order": False,
+                    "shape": (k, h, w),
+                },
+            )
             self.offset = self.file.tell()
             self.file.truncate(self.offset + k * h * w * 2)
         else:
@@ -94,7 +99,7 @@ class _ProbWriter:
     def __call__(self, y: int, x: int, probs: torch.Tensor) -> None:
         k, rows, cols = probs.shape
         if not self.npy:
-            self.array[:, y:y + rows, x:x + cols] = probs
+            self.array[:, y : y + rows, x : x + cols] = probs
             return
         _, h, w = self.shape
         data = probs.to(torch.float16).numpy()
@@ -120,11 +125,23 @@ class _ProbWriter:
                 pass
 
 
-def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | Path, *, device: torch.device,
-                  options: Options = Options(), probabilities: str | None = None, overlays: bool = True,
-                  alpha: float = 0.5, legends: bool = True, skip_bad: bool = False,
-                  max_pixels: int | None = DEFAULT_MAX_PIXELS, log: Callable[[str], None] = print,
-                  shard: tuple[int, int] = (0, 1), batch_size: int = 4) -> list[dict]:
+def predict_files(
+    model: torch.nn.Module,
+    inputs: Sequence[str],
+    out_dir: str | Path,
+    *,
+    device: torch.device,
+    options: Options = Options(),
+    probabilities: str | None = None,
+    overlays: bool = True,
+    alpha: float = 0.5,
+    legends: bool = True,
+    skip_bad: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    log: Callable[[str], None] = print,
+    shard: tuple[int, int] = (0, 1),
+    batch_size: int = 4,
+) -> list[dict]:
     """Predict every input image; returns one record per image (paths written, size, seconds).
 
     ``legends``: overlays carry a legend strip below the image (swatch, class name, share of pixels).
@@ -172,9 +189,11 @@ def predict_files(model: torch.nn.Module, inputs: Sequence[str], out_dir: str | 
             done = _infer(model, predictor, [(item[1], d.image) for item, d, _ in run], probabilities)
             share = (time.perf_counter() - t0) / len(run)
             for ((path, base), decoded, seconds), (labels, probs) in zip(run, done, strict=True):
-                writer.submit(lambda path=path, base=base, decoded=decoded, labels=labels, probs=probs,
-                              spent=seconds + share: _write(model, predictor, records, log, path, base, decoded,
-                                                            labels, probs, spent, fmt))
+                writer.submit(
+                    lambda path=path, base=base, decoded=decoded, labels=labels, probs=probs, spent=seconds + share: (
+                        _write(model, predictor, records, log, path, base, decoded, labels, probs, spent, fmt)
+                    )
+                )
         writer.close()
     except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
         writer.close(discard=True)
@@ -189,8 +208,9 @@ def _skipped(records: list[dict], path: Path, e: Exception) -> None:
     records.append({"input": str(path), "skipped": str(e)})
 
 
-def _infer(model: torch.nn.Module, predictor: Predictor, images: list[tuple[Path, torch.Tensor]],
-           probabilities: str | None) -> list[tuple[dict[str, torch.Tensor], list[str]]]:
+def _infer(
+    model: torch.nn.Module, predictor: Predictor, images: list[tuple[Path, torch.Tensor]], probabilities: str | None
+) -> list[tuple[dict[str, torch.Tensor], list[str]]]:
     """Labels of uint8 ``3 x H x W`` images (one batch when several: equal size, one window each),
     with probabilities written to ``base_prob.npy`` etc. as they become final -> per image
     (``{head: labels}``, probability files written)."""
@@ -201,9 +221,21 @@ def _infer(model: torch.nn.Module, predictor: Predictor, images: list[tuple[Path
     try:
         for base, image in images:
             h, w = image.shape[-2:]
-            writers.append({head: _ProbWriter(Path(f"{base}{'' if len(heads) == 1 else '_' + head}_prob.{probabilities}"),
-                                              k, h, w, meta.class_names(head))
-                            for head, k in heads.items() if tasks[head] == "semantic"} if probabilities else {})
+            writers.append(
+                {
+                    head: _ProbWriter(
+                        Path(f"{base}{'' if len(heads) == 1 else '_' + head}_prob.{probabilities}"),
+                        k,
+                        h,
+                        w,
+                        meta.class_names(head),
+                    )
+                    for head, k in heads.items()
+                    if tasks[head] == "semantic"
+                }
+                if probabilities
+                else {}
+            )
         sinks = [(lambda hd, y, x, p, ws=ws: ws[hd](y, x, p)) if ws else None for ws in writers]
         if len(images) == 1:
             labels = [predictor.predict({"image": images[0][1]}, sink=sinks[0])]
@@ -222,17 +254,41 @@ def _infer(model: torch.nn.Module, predictor: Predictor, images: list[tuple[Path
     return out
 
 
-def _write(model: torch.nn.Module, predictor: Predictor, records: list[dict], log: Callable[[str], None],
-           path: Path, base: Path, decoded, labels: dict[str, torch.Tensor], written: list[str], seconds: float,
-           fmt: dict) -> None:
+def _write(
+    model: torch.nn.Module,
+    predictor: Predictor,
+    records: list[dict],
+    log: Callable[[str], None],
+    path: Path,
+    base: Path,
+    decoded,
+    labels: dict[str, torch.Tensor],
+    written: list[str],
+    seconds: float,
+    fmt: dict,
+) -> None:
     """Label PNGs and overlays of one predicted image, then its record and log line (writer thread)."""
     t0 = time.perf_counter()
-    shares, pngs = _save_outputs(model, decoded.image, labels, base, overlays=fmt["overlays"], alpha=fmt["alpha"],
-                                 legends=fmt["legends"], npy=fmt["probabilities"] == "npy")
+    shares, pngs = _save_outputs(
+        model,
+        decoded.image,
+        labels,
+        base,
+        overlays=fmt["overlays"],
+        alpha=fmt["alpha"],
+        legends=fmt["legends"],
+        npy=fmt["probabilities"] == "npy",
+    )
     h, w = decoded.image.shape[-2:]
-    rec = {"input": str(path), "size": [h, w], "windows": predictor.windows(h, w),
-           "seconds": seconds + time.perf_counter() - t0, "outputs": written + pngs, "notes": list(decoded.notes),
-           **shares}
+    rec = {
+        "input": str(path),
+        "size": [h, w],
+        "windows": predictor.windows(h, w),
+        "seconds": seconds + time.perf_counter() - t0,
+        "outputs": written + pngs,
+        "notes": list(decoded.notes),
+        **shares,
+    }
     log(_describe(rec))
     records.append(rec)
 
@@ -247,8 +303,17 @@ def _refuse_overwriting_inputs(paths: Sequence[Path], names: Sequence[str], out_
                 raise PixelwiseError(f"writing {target} would overwrite an input image: choose another --out")
 
 
-def _save_outputs(model: torch.nn.Module, image: torch.Tensor, labels: dict[str, torch.Tensor], base: Path, *,
-                  overlays: bool, alpha: float, legends: bool, npy: bool = False) -> tuple[dict, list[str]]:
+def _save_outputs(
+    model: torch.nn.Module,
+    image: torch.Tensor,
+    labels: dict[str, torch.Tensor],
+    base: Path,
+    *,
+    overlays: bool,
+    alpha: float,
+    legends: bool,
+    npy: bool = False,
+) -> tuple[dict, list[str]]:
     """``base.png`` (and overlays) of one image's predictions -> (what the log line shows:
     ``classes``, the top legend entries of the first semantic head, else ``range``, the first
     head's value range (depth: metres); paths written).  Heads of other tasks than semantic write
@@ -260,16 +325,23 @@ def _save_outputs(model: torch.nn.Module, image: torch.Tensor, labels: dict[str,
     for head, lab in labels.items():
         suffix = "" if len(heads) == 1 else f"_{head}"
         if specs[head].task != "semantic":
-            written += [str(p) for p in get_task(specs[head].task).write_prediction(
-                base.parent, f"{base.name}{suffix}", image, lab, specs[head], npy=npy, overlay=overlays, alpha=alpha)]
+            written += [
+                str(p)
+                for p in get_task(specs[head].task).write_prediction(
+                    base.parent, f"{base.name}{suffix}", image, lab, specs[head], npy=npy, overlay=overlays, alpha=alpha
+                )
+            ]
             continue
         pal = palette_for(meta.palette(head), heads[head])
         save_label_png(Path(f"{base}{suffix}.png"), lab, pal)
         written.append(f"{base}{suffix}.png")
         shares[head] = legend.entries(legend.label_counts(lab, heads[head]), meta.class_names(head), pal)
         if overlays:
-            picture = (overlay_with_legend(image, lab, pal, shares[head], alpha) if legends
-                       else overlay(image, lab, pal, alpha))
+            picture = (
+                overlay_with_legend(image, lab, pal, shares[head], alpha)
+                if legends
+                else overlay(image, lab, pal, alpha)
+            )
             save_rgb(Path(f"{base}{suffix}_overlay.jpg"), picture)
             written.append(f"{base}{suffix}_overlay.jpg")
     if shares:
@@ -284,5 +356,7 @@ def _describe(rec: dict) -> str:
         shares = f"{rec['range'][0]:.2f} to {rec['range'][1]:.2f}"
     h, w = rec["size"]
     notes = "".join(f", {n}" for n in rec.get("notes", ()))  # e.g. the EXIF rotation: why W x H looks swapped
-    return (f"{rec['input']} ({w}x{h}{notes}, {rec['windows']} window(s), {rec['seconds']:.2f}s): {shares}"
-            f" -> {', '.join(Path(o).name for o in rec['outputs'])}")
+    return (
+        f"{rec['input']} ({w}x{h}{notes}, {rec['windows']} window(s), {rec['seconds']:.2f}s): {shares}"
+        f" -> {', '.join(Path(o).name for o in rec['outputs'])}"
+    )

@@ -34,8 +34,7 @@ def param_groups(model: nn.Module, cfg: Mapping) -> list[dict]:
             mult, decay = 1.0, True
         key = (float(mult), cfg["weight_decay"] if decay else 0.0)
         buckets.setdefault(key, []).append(p)
-    return [{"params": ps, "lr": cfg["lr"] * m, "lr_mult": m, "weight_decay": wd}
-            for (m, wd), ps in buckets.items()]
+    return [{"params": ps, "lr": cfg["lr"] * m, "lr_mult": m, "weight_decay": wd} for (m, wd), ps in buckets.items()]
 
 
 def build_optimizer(model: nn.Module, cfg: Mapping) -> torch.optim.Optimizer:
@@ -99,9 +98,15 @@ class SegmentationLoss(nn.Module):
     tensor ``N x K x H x W`` and ``N x H x W`` or dicts of them keyed by head.
     """
 
-    def __init__(self, reduction: str = "mean", class_weights: Mapping[str, torch.Tensor | None] | None = None,
-                 head_weights: Mapping[str, float] | None = None, ignore_index: int = 255,
-                 tasks: Mapping[str, str] | None = None, task_options: Mapping[str, Mapping] | None = None) -> None:
+    def __init__(
+        self,
+        reduction: str = "mean",
+        class_weights: Mapping[str, torch.Tensor | None] | None = None,
+        head_weights: Mapping[str, float] | None = None,
+        ignore_index: int = 255,
+        tasks: Mapping[str, str] | None = None,
+        task_options: Mapping[str, Mapping] | None = None,
+    ) -> None:
         super().__init__()
         self.reduction = reduction
         self.ignore_index = ignore_index
@@ -115,8 +120,9 @@ class SegmentationLoss(nn.Module):
 
         task = self.tasks.get(head, "semantic")
         options = self.task_options.get(head, self.task_options.get(task, {}))
-        return get_task(task).loss(logits, target, reduction=self.reduction, weight=self.class_weights.get(head),
-                                   **options)
+        return get_task(task).loss(
+            logits, target, reduction=self.reduction, weight=self.class_weights.get(head), **options
+        )
 
     def forward(self, logits: torch.Tensor | dict, target: torch.Tensor | dict) -> torch.Tensor:
         # a single head's tensors are keyed by the one head named in tasks (e.g. depth), else "out"

@@ -69,9 +69,11 @@ class RunLog:
         ax[0].set(xlabel="step", ylabel="training loss", title="training loss")
         if any(r["train_loss"] > 0 for r in records if r.get("train_loss") is not None):
             ax[0].set_yscale("log")
-        val = [(r["step"], r["val"][metric]) for r in records
-               if isinstance(r.get("val"), dict) and r["val"].get(metric) is not None
-               and not math.isnan(r["val"][metric])]
+        val = [
+            (r["step"], r["val"][metric])
+            for r in records
+            if isinstance(r.get("val"), dict) and r["val"].get(metric) is not None and not math.isnan(r["val"][metric])
+        ]
         if val:
             ax[1].plot([s for s, _ in val], [100 * v for _, v in val], marker="o")
         ax[1].set(xlabel="step", ylabel=f"val {metric} (%)", title=f"validation {metric}")

@@ -42,8 +42,11 @@ def seed_everything(seed: int) -> None:
 def rng_state() -> dict:
     """RNG states as tensors/plain values (loadable with ``weights_only=True``)."""
     np_state = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]]}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -124,8 +127,9 @@ class Trainer:
 
         self.tasks = head_tasks(model)  # models without a ``tasks`` attribute are semantic
         weights = loaders.class_weights(self.train_ds, cfg, self.heads)
-        self.loss_fn = recipe.SegmentationLoss(cfg["loss_reduction"], weights, cfg["head_weights"],
-                                               tasks=self.tasks, task_options=cfg.get("task_options"))
+        self.loss_fn = recipe.SegmentationLoss(
+            cfg["loss_reduction"], weights, cfg["head_weights"], tasks=self.tasks, task_options=cfg.get("task_options")
+        )
         self.best_metric = cfg["best_metric"] or get_task(self.tasks[next(iter(model.heads))]).best_metric
         self.class_weights = {h: w.tolist() for h, w in (weights or {}).items()}
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg["amp"] == "fp16" and world.device.type == "cuda")
@@ -144,10 +148,18 @@ class Trainer:
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "step": self.step, "epoch": self.epoch,
-                "offset": self.offset, "best": self.best, "best_step": self.best_step,
-                "rng": rng_state(), "world_size": self.world.size}
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "offset": self.offset,
+            "best": self.best,
+            "best_step": self.best_step,
+            "rng": rng_state(),
+            "world_size": self.world.size,
+        }
 
     def load_state(self, s: Mapping) -> None:
         try:
@@ -157,7 +169,8 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, TypeError) as e:  # load_state_dict's 15 KB report
             raise PixelwiseError(
                 f"cannot resume {self.out}: its state.pt does not match model '{self.cfg['model']}' of its "
-                f"config.yaml ({_first_line(e)}); were the files copied from different runs?") from None
+                f"config.yaml ({_first_line(e)}); were the files copied from different runs?"
+            ) from None
         self.step, self.epoch, self.best, self.best_step = s["step"], s["epoch"], s["best"], s["best_step"]
         # the epoch's order is split over processes: keep the offset only if the world is the same
         self.offset = s["offset"] if s.get("world_size") == self.world.size else 0
@@ -165,10 +178,20 @@ class Trainer:
             set_rng_state(s["rng"])
 
     def metadata(self, metrics: Mapping | None) -> dict:
-        recipe_info = {**self.cfg, "step": self.step, "epoch": self.epoch, "world_size": self.world.size,
-                       "class_weight_values": self.class_weights or None}
-        return {"class_names": self.train_ds.class_names, "palette": self.train_ds.palette,
-                "recipe": recipe_info, "metrics": metrics, "git_commit": self.cfg.get("git_commit")}
+        recipe_info = {
+            **self.cfg,
+            "step": self.step,
+            "epoch": self.epoch,
+            "world_size": self.world.size,
+            "class_weight_values": self.class_weights or None,
+        }
+        return {
+            "class_names": self.train_ds.class_names,
+            "palette": self.train_ds.palette,
+            "recipe": recipe_info,
+            "metrics": metrics,
+            "git_commit": self.cfg.get("git_commit"),
+        }
 
     # -- loop ----------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -200,8 +223,11 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
                     elapsed = time.perf_counter() - window["t"]
-                    bar.set_postfix(loss=f"{window['loss'] / window['n']:.4g}", lr=f"{lr:.3g}",
-                                    img_s=f"{window['images'] / max(elapsed, 1e-9):.1f}")
+                    bar.set_postfix(
+                        loss=f"{window['loss'] / window['n']:.4g}",
+                        lr=f"{lr:.3g}",
+                        img_s=f"{window['images'] / max(elapsed, 1e-9):.1f}",
+                    )
                 if self.step % self.interval == 0 or self.step == self.total:
                     last = self._end_interval(window, lr)
                     window = {"loss": 0.0, "n": 0, "images": 0, "t": time.perf_counter()}
@@ -220,8 +246,15 @@ class Trainer:
 
         # redirected to a log file: a line every 30 s instead of one per step
         interval = 0.1 if sys.stderr.isatty() else 30.0
-        return tqdm(total=self.total, initial=self.step, desc="train", unit="step", dynamic_ncols=True,
-                    mininterval=interval, maxinterval=max(10.0, interval))
+        return tqdm(
+            total=self.total,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=interval,
+            maxinterval=max(10.0, interval),
+        )
 
     def _forward_backward(self, batch: dict, sync: bool) -> float:
         """One micro-batch: loss / grad_accum backpropagated (DDP syncs only on the last one)."""
@@ -231,7 +264,9 @@ class Trainer:
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
         x = model_input(self.model, batch, self.world.device)
-        target = {h: t.to(self.world.device, non_blocking=True) for h, t in head_outputs(batch["target"], self.heads).items()}
+        target = {
+            h: t.to(self.world.device, non_blocking=True) for h, t in head_outputs(batch["target"], self.heads).items()
+        }
         no_sync = getattr(self.net, "no_sync", None)
         ctx = no_sync() if (no_sync is not None and not sync) else contextlib.nullcontext()
         with ctx:
@@ -241,7 +276,8 @@ class Trainer:
             if not torch.isfinite(loss):
                 raise PixelwiseError(
                     f"training loss is {loss.item()} at step {self.step}: lower the lr "
-                    f"(a summed loss needs a tiny lr such as the paper's 1e-10)")
+                    f"(a summed loss needs a tiny lr such as the paper's 1e-10)"
+                )
             # Caffe's iter_size semantics: accumulated gradients are averaged, not summed
             self.scaler.scale(loss / self.cfg["grad_accum"]).backward()
         return float(loss.detach()) / self.cfg["grad_accum"]
@@ -262,12 +298,20 @@ class Trainer:
         elapsed = time.perf_counter() - window["t"]
         loss = dist_.mean_across(self.world, window["loss"] / max(1, window["n"]))
         metrics = self.validate()
-        record = {"step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3), "train_loss": loss,
-                  "lr": lr, "img_per_s": window["images"] / max(elapsed, 1e-9), "time": time.time(), "val": metrics}
+        record = {
+            "step": self.step,
+            "epoch": round(self.step / self.steps_per_epoch, 3),
+            "train_loss": loss,
+            "lr": lr,
+            "img_per_s": window["images"] / max(elapsed, 1e-9),
+            "time": time.time(),
+            "val": metrics,
+        }
         value = metric_value(metrics, self.best_metric) if metrics else None
         sign = -1.0 if self.best_metric.rpartition("/")[2] in LOWER_IS_BETTER else 1.0
-        improved = (value is not None and not math.isnan(value)
-                    and (self.best == -math.inf or sign * value > sign * self.best))
+        improved = (
+            value is not None and not math.isnan(value) and (self.best == -math.inf or sign * value > sign * self.best)
+        )
         if improved:
             self.best, self.best_step = value, self.step
         if self.world.main:
@@ -288,8 +332,15 @@ class Trainer:
         if self.val_ds is None:
             return {}
         loader = loaders.val_loader(self.val_ds, self.cfg, self.world)
-        metrics = evaluate(self.model, loader, self.heads, self.world.device, amp=self.cfg["amp"],
-                           tasks=self.tasks, task_options=self.cfg.get("task_options"))
+        metrics = evaluate(
+            self.model,
+            loader,
+            self.heads,
+            self.world.device,
+            amp=self.cfg["amp"],
+            tasks=self.tasks,
+            task_options=self.cfg.get("task_options"),
+        )
         return summarize(metrics, self.val_ds.class_names, tasks=self.tasks)
 
 
@@ -308,11 +359,18 @@ def train(cfg: Mapping, out_dir: str | Path, *, resume: bool = False) -> dict:
             RunLog(out_dir).write_config(as_written(cfg))  # what train --print-config shows
         trainer = Trainer(cfg, out_dir, world, resume=resume)
         if world.main:
-            print(f"training {cfg['model']} on {cfg['dataset']}/{cfg['train_split']} ({len(trainer.train_ds)} samples): "
-                  f"{trainer.total} steps, {trainer.steps_per_epoch} per epoch, checkpoint every {trainer.interval}, "
-                  f"{world.size} process(es) on {world.device}; run folder {out_dir}")
+            print(
+                f"training {cfg['model']} on {cfg['dataset']}/{cfg['train_split']} ({len(trainer.train_ds)} samples): "
+                f"{trainer.total} steps, {trainer.steps_per_epoch} per epoch, checkpoint every {trainer.interval}, "
+                f"{world.size} process(es) on {world.device}; run folder {out_dir}"
+            )
         last = trainer.run()
-        return {"last": last, "best": trainer.best, "best_step": trainer.best_step, "steps": trainer.step,
-                "best_metric": trainer.best_metric}
+        return {
+            "last": last,
+            "best": trainer.best,
+            "best_step": trainer.best_step,
+            "steps": trainer.step,
+            "best_metric": trainer.best_metric,
+        }
     finally:
         dist_.teardown(world)

@@ -102,8 +102,10 @@ def read_caffe(caffemodel: str | Path, prototxt: str | Path | None = None) -> Ca
         return with_weights(read_prototxt(prototxt), weights)
     bare = [layer.name for layer in weights.layers if layer.blobs and layer.type in ("", "None")]
     if bare:
-        raise PixelwiseError(f"{weights.source}: layer '{bare[0]}' has weights but no type -- a weights-only "
-                             f"file: pass its net definition with --prototxt NET.prototxt")
+        raise PixelwiseError(
+            f"{weights.source}: layer '{bare[0]}' has weights but no type -- a weights-only "
+            f"file: pass its net definition with --prototxt NET.prototxt"
+        )
     return weights
 
 
@@ -117,11 +119,18 @@ def with_weights(definition: CaffeNet, weights: CaffeNet) -> CaffeNet:
     defined = set(definition.layer_names())
     unknown = [name for name in blobs if name not in defined]
     if unknown:
-        raise PixelwiseError(f"{weights.source}: layer '{unknown[0]}' has weights but {definition.source} "
-                             f"defines no such layer -- is this the net definition of these weights?")
+        raise PixelwiseError(
+            f"{weights.source}: layer '{unknown[0]}' has weights but {definition.source} "
+            f"defines no such layer -- is this the net definition of these weights?"
+        )
     layers = [dataclasses.replace(layer, blobs=blobs.get(layer.name, layer.blobs)) for layer in definition.layers]
-    return CaffeNet(definition.name or weights.name, layers, definition.inputs, definition.legacy,
-                    f"{weights.source} (net {Path(definition.source).name})")
+    return CaffeNet(
+        definition.name or weights.name,
+        layers,
+        definition.inputs,
+        definition.legacy,
+        f"{weights.source} (net {Path(definition.source).name})",
+    )
 
 
 def parse_caffemodel(data: bytes, source: str = "<bytes>") -> CaffeNet:
@@ -176,8 +185,9 @@ def _from_message(net: Any, source: str, binary: bool) -> CaffeNet:
         bottom = [_text(b, f"{where} field 'bottom'") for b in msg.bottom]
         top = [_text(t, f"{where} field 'top'") for t in msg.top]
         blobs = [_blob_array(b, f"{where} blobs[{j}]") for j, b in enumerate(msg.blobs)]
-        rules = tuple(("include", r.phase) for r in msg.include if r.HasField("phase")) + \
-            tuple(("exclude", r.phase) for r in msg.exclude if r.HasField("phase"))
+        rules = tuple(("include", r.phase) for r in msg.include if r.HasField("phase")) + tuple(
+            ("exclude", r.phase) for r in msg.exclude if r.HasField("phase")
+        )
         layers.append(CaffeLayer(name, typ, bottom, top, blobs, msg, rules))
     inputs = {_text(k, f"{source}: field 'input'"): v for k, v in _inputs(net, source).items()}
     return CaffeNet(_text(net.name, f"{source}: field 'name'"), layers, inputs, legacy, source)
@@ -198,7 +208,7 @@ def _inputs(net: Any, source: str) -> dict[str, tuple[int, ...] | None]:
         dims = list(net.input_dim)
         if len(dims) != 4 * len(names):
             raise PixelwiseError(f"{source}: field 'input_dim' needs 4 values per input, got {len(dims)}")
-        shapes = [tuple(dims[4 * i:4 * i + 4]) for i in range(len(names))]
+        shapes = [tuple(dims[4 * i : 4 * i + 4]) for i in range(len(names))]
     shapes += [None] * (len(names) - len(shapes))
     return dict(zip(names, shapes, strict=False))
 
@@ -216,8 +226,10 @@ def _blob_array(blob: Any, where: str) -> np.ndarray:
     if n_float and n_double:
         raise PixelwiseError(f"{where}: has both 'data' and 'double_data'")
     if math.prod(shape) != count:  # exact Python ints: a huge declared shape cannot allocate anything
-        raise PixelwiseError(f"{where}: field 'shape' {shape} needs {math.prod(shape)} values, field "
-                             f"'{'double_data' if n_double else 'data'}' has {count}")
+        raise PixelwiseError(
+            f"{where}: field 'shape' {shape} needs {math.prod(shape)} values, field "
+            f"'{'double_data' if n_double else 'data'}' has {count}"
+        )
     values = blob.data if n_float else blob.double_data
     return np.asarray(values, dtype=np.float32).reshape(shape)
 
@@ -258,7 +270,7 @@ def locate_corruption(data: bytes) -> str:
                 length, pos = _read_varint(data, pos)
                 if pos + length > len(data):
                     raise EOFError
-                payload, pos = data[pos:pos + length], pos + length
+                payload, pos = data[pos : pos + length], pos + length
             elif wire == 0:
                 _, pos = _read_varint(data, pos)
                 payload = None
@@ -295,7 +307,7 @@ def _peek_name(payload: bytes, field: int) -> str | None:
             if wire == 2:
                 length, pos = _read_varint(payload, pos)
                 if key >> 3 == field:
-                    return payload[pos:pos + length].decode("utf-8", "replace")[:80]
+                    return payload[pos : pos + length].decode("utf-8", "replace")[:80]
                 pos += length
             elif wire == 0:
                 _, pos = _read_varint(payload, pos)

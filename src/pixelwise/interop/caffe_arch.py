@@ -29,15 +29,34 @@ from ..preprocessing import NYUD_COLOR, NYUD_HHA, Preprocessing, caffe
 from .caffe import CaffeLayer, CaffeNet, read_caffe
 from .caffe_graph import spatial
 
-VGG16_TRUNK = ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
-               "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3", "fc6", "fc7")
+VGG16_TRUNK = (
+    "conv1_1",
+    "conv1_2",
+    "conv2_1",
+    "conv2_2",
+    "conv3_1",
+    "conv3_2",
+    "conv3_3",
+    "conv4_1",
+    "conv4_2",
+    "conv4_3",
+    "conv5_1",
+    "conv5_2",
+    "conv5_3",
+    "fc6",
+    "fc7",
+)
 ALEXNET_TRUNK = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 SIFTFLOW_MEAN = (114.578, 115.294, 108.353)
 
 #: (module, attribute) of the class names of each dataset, looked up lazily (optional metadata)
-_CLASS_NAMES = {"voc": ("pixelwise.data.pascal", "VOC_CLASSES"), "context": ("pixelwise.data.pascal", "CONTEXT_CLASSES"),
-                "nyud": ("pixelwise.data.nyud", "CLASSES"), "semantic": ("pixelwise.data.siftflow", "SEMANTIC"),
-                "geometric": ("pixelwise.data.siftflow", "GEOMETRIC")}
+_CLASS_NAMES = {
+    "voc": ("pixelwise.data.pascal", "VOC_CLASSES"),
+    "context": ("pixelwise.data.pascal", "CONTEXT_CLASSES"),
+    "nyud": ("pixelwise.data.nyud", "CLASSES"),
+    "semantic": ("pixelwise.data.siftflow", "SEMANTIC"),
+    "geometric": ("pixelwise.data.siftflow", "GEOMETRIC"),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,12 +90,15 @@ def _arches() -> dict[str, Arch]:
     a["voc-fcn8s-atonce"] = Arch("fcn8s_atonce_vgg16", voc)
     a["voc-fcn-alexnet"] = Arch("fcn32s_alexnet", voc, trunk=ALEXNET_TRUNK)
     a["nyud-fcn32s-color"] = Arch("fcn32s_vgg16", nyud, kwargs={"preprocessing": caffe(NYUD_COLOR)})
-    a["nyud-fcn32s-hha"] = Arch("fcn32s_vgg16", nyud, kwargs={
-        "preprocessing": Preprocessing("BGR", 1.0, NYUD_HHA, (1.0, 1.0, 1.0), ("hha",))})
-    a["nyud-fcn32s-color-d"] = Arch("fcn32s_vgg16", nyud, renames={"conv1_1": "conv1_1_bgrd"},
-                                    kwargs={"in_channels": 4})
-    a["nyud-fcn32s-color-hha"] = Arch("fcn32s_vgg16", nyud, streams={"image": "color", "hha": "hha"},
-                                      kwargs={"streams": ("image", "hha")})
+    a["nyud-fcn32s-hha"] = Arch(
+        "fcn32s_vgg16", nyud, kwargs={"preprocessing": Preprocessing("BGR", 1.0, NYUD_HHA, (1.0, 1.0, 1.0), ("hha",))}
+    )
+    a["nyud-fcn32s-color-d"] = Arch(
+        "fcn32s_vgg16", nyud, renames={"conv1_1": "conv1_1_bgrd"}, kwargs={"in_channels": 4}
+    )
+    a["nyud-fcn32s-color-hha"] = Arch(
+        "fcn32s_vgg16", nyud, streams={"image": "color", "hha": "hha"}, kwargs={"streams": ("image", "hha")}
+    )
     a["vgg16-ilsvrc"] = Arch("fcn32s_vgg16", voc, classifier=True)
     return a
 
@@ -177,7 +199,9 @@ def _num_classes(net: CaffeNet, arch: Arch, arch_name: str, num_classes: int | N
         if not arch.single_head:
             raise PixelwiseError(f"{arch_name} has fixed heads {heads}; --num-classes does not apply")
         if heads["out"] != num_classes:
-            raise PixelwiseError(f"{net.source}: layer 'score_fr{ssfx}' has {heads['out']} outputs, not --num-classes {num_classes}")
+            raise PixelwiseError(
+                f"{net.source}: layer 'score_fr{ssfx}' has {heads['out']} outputs, not --num-classes {num_classes}"
+            )
     return heads
 
 
@@ -192,8 +216,9 @@ def _check_conv(net: CaffeNet, layer: CaffeLayer, module: nn.Module) -> None:
     else:  # Upsample
         want = ((module.kernel,) * 2, (module.stride,) * 2, (module.padding,) * 2, 1)
     if got != tuple(tuple(w) if isinstance(w, tuple) else w for w in want):
-        raise PixelwiseError(f"{net.source}: layer '{layer.name}' has kernel/stride/pad/group {got}, "
-                             f"the pixelwise model needs {want}")
+        raise PixelwiseError(
+            f"{net.source}: layer '{layer.name}' has kernel/stride/pad/group {got}, the pixelwise model needs {want}"
+        )
 
 
 def _check_crops(net: CaffeNet, arch: Arch, model: nn.Module) -> None:
@@ -215,7 +240,9 @@ def _verify_fixed(net: CaffeNet, arch: Arch, arch_name: str, model: nn.Module, u
     for name, up in upsampler_layers(arch, model).items():
         if name not in used:
             if not is_bilinear(_blob(net, Source(name, 0), arch_name), up.kernel):
-                raise PixelwiseError(f"{net.source}: deconvolution '{name}' is not the {up.channels}-class bilinear kernel")
+                raise PixelwiseError(
+                    f"{net.source}: deconvolution '{name}' is not the {up.channels}-class bilinear kernel"
+                )
             _check_conv(net, _layer(net, name, arch_name), up)
         used.add(name)
     scales: dict[str, float] = {}
@@ -246,16 +273,19 @@ def _load(net: CaffeNet, arch: Arch, arch_name: str, model: nn.Module) -> set[st
         blob = _blob(net, src, arch_name)
         want = tuple(own[key].shape)
         if blob.shape != want and not (arch.classifier and blob.size == own[key].numel()):
-            raise PixelwiseError(f"{net.source}: layer '{src.layer}' blob {src.blob} has shape {blob.shape}, "
-                                 f"{arch_name} needs {want} (for {key})")
+            raise PixelwiseError(
+                f"{net.source}: layer '{src.layer}' blob {src.blob} has shape {blob.shape}, "
+                f"{arch_name} needs {want} (for {key})"
+            )
         state[key] = torch.from_numpy(blob).reshape(want)  # load_state_dict copies
         _check_conv(net, _layer(net, src.layer, arch_name), model.get_submodule(key.rsplit(".", 1)[0]))
     model.load_state_dict(state, strict=False)
     return {src.layer for src in nmap.values()}
 
 
-def convert_caffemodel(path: str | Path, arch_name: str, num_classes: int | None = None, *,
-                       prototxt: str | Path | None = None) -> nn.Module:
+def convert_caffemodel(
+    path: str | Path, arch_name: str, num_classes: int | None = None, *, prototxt: str | Path | None = None
+) -> nn.Module:
     """Read ``path`` (a reference ``.caffemodel`` of ``arch_name``) into a pixelwise model.
 
     ``prototxt``: the net definition, for a weights-only ``.caffemodel`` (its layers then come
@@ -269,8 +299,10 @@ def convert_caffemodel(path: str | Path, arch_name: str, num_classes: int | None
     net = read_caffe(path, prototxt)
     heads = _num_classes(net, arch, arch_name, num_classes)
     model = get_model(arch.model, heads=heads, **arch.kwargs)
-    if not arch.classifier and any(not is_bilinear(_blob(net, Source(n, 0), arch_name), up.kernel)
-                                   for n, up in upsampler_layers(arch, model).items()):
+    if not arch.classifier and any(
+        not is_bilinear(_blob(net, Source(n, 0), arch_name), up.kernel)
+        for n, up in upsampler_layers(arch, model).items()
+    ):
         # trained (non-bilinear) upsampling: keep its weights in learnable upsamplers
         model = get_model(arch.model, heads=heads, learnable_upsampling=True, **arch.kwargs)
     if arch.classifier:
@@ -281,8 +313,10 @@ def convert_caffemodel(path: str | Path, arch_name: str, num_classes: int | None
         _check_crops(net, arch, model)
     extra = [layer.name for layer in net.layers if layer.blobs and layer.name not in used]
     if extra:
-        raise PixelwiseError(f"{net.source}: layer '{extra[0]}' has weights that {arch_name} does not have "
-                             f"-- is this a model of another architecture?")
+        raise PixelwiseError(
+            f"{net.source}: layer '{extra[0]}' has weights that {arch_name} does not have "
+            f"-- is this a model of another architecture?"
+        )
     _set_labels(model, arch, heads)
     return model.eval()
 

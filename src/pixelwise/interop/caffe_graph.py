@@ -23,8 +23,17 @@ from ..errors import PixelwiseError
 from .caffe import CaffeLayer, CaffeNet
 
 DATA_TYPES = {"Input", "Python", "Data", "ImageData", "HDF5Data", "MemoryData", "DummyData", "WindowData"}
-SKIPPED_TYPES = {"SoftmaxWithLoss", "Accuracy", "Silence", "EuclideanLoss", "SigmoidCrossEntropyLoss",
-                 "HDF5Output", "MultinomialLogisticLoss", "InfogainLoss", "HingeLoss"}
+SKIPPED_TYPES = {
+    "SoftmaxWithLoss",
+    "Accuracy",
+    "Silence",
+    "EuclideanLoss",
+    "SigmoidCrossEntropyLoss",
+    "HDF5Output",
+    "MultinomialLogisticLoss",
+    "InfogainLoss",
+    "HingeLoss",
+}
 TEST = 1
 
 
@@ -62,15 +71,21 @@ def _t(a) -> torch.Tensor:
 
 def _need_blobs(layer: CaffeLayer, n: int) -> None:
     if len(layer.blobs) < n:
-        raise PixelwiseError(f"layer '{layer.name}' ({layer.type}) needs {n} weight blobs, the file has {len(layer.blobs)}")
+        raise PixelwiseError(
+            f"layer '{layer.name}' ({layer.type}) needs {n} weight blobs, the file has {len(layer.blobs)}"
+        )
 
 
 def _conv(layer: CaffeLayer) -> _Op:
     """Convolution (weights O x I/g x kh x kw) or Deconvolution (I x O/g x kh x kw)."""
     p = layer.param.convolution_param
     kh, kw = spatial(p, "kernel", None)
-    kwargs = dict(stride=spatial(p, "stride", 1), padding=spatial(p, "pad", 0), groups=int(p.group),
-                  dilation=(int(p.dilation[0]),) * 2 if len(p.dilation) else (1, 1))
+    kwargs = dict(
+        stride=spatial(p, "stride", 1),
+        padding=spatial(p, "pad", 0),
+        groups=int(p.group),
+        dilation=(int(p.dilation[0]),) * 2 if len(p.dilation) else (1, 1),
+    )
     _need_blobs(layer, 2 if p.bias_term else 1)
     w = _t(layer.blobs[0])
     if w.dim() != 4 or tuple(w.shape[-2:]) != (kh, kw):
@@ -195,8 +210,17 @@ def _simple(layer: CaffeLayer) -> _Op:
     raise PixelwiseError(f"layer '{layer.name}': Caffe layer type '{t}' is not supported")
 
 
-_BUILDERS = {"Convolution": _conv, "Deconvolution": _conv, "Pooling": _pool, "LRN": _lrn, "Crop": _crop,
-             "Eltwise": _eltwise, "Scale": _scale, "InnerProduct": _inner_product, "Concat": _concat}
+_BUILDERS = {
+    "Convolution": _conv,
+    "Deconvolution": _conv,
+    "Pooling": _pool,
+    "LRN": _lrn,
+    "Crop": _crop,
+    "Eltwise": _eltwise,
+    "Scale": _scale,
+    "InnerProduct": _inner_product,
+    "Concat": _concat,
+}
 
 
 def build_op(layer: CaffeLayer) -> _Op:
@@ -230,7 +254,9 @@ class CaffeGraph(nn.Module):
                 continue
             for b in layer.bottom:
                 if b not in self.inputs and b not in produced:
-                    raise PixelwiseError(f"{net.source}: layer '{layer.name}' reads blob '{b}' that no earlier layer makes")
+                    raise PixelwiseError(
+                        f"{net.source}: layer '{layer.name}' reads blob '{b}' that no earlier layer makes"
+                    )
             self.ops[_key(layer.name)] = build_op(layer)
             self.steps.append((_key(layer.name), list(layer.bottom), list(layer.top)))
             consumed.update(b for b in layer.bottom if b not in layer.top)

@@ -36,8 +36,13 @@ def onnx_metadata(model: nn.Module) -> dict[str, Any]:
     stores it (so ``OnnxModel`` reads back the same classes, palette and test-time views), the
     live config, heads and preprocessing, and the ONNX output names."""
     meta = model.meta.to_dict()
-    meta.update(format_version=1, config=dict(model.config), heads=dict(model.heads),
-                preprocessing=model.preprocessing.to_dict(), outputs=output_names(model))
+    meta.update(
+        format_version=1,
+        config=dict(model.config),
+        heads=dict(model.heads),
+        preprocessing=model.preprocessing.to_dict(),
+        outputs=output_names(model),
+    )
     return json.loads(json.dumps(meta, default=str))
 
 
@@ -52,16 +57,19 @@ class _Flat(nn.Module):
         return tuple(head_outputs(self.model(x), self.heads).values())
 
 
-def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET,
-                sample_size: tuple[int, int] = (64, 64)) -> Path:
+def export_onnx(
+    model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET, sample_size: tuple[int, int] = (64, 64)
+) -> Path:
     """Write ``model`` to ``path`` as ONNX (dynamic N, H, W) with pixelwise metadata; returns path.
 
     ``sample_size`` is the H x W traced with; it should be at least the model's output stride
     for aligned models, but any size then runs.  Uses the ``torch.export``-based exporter.
     """
     if not isinstance(model, nn.Module):  # a runtime backend or an .onnx file: nothing to trace
-        raise PixelwiseError(f"export needs a PyTorch model; this is a {type(model).__name__} "
-                             "(export the checkpoint it came from instead)")
+        raise PixelwiseError(
+            f"export needs a PyTorch model; this is a {type(model).__name__} "
+            "(export the checkpoint it came from instead)"
+        )
     try:
         import onnx  # noqa: F401  (the exporter needs it; fail with a clear message here)
         import onnxscript  # noqa: F401
@@ -74,8 +82,14 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # exporter chatter (deprecations, fallbacks) is not the user's business
         program = torch.onnx.export(
-            _Flat(model), (x,), dynamic_shapes={"x": {0: n, 2: h, 3: w}}, input_names=[INPUT_NAME],
-            output_names=output_names(model), opset_version=opset, dynamo=True, verbose=False,
+            _Flat(model),
+            (x,),
+            dynamic_shapes={"x": {0: n, 2: h, 3: w}},
+            input_names=[INPUT_NAME],
+            output_names=output_names(model),
+            opset_version=opset,
+            dynamo=True,
+            verbose=False,
         )
     if program is None:  # pragma: no cover - dynamo=True always returns a program
         raise PixelwiseError("torch.onnx.export returned nothing")
@@ -95,7 +109,11 @@ def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSE
 def _name_dims(proto: Any) -> None:
     """Give the exporter's symbolic input dims (``s77``...) readable names: batch, height, width."""
     dims = proto.graph.input[0].type.tensor_type.shape.dim
-    rename = {d.dim_param: name for d, name in zip(dims, ("batch", None, "height", "width"), strict=False) if name and d.dim_param}
+    rename = {
+        d.dim_param: name
+        for d, name in zip(dims, ("batch", None, "height", "width"), strict=False)
+        if name and d.dim_param
+    }
     for value in list(proto.graph.input) + list(proto.graph.output) + list(proto.graph.value_info):
         for d in value.type.tensor_type.shape.dim:
             if d.dim_param in rename:

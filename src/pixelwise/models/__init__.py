@@ -9,6 +9,14 @@ from .fcn import FCN, LateFusion
 from .registry import ALL_VARIANTS, get_model, list_backbones, list_models, register_backbone, register_model
 
 __all__ = [
-    "ALL_VARIANTS", "FCN", "Backbone", "FeatureInfo", "LateFusion", "get_model", "list_backbones", "list_models",
-    "register_backbone", "register_model",
+    "ALL_VARIANTS",
+    "FCN",
+    "Backbone",
+    "FeatureInfo",
+    "LateFusion",
+    "get_model",
+    "list_backbones",
+    "list_models",
+    "register_backbone",
+    "register_model",
 ]

@@ -34,12 +34,24 @@ def _make_trunk(backbone: BackboneFactory, in_channels: int, geometry: str, opti
     return backbone(in_channels=in_channels, **kw, **options)
 
 
-def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, num_classes: int | None = None,
-              weights: str | None = None, heads: dict[str, int] | None = None, in_channels: int = 3,
-              geometry: str | None = None, learnable_upsampling: bool = False,
-              preprocessing: Preprocessing | dict | None = None, streams: tuple[str, ...] | None = None,
-              skip_scales: dict[str, float] | None = None, final_kernel: int | None = None,
-              tasks: dict[str, str] | None = None, **backbone_kw: Any):
+def build_fcn(
+    *,
+    name: str,
+    backbone: BackboneFactory,
+    variant: str,
+    num_classes: int | None = None,
+    weights: str | None = None,
+    heads: dict[str, int] | None = None,
+    in_channels: int = 3,
+    geometry: str | None = None,
+    learnable_upsampling: bool = False,
+    preprocessing: Preprocessing | dict | None = None,
+    streams: tuple[str, ...] | None = None,
+    skip_scales: dict[str, float] | None = None,
+    final_kernel: int | None = None,
+    tasks: dict[str, str] | None = None,
+    **backbone_kw: Any,
+):
     """Compose ``backbone`` with a decoder per head; see :func:`pixelwise.get_model`.
 
     ``tasks``: head -> task name (``pixelwise.tasks``) for heads that are not semantic, e.g.
@@ -47,8 +59,9 @@ def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, num_classes
     geometries = _geometries(backbone)
     geometry = geometry or geometries[0]
     if geometry not in geometries:
-        raise PixelwiseError(f"geometry '{geometry}' is not available for {name}: use "
-                             + " or ".join(f"'{g}'" for g in geometries))
+        raise PixelwiseError(
+            f"geometry '{geometry}' is not available for {name}: use " + " or ".join(f"'{g}'" for g in geometries)
+        )
     if heads is None and num_classes is None and weights not in (None, "imagenet"):
         from .weights import weights_heads
 
@@ -59,8 +72,14 @@ def build_fcn(*, name: str, backbone: BackboneFactory, variant: str, num_classes
         raise PixelwiseError("give either num_classes or heads, not both")
     if isinstance(preprocessing, dict):
         preprocessing = Preprocessing.from_dict(preprocessing)
-    config = dict(name=name, heads=dict(heads), in_channels=in_channels, geometry=geometry,
-                  learnable_upsampling=learnable_upsampling, **backbone_kw)
+    config = dict(
+        name=name,
+        heads=dict(heads),
+        in_channels=in_channels,
+        geometry=geometry,
+        learnable_upsampling=learnable_upsampling,
+        **backbone_kw,
+    )
     if tasks:  # recorded only when set: semantic-only checkpoints keep their exact config
         config["tasks"] = dict(tasks)
     if streams:
@@ -95,8 +114,15 @@ def _late_fusion(backbone, variant, streams, config, weights, skip_scales, final
         if weights == "imagenet":
             trunk.load_imagenet()
         skips = [trunk.tap_for_stride(s).name for s in SKIP_STRIDES[variant]]
-        models[m] = FCN(trunk, config["heads"], skips, config["learnable_upsampling"], skip_scales, final_kernel,
-                        tasks=config.get("tasks"))
+        models[m] = FCN(
+            trunk,
+            config["heads"],
+            skips,
+            config["learnable_upsampling"],
+            skip_scales,
+            final_kernel,
+            tasks=config.get("tasks"),
+        )
     pre = Preprocessing("BGR", 1.0, sum((means[m] for m in streams), ()), (1.0,) * 3 * len(streams), tuple(streams))
     config["streams"] = tuple(streams)
     config["preprocessing"] = pre.to_dict()

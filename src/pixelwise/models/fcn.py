@@ -34,9 +34,16 @@ class SkipDecoder(nn.Module):
     ``forward(taps, (H, W))`` returns ``N x K x H x W`` logits.
     """
 
-    def __init__(self, num_classes: int, deep: FeatureInfo, skips: list[FeatureInfo], caffe: bool,
-                 learnable: bool = False, skip_scales: dict[str, float] | None = None,
-                 final_kernel: int | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        deep: FeatureInfo,
+        skips: list[FeatureInfo],
+        caffe: bool,
+        learnable: bool = False,
+        skip_scales: dict[str, float] | None = None,
+        final_kernel: int | None = None,
+    ):
         super().__init__()
         self.deep, self.skips = deep.name, [s.name for s in skips]
         self.skip_scales = dict(skip_scales or {})
@@ -68,10 +75,10 @@ class SkipDecoder(nn.Module):
             if tap in self.skip_scales:  # FCN-8s at-once: constant 0.01 / 0.0001
                 skip = skip * self.skip_scales[tap]
             s = getattr(self, f"score_{tap}")(skip)
-            x = x + s[..., off:off + x.shape[-2], off:off + x.shape[-1]]
+            x = x + s[..., off : off + x.shape[-2], off : off + x.shape[-1]]
         x = getattr(self, self.final_name)(x)
         o = self.final_offset
-        return x[..., o:o + size[0], o:o + size[1]]
+        return x[..., o : o + size[0], o : o + size[1]]
 
 
 class FCN(ContractMixin, nn.Module):
@@ -84,9 +91,17 @@ class FCN(ContractMixin, nn.Module):
     builds its decoder (semantic and depth: the skip decoder with K or 1 outputs).
     """
 
-    def __init__(self, backbone: Backbone, heads: dict[str, int], skips: list[str],
-                 learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
-                 final_kernel: int | None = None, config: dict | None = None, tasks: dict[str, str] | None = None):
+    def __init__(
+        self,
+        backbone: Backbone,
+        heads: dict[str, int],
+        skips: list[str],
+        learnable_upsampling: bool = False,
+        skip_scales: dict[str, float] | None = None,
+        final_kernel: int | None = None,
+        config: dict | None = None,
+        tasks: dict[str, str] | None = None,
+    ):
         super().__init__()
         from ..tasks import HeadSpec, get_task
 
@@ -100,9 +115,15 @@ class FCN(ContractMixin, nn.Module):
         for name, k in self.heads.items():
             task = get_task(self.tasks[name])
             make = decoder_factory(task.decoder)
-            self.decoders[name] = make(task.out_channels(HeadSpec(name, task.name, k)), deep, taps, caffe=self.caffe,
-                                       learnable_upsampling=learnable_upsampling, skip_scales=skip_scales,
-                                       final_kernel=final_kernel)
+            self.decoders[name] = make(
+                task.out_channels(HeadSpec(name, task.name, k)),
+                deep,
+                taps,
+                caffe=self.caffe,
+                learnable_upsampling=learnable_upsampling,
+                skip_scales=skip_scales,
+                final_kernel=final_kernel,
+            )
         self.config = dict(config or {})
 
     @property
@@ -121,9 +142,16 @@ class FCN(ContractMixin, nn.Module):
         return out if len(out) > 1 else next(iter(out.values()))
 
 
-def skip_decoder(channels: int, deep: FeatureInfo, skips: list[FeatureInfo], *, caffe: bool,
-                 learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
-                 final_kernel: int | None = None) -> SkipDecoder:
+def skip_decoder(
+    channels: int,
+    deep: FeatureInfo,
+    skips: list[FeatureInfo],
+    *,
+    caffe: bool,
+    learnable_upsampling: bool = False,
+    skip_scales: dict[str, float] | None = None,
+    final_kernel: int | None = None,
+) -> SkipDecoder:
     """The ``"skip"`` decoder family: FCN's skip decoder scoring ``channels`` outputs."""
     return SkipDecoder(channels, deep, skips, caffe, learnable_upsampling, skip_scales, final_kernel)
 
@@ -131,8 +159,10 @@ def skip_decoder(channels: int, deep: FeatureInfo, skips: list[FeatureInfo], *, 
 #: decoder family (``Task.decoder``) -> "module:factory" under ``pixelwise.models``, imported when
 #: first used; a factory takes ``(channels, deep_tap, skip_taps, *, caffe, learnable_upsampling,
 #: skip_scales, final_kernel)`` and returns a module with ``forward(taps, (H, W)) -> N x C x H x W``
-DECODERS: dict[str, str] = {"skip": "fcn:skip_decoder",
-                             "side_outputs": "side_outputs:side_output_decoder"}  # HED (boundary task)
+DECODERS: dict[str, str] = {
+    "skip": "fcn:skip_decoder",
+    "side_outputs": "side_outputs:side_output_decoder",
+}  # HED (boundary task)
 
 
 def decoder_factory(name: str):
@@ -163,8 +193,13 @@ class LateFusion(ContractMixin, nn.Module):
     Summing upsampled scores equals the reference's sum before the (linear, shared) upsampling.
     """
 
-    def __init__(self, streams: dict[str, FCN], weights: dict[str, float] | None = None,
-                 preprocessing: Preprocessing | None = None, config: dict | None = None):
+    def __init__(
+        self,
+        streams: dict[str, FCN],
+        weights: dict[str, float] | None = None,
+        preprocessing: Preprocessing | None = None,
+        config: dict | None = None,
+    ):
         super().__init__()
         self.streams = nn.ModuleDict(streams)
         self.weights = weights or {k: 1.0 / len(streams) for k in streams}
@@ -186,6 +221,6 @@ class LateFusion(ContractMixin, nn.Module):
             raise PixelwiseError(f"expected input N x {self.in_channels} x H x W, got {tuple(x.shape)}")
         out, c = 0, 0
         for name, stream in self.streams.items():
-            out = out + self.weights[name] * stream(x[:, c:c + stream.in_channels])
+            out = out + self.weights[name] * stream(x[:, c : c + stream.in_channels])
             c += stream.in_channels
         return out

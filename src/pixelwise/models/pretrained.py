@@ -41,4 +41,3 @@ def torchvision_state_dict(arch: str) -> dict[str, torch.Tensor]:
             f"could not download torchvision's ImageNet weights for {arch} ({type(e).__name__}); "
             "connect to the internet once (they are cached in ~/.cache/torch) or use weights=None"
         ) from None
-

@@ -46,8 +46,14 @@ class FCNBuilder:
     def __call__(self, *, name: str, **kwargs: Any) -> nn.Module:
         from .builders import build_fcn
 
-        return build_fcn(name=name, backbone=BACKBONES.get(self.backbone), variant=self.variant,
-                         skip_scales=self.skip_scales, final_kernel=self.final_kernel, **kwargs)
+        return build_fcn(
+            name=name,
+            backbone=BACKBONES.get(self.backbone),
+            variant=self.variant,
+            skip_scales=self.skip_scales,
+            final_kernel=self.final_kernel,
+            **kwargs,
+        )
 
     def options(self) -> set[str] | None:
         """Keywords the model takes: ``build_fcn``'s own plus the backbone's (``None``: unchecked)."""

@@ -26,8 +26,9 @@ def describe(name: str, size: tuple[int, int], num_classes: int = 21) -> dict:
         "params": sum(p.numel() for p in model.parameters()),
         "gflops": flops / 1e9,
         "output_stride": model.backbone.output_stride,
-        "finest_stride": min([model.backbone.info(t).stride for t in model.decoders["out"].skips]
-                             or [model.backbone.output_stride]),
+        "finest_stride": min(
+            [model.backbone.info(t).stride for t in model.decoders["out"].skips] or [model.backbone.output_stride]
+        ),
         "geometry": model.config["geometry"],
         "input_size": list(size),
         "output_size": list(shape),
@@ -43,6 +44,8 @@ def format_table(rows: list[dict]) -> str:
     head = f"{'model':<28} {'params':>9} {'GFLOPs':>8} {'stride':>6} {'finest':>6} {'geometry':>8}  out=in"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['name']:<28} {r['params'] / 1e6:>8.1f}M {r['gflops']:>8.1f} {r['output_stride']:>6} "
-                     f"{r['finest_stride']:>6} {r['geometry']:>8}  {'yes' if r['size_ok'] else 'NO'}")
+        lines.append(
+            f"{r['name']:<28} {r['params'] / 1e6:>8.1f}M {r['gflops']:>8.1f} {r['output_stride']:>6} "
+            f"{r['finest_stride']:>6} {r['geometry']:>8}  {'yes' if r['size_ok'] else 'NO'}"
+        )
     return "\n".join(lines)

@@ -29,8 +29,14 @@ class SideOutputDecoder(nn.Module):
     ``kernels``: upsampling kernel per tap where it is not ``2 x stride`` (FCN-AlexNet's 63).
     """
 
-    def __init__(self, taps: Sequence[FeatureInfo], channels: int = 1, caffe: bool = False,
-                 learnable_upsampling: bool = False, kernels: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        taps: Sequence[FeatureInfo],
+        channels: int = 1,
+        caffe: bool = False,
+        learnable_upsampling: bool = False,
+        kernels: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
         if not taps:
             raise ValueError("a side-output decoder needs at least one tap")
@@ -67,7 +73,7 @@ class SideOutputDecoder(nn.Module):
             if name in self.up:
                 x = self.up[name](x)
             o = self.offsets[name]
-            out.append(x[..., o:o + size[0], o:o + size[1]])
+            out.append(x[..., o : o + size[0], o : o + size[1]])
         return out
 
     def forward(self, taps: dict[str, torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
@@ -78,9 +84,16 @@ class SideOutputDecoder(nn.Module):
         return torch.cat([fused, *sides], 1)
 
 
-def side_output_decoder(channels: int, deep: FeatureInfo, skips: list[FeatureInfo], *, caffe: bool,
-                        learnable_upsampling: bool = False, skip_scales: dict[str, float] | None = None,
-                        final_kernel: int | None = None) -> SideOutputDecoder:
+def side_output_decoder(
+    channels: int,
+    deep: FeatureInfo,
+    skips: list[FeatureInfo],
+    *,
+    caffe: bool,
+    learnable_upsampling: bool = False,
+    skip_scales: dict[str, float] | None = None,
+    final_kernel: int | None = None,
+) -> SideOutputDecoder:
     """The ``"side_outputs"`` decoder family (``fcn.DECODERS``): a side on every tap the FCN variant
     fuses (``skips``) and on the deepest, shallow first; ``final_kernel`` (FCN-AlexNet's odd 63)
     upsamples the deepest side; ``skip_scales`` do not apply (each side has its own score layer)."""

@@ -20,8 +20,21 @@ from torch import nn
 from ..errors import PixelwiseError
 
 # torchvision VGG16 `features.i` index of each conv, in Caffe order
-_VGG16_CONVS = ["conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1", "conv3_2", "conv3_3",
-                "conv4_1", "conv4_2", "conv4_3", "conv5_1", "conv5_2", "conv5_3"]
+_VGG16_CONVS = [
+    "conv1_1",
+    "conv1_2",
+    "conv2_1",
+    "conv2_2",
+    "conv3_1",
+    "conv3_2",
+    "conv3_3",
+    "conv4_1",
+    "conv4_2",
+    "conv4_3",
+    "conv5_1",
+    "conv5_2",
+    "conv5_3",
+]
 _VGG16_FEATURE_IDX = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
 
 
@@ -30,8 +43,15 @@ def _vgg16_map() -> dict[str, tuple[str, tuple[int, ...]]]:
     m: dict[str, tuple[str, tuple[int, ...]]] = {}
     c_in = 3
     for name, idx in zip(_VGG16_CONVS, _VGG16_FEATURE_IDX, strict=True):
-        c_out = 64 if name.startswith("conv1") else 128 if name.startswith("conv2") else \
-            256 if name.startswith("conv3") else 512
+        c_out = (
+            64
+            if name.startswith("conv1")
+            else 128
+            if name.startswith("conv2")
+            else 256
+            if name.startswith("conv3")
+            else 512
+        )
         m[f"{name}.weight"] = (f"features.{idx}.weight", (c_out, c_in, 3, 3))
         m[f"{name}.bias"] = (f"features.{idx}.bias", (c_out,))
         c_in = c_out
@@ -56,8 +76,9 @@ def _alexnet_map() -> dict[str, tuple[str, tuple[int, ...]]]:
     return m
 
 
-def transplant(source: Mapping[str, torch.Tensor], name_map: dict[str, tuple[str, tuple[int, ...]]],
-               what: str) -> dict[str, torch.Tensor]:
+def transplant(
+    source: Mapping[str, torch.Tensor], name_map: dict[str, tuple[str, tuple[int, ...]]], what: str
+) -> dict[str, torch.Tensor]:
     """Apply a name -> (source key, shape) map; every tensor must exist and reshape exactly."""
     out = {}
     for dst, (src, shape) in name_map.items():
@@ -105,8 +126,9 @@ def load_trunk(backbone: nn.Module, trunk: Mapping[str, torch.Tensor]) -> None:
     backbone.load_state_dict(trunk, strict=False)
 
 
-def init_from_coarser(model: nn.Module, coarse_state: Mapping[str, torch.Tensor],
-                      what: str = "staged init") -> list[str]:
+def init_from_coarser(
+    model: nn.Module, coarse_state: Mapping[str, torch.Tensor], what: str = "staged init"
+) -> list[str]:
     """Staged initialisation, like Caffe's ``copy_from``: every tensor the two nets share by name
     is copied (FCN-16s takes all of FCN-32s; its new ``score_pool4`` stays at zero).
 

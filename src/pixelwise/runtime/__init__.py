@@ -15,5 +15,17 @@ from .backends import BACKENDS, DEFAULT_CACHE, FP32_BACKENDS, BackendModel, prep
 from .calibration import backend_name, calibration_from_dataset, calibration_from_files, with_backend
 from .onnx_model import OnnxModel, verify_onnx
 
-__all__ = ["BACKENDS", "auto_backend", "backend_name", "DEFAULT_CACHE", "FP32_BACKENDS", "BackendModel", "OnnxModel", "calibration_from_dataset",
-           "calibration_from_files", "prepare", "verify_onnx", "with_backend"]
+__all__ = [
+    "BACKENDS",
+    "auto_backend",
+    "backend_name",
+    "DEFAULT_CACHE",
+    "FP32_BACKENDS",
+    "BackendModel",
+    "OnnxModel",
+    "calibration_from_dataset",
+    "calibration_from_files",
+    "prepare",
+    "verify_onnx",
+    "with_backend",
+]

@@ -69,8 +69,16 @@ def size_class(h: int, w: int) -> str:
 def cache_key(model: nn.Module, h: int, w: int, device: torch.device) -> str:
     from .ort import weights_hash
 
-    parts = [model.config.get("name", "model"), weights_hash(model), size_class(h, w), device.type, cpu_model(),
-             f"torch {torch.__version__}", f"onnxruntime {_ort_version()}", f"threads {torch.get_num_threads()}"]
+    parts = [
+        model.config.get("name", "model"),
+        weights_hash(model),
+        size_class(h, w),
+        device.type,
+        cpu_model(),
+        f"torch {torch.__version__}",
+        f"onnxruntime {_ort_version()}",
+        f"threads {torch.get_num_threads()}",
+    ]
     return " | ".join(str(p) for p in parts)
 
 
@@ -123,8 +131,11 @@ def measure(model: nn.Module, x: torch.Tensor, names: list[str], onnx_dir: Path 
     for name in sorted(names, key=lambda n: n == "channels_last" or n == "bf16"):
         try:
             # bf16 would round the weights in place: it gets a copy
-            run = model if name == "eager" else prepare(copy.deepcopy(model) if name == "bf16" else model, name,
-                                                        cache_dir=onnx_dir)
+            run = (
+                model
+                if name == "eager"
+                else prepare(copy.deepcopy(model) if name == "bf16" else model, name, cache_dir=onnx_dir)
+            )
             seconds = _seconds(lambda run=run: run(x))
             agreement = (_labels(run, x) == ref).float().mean().item()
             results[name] = {"seconds": seconds, "agreement": agreement}
@@ -141,8 +152,14 @@ def choose(results: dict[str, dict]) -> str:
     return min(ok, key=ok.get) if ok else "eager"
 
 
-def auto_backend(model: nn.Module, sample: dict[str, torch.Tensor], device: torch.device, *,
-                 cache: str | Path | None = None, log: Callable[[str], None] | None = None) -> str:
+def auto_backend(
+    model: nn.Module,
+    sample: dict[str, torch.Tensor],
+    device: torch.device,
+    *,
+    cache: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> str:
     """The backend ``--backend auto`` means for ``model`` on inputs like ``sample`` (a raw sample:
     ``{"image": uint8 3 x H x W, ...}``); measured on first use, then read from ``cache``."""
     names = candidates(model, device)

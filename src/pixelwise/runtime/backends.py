@@ -42,8 +42,13 @@ class BackendModel(InferenceOnly):
     engine code runs unchanged.
     """
 
-    def __init__(self, source: nn.Module, backend: str, run: Callable[[torch.Tensor], list[torch.Tensor]],
-                 info: dict | None = None) -> None:
+    def __init__(
+        self,
+        source: nn.Module,
+        backend: str,
+        run: Callable[[torch.Tensor], list[torch.Tensor]],
+        info: dict | None = None,
+    ) -> None:
         self.backend, self._run, self.info = backend, run, dict(info or {})
         self.heads: dict[str, int] = dict(source.heads)
         self.preprocessing = source.preprocessing
@@ -55,8 +60,9 @@ class BackendModel(InferenceOnly):
         return pack_heads(self._run(x), self.heads)
 
 
-def _torch_runner(model: nn.Module, channels_last: bool,
-                  dtype: torch.dtype = torch.float32) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+def _torch_runner(
+    model: nn.Module, channels_last: bool, dtype: torch.dtype = torch.float32
+) -> Callable[[torch.Tensor], list[torch.Tensor]]:
     heads = list(model.heads)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -65,6 +71,7 @@ def _torch_runner(model: nn.Module, channels_last: bool,
             out = list(head_outputs(model(x.to(dtype).contiguous(memory_format=fmt)), heads).values())
         # argmax/softmax downstream want fp32, as from every other backend
         return [o.float() for o in out] if dtype != torch.float32 else out
+
     return run
 
 
@@ -79,11 +86,18 @@ def _compiled_runner(model: nn.Module) -> Callable[[torch.Tensor], list[torch.Te
         # patched per call (not globally) because it is only valid for inference
         with inductor_config.patch(freezing=True), torch.no_grad():
             return list(head_outputs(compiled(x), heads).values())
+
     return run
 
 
-def prepare(model: nn.Module, backend: str, *, threads: int | None = None, cache_dir: str | Path | None = None,
-            calibration: Sequence[torch.Tensor] | None = None) -> BackendModel:
+def prepare(
+    model: nn.Module,
+    backend: str,
+    *,
+    threads: int | None = None,
+    cache_dir: str | Path | None = None,
+    calibration: Sequence[torch.Tensor] | None = None,
+) -> BackendModel:
     """``model`` (eval mode, fp32) made ready to run on ``backend`` (``channels_last``/``bf16``
     convert ``model`` itself, in place: no second copy of the weights).
 

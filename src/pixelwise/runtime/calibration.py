@@ -27,10 +27,16 @@ if TYPE_CHECKING:
 CALIBRATION_IMAGES = 4
 
 
-def with_backend(model: nn.Module, backend: str, device: torch.device, *,
-                 calibration: Sequence[Mapping[str, torch.Tensor]] | None = None,
-                 sample: Mapping[str, torch.Tensor] | None = None, auto_cache: str | Path | None = None,
-                 log: Callable[[str], None] | None = None) -> nn.Module:
+def with_backend(
+    model: nn.Module,
+    backend: str,
+    device: torch.device,
+    *,
+    calibration: Sequence[Mapping[str, torch.Tensor]] | None = None,
+    sample: Mapping[str, torch.Tensor] | None = None,
+    auto_cache: str | Path | None = None,
+    log: Callable[[str], None] | None = None,
+) -> nn.Module:
     """``model`` run through ``backend``; the result keeps the Model contract (``heads``,
     ``preprocessing``, ...) and maps ``N x C x H x W`` input to the same logits, so the engine's
     evaluate/Predictor use it unchanged.  ``calibration``: raw samples (needed for int8).
@@ -63,8 +69,9 @@ def backend_name(model: nn.Module) -> str:
     return getattr(model, "backend", "eager" if isinstance(model, nn.Module) else "onnxruntime")
 
 
-def calibration_from_dataset(dataset: str, root: str, extra: Mapping[str, object], scored: str,
-                             n: int = CALIBRATION_IMAGES) -> list[dict[str, torch.Tensor]]:
+def calibration_from_dataset(
+    dataset: str, root: str, extra: Mapping[str, object], scored: str, n: int = CALIBRATION_IMAGES
+) -> list[dict[str, torch.Tensor]]:
     """``n`` raw samples spread over the :func:`calibration_dataset` of a dataset being scored
     on split ``scored``."""
     ds = calibration_dataset(dataset, root, extra, scored)
@@ -86,9 +93,11 @@ def calibration_dataset(dataset: str, root: str, extra: Mapping[str, object], sc
             return get_dataset(dataset, root, split, **dict(extra))
         except PixelwiseError:  # that split is not in this copy of the dataset
             continue
-    print(f"warning: {dataset} in {root} has no split besides '{scored}' to calibrate int8 on "
-          f"(tried {', '.join(tried) or 'none'}); calibrating on '{scored}', the split being scored",
-          file=sys.stderr)
+    print(
+        f"warning: {dataset} in {root} has no split besides '{scored}' to calibrate int8 on "
+        f"(tried {', '.join(tried) or 'none'}); calibrating on '{scored}', the split being scored",
+        file=sys.stderr,
+    )
     return get_dataset(dataset, root, scored, **dict(extra))
 
 

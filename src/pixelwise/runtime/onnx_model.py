@@ -59,8 +59,13 @@ class OnnxModel(InferenceOnly):
     forward = __call__
 
 
-def verify_onnx(model: Any, path: str | Path, sizes: tuple[tuple[int, int], ...] = ((64, 64), (45, 37)),
-                rtol: float = 1e-4, seed: int = 0) -> float:
+def verify_onnx(
+    model: Any,
+    path: str | Path,
+    sizes: tuple[tuple[int, int], ...] = ((64, 64), (45, 37)),
+    rtol: float = 1e-4,
+    seed: int = 0,
+) -> float:
     """Run ``path`` in onnxruntime at each ``sizes`` (batch 2 then 1) against the PyTorch ``model``.
 
     Returns the worst max-abs difference relative to the PyTorch output's max-abs; raises a
@@ -76,8 +81,10 @@ def verify_onnx(model: Any, path: str | Path, sizes: tuple[tuple[int, int], ...]
         got = head_outputs(session(x), session.heads)
         for head, r in ref.items():
             if tuple(got[head].shape) != tuple(r.shape):
-                raise PixelwiseError(f"{path}: ONNX output '{head}' is {tuple(got[head].shape)} at {h}x{w}, "
-                                     f"PyTorch gives {tuple(r.shape)}")
+                raise PixelwiseError(
+                    f"{path}: ONNX output '{head}' is {tuple(got[head].shape)} at {h}x{w}, "
+                    f"PyTorch gives {tuple(r.shape)}"
+                )
             err = (got[head] - r).abs().max().item() / max(r.abs().max().item(), 1e-12)
             worst = max(worst, err)
     if worst > rtol:

@@ -34,9 +34,14 @@ from ..errors import PixelwiseError
 #: convolutions (BatchNorm folding leaves near-dead channels whose int32 bias overflows).
 #: ``reduce_range``: 7-bit weights, because AVX2 without VNNI multiplies u8 x s8 with
 #: ``vpmaddubsw``, whose int16 pair sums saturate with full 8-bit weights.
-INT8_SETTINGS = {"format": "QDQ", "activations": "uint8", "weights": "int8 per-channel, 7-bit range",
-                 "calibration": "MinMax", "ops": ["Conv", "Relu", "Clip", "MaxPool"],
-                 "fp32_kept": ["first conv", "score layers", "depthwise convs"]}
+INT8_SETTINGS = {
+    "format": "QDQ",
+    "activations": "uint8",
+    "weights": "int8 per-channel, 7-bit range",
+    "calibration": "MinMax",
+    "ops": ["Conv", "Relu", "Clip", "MaxPool"],
+    "fp32_kept": ["first conv", "score layers", "depthwise convs"],
+}
 
 
 def weights_hash(model: nn.Module, extra: dict | None = None) -> str:
@@ -104,10 +109,19 @@ def quantize_int8(fp32_path: Path, calibration: Sequence[np.ndarray], *, per_cha
     try:
         # folds BatchNorm into convolutions and infers shapes, so Conv is what gets quantised
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
-        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
-                        op_types_to_quantize=INT8_SETTINGS["ops"], per_channel=per_channel, reduce_range=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=_kept_fp32(pre))
+        quantize_static(
+            str(pre),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=INT8_SETTINGS["ops"],
+            per_channel=per_channel,
+            reduce_range=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=_kept_fp32(pre),
+        )
         _copy_metadata(fp32_path, tmp)
         tmp.replace(out)
     finally:

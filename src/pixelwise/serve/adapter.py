@@ -80,8 +80,14 @@ def describe_heads(model: nn.Module) -> list[HeadInfo]:
     return heads
 
 
-def load_served(value: str, *, device: torch.device, backend: str = "eager", flip: bool | None = None,
-                scales: tuple[float, ...] | None = None) -> ServedModel:
+def load_served(
+    value: str,
+    *,
+    device: torch.device,
+    backend: str = "eager",
+    flip: bool | None = None,
+    scales: tuple[float, ...] | None = None,
+) -> ServedModel:
     """Resolve one ``--model`` value (shipped name, checkpoint, ``.onnx``, ``NAME=SPEC``) and wrap it
     in ``backend``; test-time views default to what the checkpoint records."""
     from ..engine.checkpoint import resolve_model
@@ -97,8 +103,16 @@ def load_served(value: str, *, device: torch.device, backend: str = "eager", fli
         if backend == "onnxruntime-int8":
             raise PixelwiseError("--backend onnxruntime-int8 needs calibration images: serve with onnxruntime instead")
         model = with_backend(model, backend, device)
-    return ServedModel(name=name, spec=spec, model=model, heads=heads, preprocessing=_plain(prep), flip=flip_,
-                       scales=tuple(scales_), backend=backend)
+    return ServedModel(
+        name=name,
+        spec=spec,
+        model=model,
+        heads=heads,
+        preprocessing=_plain(prep),
+        flip=flip_,
+        scales=tuple(scales_),
+        backend=backend,
+    )
 
 
 def load_all(values: Sequence[str], **kwargs: Any) -> dict[str, ServedModel]:

@@ -36,9 +36,17 @@ from .render import check_servable, renderer_for
 
 STATIC = Path(__file__).resolve().parent / "static"
 ENV_CONFIG = "PIXELWISE_SERVE_CONFIG"  # JSON ServeConfig handed to uvicorn worker processes
-_ERRORS: dict[int | str, dict[str, Any]] = {s: {"description": d, "content": {"application/json": {}}} for s, d in {
-    400: "not a readable image", 404: "unknown model", 413: "too many bytes or pixels",
-    415: "not multipart / not an image", 503: "queue full (see Retry-After)", 504: "timed out"}.items()}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"description": d, "content": {"application/json": {}}}
+    for s, d in {
+        400: "not a readable image",
+        404: "unknown model",
+        413: "too many bytes or pixels",
+        415: "not multipart / not an image",
+        503: "queue full (see Retry-After)",
+        504: "timed out",
+    }.items()
+}
 
 
 @dataclass
@@ -70,8 +78,13 @@ def build_app(config: ServeConfig) -> FastAPI:
     if config.threads:
         torch.set_num_threads(config.threads)  # once, before any request: the inference thread uses it
     device = pick_device(config.device)
-    models = load_all(config.models, device=device, backend=config.backend, flip=config.flip,
-                      scales=tuple(config.scales) if config.scales else None)
+    models = load_all(
+        config.models,
+        device=device,
+        backend=config.backend,
+        flip=config.flip,
+        scales=tuple(config.scales) if config.scales else None,
+    )
     return create_app(models, config.limits, device)
 
 
@@ -83,13 +96,17 @@ def app_from_env() -> FastAPI:
     return build_app(ServeConfig.from_json(text))
 
 
-def create_app(models: dict[str, ServedModel], limits: Limits = Limits(), device: torch.device | str = "cpu") -> FastAPI:
+def create_app(
+    models: dict[str, ServedModel], limits: Limits = Limits(), device: torch.device | str = "cpu"
+) -> FastAPI:
     """The FastAPI app serving ``models`` (already loaded; the first is the default)."""
     for served in models.values():
         check_servable(served.heads)
         if served.modalities != ["image"]:
-            raise PixelwiseError(f"model {served.name!r} takes {'+'.join(served.modalities)} input; "
-                                 "pixelwise serve accepts RGB images only")
+            raise PixelwiseError(
+                f"model {served.name!r} takes {'+'.join(served.modalities)} input; "
+                "pixelwise serve accepts RGB images only"
+            )
     batcher = Batcher(limits, torch.device(device))
 
     @asynccontextmanager
@@ -100,9 +117,15 @@ def create_app(models: dict[str, ServedModel], limits: Limits = Limits(), device
         await batcher.stop()
         app.state.io.shutdown(wait=False)
 
-    app = FastAPI(title="pixelwise serve", version=_version(), lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Semantic segmentation with Fully Convolutional Networks. Upload an image to "
-                              "`POST /api/segment` as multipart field `file`.")
+    app = FastAPI(
+        title="pixelwise serve",
+        version=_version(),
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Semantic segmentation with Fully Convolutional Networks. Upload an image to "
+        "`POST /api/segment` as multipart field `file`.",
+    )
     app.state.models, app.state.limits, app.state.batcher = models, limits, batcher
     _install_errors(app)
     app.add_middleware(BodyLimit, limit=limits.max_bytes + 64 * 1024)  # + multipart framing
@@ -130,33 +153,57 @@ def _routes(app: FastAPI) -> None:
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/readyz", response_model=schemas.Ready, summary="readiness: models loaded, batcher running",
-             responses={503: {"description": "not ready"}})
+    @app.get(
+        "/readyz",
+        response_model=schemas.Ready,
+        summary="readiness: models loaded, batcher running",
+        responses={503: {"description": "not ready"}},
+    )
     async def readyz() -> Any:
-        body = {"ready": batcher.running, "models": list(models), "queued": batcher.pending,
-                "max_queue": limits.max_queue, "batches": batcher.batches}
+        body = {
+            "ready": batcher.running,
+            "models": list(models),
+            "queued": batcher.pending,
+            "max_queue": limits.max_queue,
+            "batches": batcher.batches,
+        }
         return JSONResponse(body, status_code=200 if batcher.running else 503)
 
     @app.get("/api/models", response_model=schemas.ModelsBody, summary="models served: tasks, classes, palette, input")
     async def list_models() -> dict:
         return {"models": [_describe(m, limits) for m in models.values()], "default": next(iter(models))}
 
-    @app.post("/api/segment", response_model=schemas.SegmentBody, responses={
-        **_ERRORS, 200: {"content": {"image/png": {}}, "description": "JSON, or the PNG asked for by ?return="}},
-        summary="segment one uploaded image")
-    async def segment(request: Request,
-                      file: UploadFile | None = File(None, description="the image (PNG, JPEG, BMP, TIFF, WebP, ...)"),
-                      model: str | None = Query(None, description="served model name (default: the first)"),
-                      return_: str = Query("json", alias="return", description="json, label_png or overlay"),
-                      include: str = Query("", description="images to embed in the JSON as base64, comma-separated: "
-                                                           "label_png, overlay"),
-                      head: str | None = Query(None, description="head for ?return= images (default: the first)"),
-                      ) -> Any:
+    @app.post(
+        "/api/segment",
+        response_model=schemas.SegmentBody,
+        responses={
+            **_ERRORS,
+            200: {"content": {"image/png": {}}, "description": "JSON, or the PNG asked for by ?return="},
+        },
+        summary="segment one uploaded image",
+    )
+    async def segment(
+        request: Request,
+        file: UploadFile | None = File(None, description="the image (PNG, JPEG, BMP, TIFF, WebP, ...)"),
+        model: str | None = Query(None, description="served model name (default: the first)"),
+        return_: str = Query("json", alias="return", description="json, label_png or overlay"),
+        include: str = Query(
+            "", description="images to embed in the JSON as base64, comma-separated: label_png, overlay"
+        ),
+        head: str | None = Query(None, description="head for ?return= images (default: the first)"),
+    ) -> Any:
         return await _segment(app, request, file, model, return_, include, head)
 
 
-async def _segment(app: FastAPI, request: Request, file: UploadFile | None, model: str | None, return_: str,
-                   include: str, head: str | None) -> Any:
+async def _segment(
+    app: FastAPI,
+    request: Request,
+    file: UploadFile | None,
+    model: str | None,
+    return_: str,
+    include: str,
+    head: str | None,
+) -> Any:
     """Validate, decode (I/O thread), queue for the batcher, encode (I/O thread)."""
     t0 = time.perf_counter()
     served = _pick_model(app.state.models, model)
@@ -170,16 +217,31 @@ async def _segment(app: FastAPI, request: Request, file: UploadFile | None, mode
     t2 = time.perf_counter()
     if return_ != "json":
         info = next(h for h in served.heads if h.name == (head or served.heads[0].name))
-        body = await loop.run_in_executor(app.state.io, renderer_for(info).encode, return_,
-                                          outcome.results[info.name], image, info)
-        return Response(body, media_type=renderer_for(info).outputs[return_],
-                        headers={"X-Inference-Ms": f"{1000 * outcome.inference_s:.1f}"})
+        body = await loop.run_in_executor(
+            app.state.io, renderer_for(info).encode, return_, outcome.results[info.name], image, info
+        )
+        return Response(
+            body,
+            media_type=renderer_for(info).outputs[return_],
+            headers={"X-Inference-Ms": f"{1000 * outcome.inference_s:.1f}"},
+        )
     heads = await loop.run_in_executor(app.state.io, _head_results, served, outcome, image, wanted)
     t3 = time.perf_counter()
-    return {"model": served.name, "width": int(image.shape[-1]), "height": int(image.shape[-2]), "heads": heads,
-            "timings": {"decode_ms": 1000 * (t1 - t0), "queue_ms": 1000 * outcome.queue_s,
-                        "inference_ms": 1000 * outcome.inference_s, "encode_ms": 1000 * (t3 - t2),
-                        "total_ms": 1000 * (t3 - t0), "batch_size": outcome.batch_size, "path": outcome.path}}
+    return {
+        "model": served.name,
+        "width": int(image.shape[-1]),
+        "height": int(image.shape[-2]),
+        "heads": heads,
+        "timings": {
+            "decode_ms": 1000 * (t1 - t0),
+            "queue_ms": 1000 * outcome.queue_s,
+            "inference_ms": 1000 * outcome.inference_s,
+            "encode_ms": 1000 * (t3 - t2),
+            "total_ms": 1000 * (t3 - t0),
+            "batch_size": outcome.batch_size,
+            "path": outcome.path,
+        },
+    }
 
 
 async def _read_upload(request: Request, file: UploadFile | None, limits: Limits) -> bytes:
@@ -187,8 +249,11 @@ async def _read_upload(request: Request, file: UploadFile | None, limits: Limits
     if file is None:
         ctype = request.headers.get("content-type", "")
         if not ctype.startswith("multipart/form-data"):
-            raise ServeError(415, f"request body is {ctype or 'empty'}: send multipart/form-data with the image "
-                                  "in field 'file' (curl -F file=@photo.jpg)")
+            raise ServeError(
+                415,
+                f"request body is {ctype or 'empty'}: send multipart/form-data with the image "
+                "in field 'file' (curl -F file=@photo.jpg)",
+            )
         raise ServeError(400, "no 'file' field in the form: send the image as multipart field 'file'")
     check_content_type(file.content_type)
     return await file.read(limits.max_bytes + 1)
@@ -229,17 +294,33 @@ def _head_results(served: ServedModel, outcome: Outcome, image: torch.Tensor, in
 
 def _describe(served: ServedModel, limits: Limits) -> dict:
     return {
-        "name": served.name, "source": served.spec, "backend": served.backend,
-        "heads": [{"name": h.name, "kind": h.kind, "classes": h.class_names, "palette": [list(c) for c in h.palette],
-                   "outputs": list(renderer_for(h).outputs)} for h in served.heads],
-        "input": {"modalities": served.modalities, "preprocessing": served.preprocessing,
-                  "formats": list(IMAGE_FORMATS), "max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels},
+        "name": served.name,
+        "source": served.spec,
+        "backend": served.backend,
+        "heads": [
+            {
+                "name": h.name,
+                "kind": h.kind,
+                "classes": h.class_names,
+                "palette": [list(c) for c in h.palette],
+                "outputs": list(renderer_for(h).outputs),
+            }
+            for h in served.heads
+        ],
+        "input": {
+            "modalities": served.modalities,
+            "preprocessing": served.preprocessing,
+            "formats": list(IMAGE_FORMATS),
+            "max_bytes": limits.max_bytes,
+            "max_pixels": limits.max_pixels,
+        },
         "test_time": {"flip": served.flip, "scales": list(served.scales)},
     }
 
 
 def _install_errors(app: FastAPI) -> None:
     """Every error as ``{"error": one line}``: ours, FastAPI's validation, Starlette's HTTP errors."""
+
     def body(status: int, message: str, headers: dict | None = None) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
@@ -311,7 +392,15 @@ class BodyLimit:
     @staticmethod
     async def _refuse(message: str, send: Any) -> None:
         body = json.dumps({"error": message}).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -83,8 +83,11 @@ class Batcher:
         if not self.running or self._queue is None:
             raise ServeError(503, "server is not ready yet", {"Retry-After": "1"})
         if self.pending >= self.limits.max_queue:
-            raise ServeError(503, f"server busy: {self.pending} images queued (--max-queue {self.limits.max_queue});"
-                                  " retry later", {"Retry-After": "1"})
+            raise ServeError(
+                503,
+                f"server busy: {self.pending} images queued (--max-queue {self.limits.max_queue}); retry later",
+                {"Retry-After": "1"},
+            )
         job = Job(model, image, asyncio.get_running_loop().create_future())
         self.pending += 1
         try:
@@ -170,8 +173,11 @@ class Batcher:
 
         for head in served.heads:
             if head.kind != "semantic":
-                raise ServeError(413, f"images over {self.limits.whole_image_pixels} pixels are only supported for "
-                                      f"semantic heads; head '{head.name}' is {head.kind}")
+                raise ServeError(
+                    413,
+                    f"images over {self.limits.whole_image_pixels} pixels are only supported for "
+                    f"semantic heads; head '{head.name}' is {head.kind}",
+                )
         tile = self.limits.tile
         opts = Options(tile=tile, overlap=min(128, tile // 4), flip=served.flip, scales=served.scales)
         return Predictor(served.model, self.device, opts).predict({"image": image})

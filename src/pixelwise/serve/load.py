@@ -47,8 +47,10 @@ class Reply:
 def multipart(upload: Upload) -> tuple[bytes, str]:
     """``multipart/form-data`` body with the upload as field ``file`` -> (body, content type)."""
     boundary = uuid.uuid4().hex
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{upload.name}"\r\n'
-            f"Content-Type: {upload.content_type}\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{upload.name}"\r\n'
+        f"Content-Type: {upload.content_type}\r\n\r\n"
+    ).encode()
     return head + upload.data + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -82,8 +84,15 @@ def post(url: str, upload: Upload, model: str | None = None, timeout_s: float = 
     return Reply(upload, status, time.perf_counter() - t0, parsed)
 
 
-def run_load(url: str, uploads: Sequence[Upload], *, clients: int, requests: int, model: str | None = None,
-             timeout_s: float = 120.0) -> list[Reply]:
+def run_load(
+    url: str,
+    uploads: Sequence[Upload],
+    *,
+    clients: int,
+    requests: int,
+    model: str | None = None,
+    timeout_s: float = 120.0,
+) -> list[Reply]:
     """``clients`` concurrent clients x ``requests`` sequential uploads each; client ``c``'s ``r``-th
     request sends ``uploads[(c * requests + r) % len(uploads)]``."""
     replies: list[Reply] = []
@@ -127,14 +136,26 @@ def get_json(url: str, path: str, timeout_s: float = 5.0) -> tuple[int, dict]:
 
 
 @contextmanager
-def server_process(args: Sequence[str], *, entry: Sequence[str] | None = None, startup_s: float = 120.0,
-                   env: dict[str, str] | None = None) -> Iterator[str]:
+def server_process(
+    args: Sequence[str],
+    *,
+    entry: Sequence[str] | None = None,
+    startup_s: float = 120.0,
+    env: dict[str, str] | None = None,
+) -> Iterator[str]:
     """Run ``pixelwise serve ARGS --port P`` (on 127.0.0.1) in a child process until the block ends;
     yields its base URL once ``/readyz`` says ready.  ``entry``: the command before ``serve``
     (default: this Python running ``pixelwise.cli``)."""
     port = free_port()
-    cmd = [*(entry or [sys.executable, "-c", "import sys; from pixelwise.cli import main; sys.exit(main())"]), "serve", *args, "--host", "127.0.0.1",
-           "--port", str(port)]
+    cmd = [
+        *(entry or [sys.executable, "-c", "import sys; from pixelwise.cli import main; sys.exit(main())"]),
+        "serve",
+        *args,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     log = tempfile.TemporaryFile("w+")  # a file, not a pipe: a full pipe would stall the server
     proc = subprocess.Popen(cmd, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"

@@ -58,8 +58,11 @@ class SemanticRenderer:
         # numpy, not torch: this runs in an I/O thread and must not start a second torch thread pool
         counts = np.bincount(result.numpy().ravel(), minlength=head.channels).tolist()
         total = max(1, sum(counts))
-        classes = [{"index": i, "name": head.class_names[i], "color": list(head.palette[i]), "share": c / total}
-                   for i, c in enumerate(counts[:head.channels]) if c > 0]
+        classes = [
+            {"index": i, "name": head.class_names[i], "color": list(head.palette[i]), "share": c / total}
+            for i, c in enumerate(counts[: head.channels])
+            if c > 0
+        ]
         classes.sort(key=lambda c: -c["share"])
         return {"kind": "semantic", "classes": classes}
 
@@ -81,8 +84,11 @@ def renderer_for(head: HeadInfo) -> Renderer:
     try:
         return RENDERERS[head.kind]
     except KeyError:
-        raise ServeError(501, f"head '{head.name}' has task kind '{head.kind}', which pixelwise serve cannot "
-                              f"render yet (known: {', '.join(RENDERERS)})") from None
+        raise ServeError(
+            501,
+            f"head '{head.name}' has task kind '{head.kind}', which pixelwise serve cannot "
+            f"render yet (known: {', '.join(RENDERERS)})",
+        ) from None
 
 
 def check_servable(heads: list[HeadInfo]) -> None:
@@ -91,5 +97,7 @@ def check_servable(heads: list[HeadInfo]) -> None:
 
     for head in heads:
         if head.kind not in RENDERERS:
-            raise PixelwiseError(f"head '{head.name}' has task kind '{head.kind}', which pixelwise serve cannot "
-                                 f"render yet (known: {', '.join(RENDERERS)})")
+            raise PixelwiseError(
+                f"head '{head.name}' has task kind '{head.kind}', which pixelwise serve cannot "
+                f"render yet (known: {', '.join(RENDERERS)})"
+            )

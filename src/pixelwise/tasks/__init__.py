@@ -3,5 +3,14 @@ that follows from it -- decoder, loss, prediction, metric, output files.  See ``
 
 from .base import HeadSpec, Metric, Task, check_heads, get_task, head_specs, head_tasks, list_tasks, register_task
 
-__all__ = ["HeadSpec", "Metric", "Task", "check_heads", "get_task", "head_specs", "head_tasks", "list_tasks",
-           "register_task"]
+__all__ = [
+    "HeadSpec",
+    "Metric",
+    "Task",
+    "check_heads",
+    "get_task",
+    "head_specs",
+    "head_tasks",
+    "list_tasks",
+    "register_task",
+]

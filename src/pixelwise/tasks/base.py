@@ -112,7 +112,9 @@ class Task:
         """Hook for the data pipeline: the dataset's raw target -> the target the loss sees."""
         return target
 
-    def example_target(self, spec: HeadSpec, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+    def example_target(
+        self, spec: HeadSpec, shape: tuple[int, ...], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """A random valid target of ``shape`` (N x H x W): for benchmarks and smoke tests."""
         if self.integer_target:
             return torch.randint(0, spec.channels, shape, generator=generator)
@@ -123,8 +125,15 @@ class Task:
         return {}
 
     # -- training and inference --------------------------------------------------------------------
-    def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
-             weight: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+    def loss(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        reduction: str = "mean",
+        weight: torch.Tensor | None = None,
+        **options: Any,
+    ) -> torch.Tensor:
         """Scalar float32 loss of ``logits`` (N x C x H x W) against ``target`` (N x H x W).
 
         ``reduction``: ``mean`` over valid pixels or ``sum`` (the paper's semantic loss);
@@ -145,8 +154,9 @@ class Task:
         keys = [k for k, v in metrics.items() if isinstance(v, float)]
         return "\n".join(f"{k:<14} {metrics[k]:.4f}" for k in keys)
 
-    def write_prediction(self, out_dir: Path, stem: str, image: torch.Tensor, pred: torch.Tensor,
-                         spec: HeadSpec, **options: Any) -> list[Path]:
+    def write_prediction(
+        self, out_dir: Path, stem: str, image: torch.Tensor, pred: torch.Tensor, spec: HeadSpec, **options: Any
+    ) -> list[Path]:
         """Write one prediction (``pred`` H x W, ``image`` uint8 3 x H x W) under ``out_dir``
         with names starting ``stem``, atomically; return the paths written."""
         raise NotImplementedError
@@ -227,12 +237,16 @@ def check_heads(model_specs: dict[str, HeadSpec], data_specs: dict[str, HeadSpec
     else:
         missing = sorted(set(model_specs) ^ set(data_specs))
         if missing:
-            raise PixelwiseError(f"the model's heads {sorted(model_specs)} do not match the targets of {what} "
-                                 f"{sorted(data_specs)}: use a model trained for these targets")
+            raise PixelwiseError(
+                f"the model's heads {sorted(model_specs)} do not match the targets of {what} "
+                f"{sorted(data_specs)}: use a model trained for these targets"
+            )
         pairs = [(model_specs[h], data_specs[h]) for h in model_specs]
     for m, d in pairs:
         if m.task != d.task:
-            raise PixelwiseError(f"the model's head '{m.name}' predicts {m.task} but {what} has {d.task} "
-                                 f"targets for '{d.name}': use a {d.task} model or another dataset")
+            raise PixelwiseError(
+                f"the model's head '{m.name}' predicts {m.task} but {what} has {d.task} "
+                f"targets for '{d.name}': use a {d.task} model or another dataset"
+            )
         if m.task == "semantic" and m.channels != d.channels:
             raise PixelwiseError(f"the model predicts {m.channels} classes for '{m.name}' but {what} has {d.channels}")

@@ -47,7 +47,9 @@ COMBINES = ("mean", "consensus")
 EDGE_COLOUR = (255, 32, 32)  # overlay colour of the thinned edges
 
 
-def combine_annotators(target: torch.Tensor, combine: str = "consensus", eta: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+def combine_annotators(
+    target: torch.Tensor, combine: str = "consensus", eta: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-annotator ``N x A x H x W`` (0/1, 255 absent) -> (float32 target ``N x H x W``, bool valid).
 
     ``mean``: share of the image's annotators marking the pixel; ``consensus``: 1 if the share is
@@ -97,9 +99,18 @@ class BoundaryTask(Task):
     def out_channels(self, spec: HeadSpec) -> int:
         return 1
 
-    def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
-             weight: torch.Tensor | None = None, combine: str = "consensus", eta: float = 0.5,
-             side_weight: float = 1.0, **options: Any) -> torch.Tensor:
+    def loss(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        reduction: str = "mean",
+        weight: torch.Tensor | None = None,
+        combine: str = "consensus",
+        eta: float = 0.5,
+        side_weight: float = 1.0,
+        **options: Any,
+    ) -> torch.Tensor:
         """Deeply supervised loss: fused (channel 0) + ``side_weight`` x each side output
         (channels 1...; absent in eval mode) against the combined annotators."""
         y, valid = combine_annotators(target.to(logits.device), combine, float(eta))
@@ -129,15 +140,32 @@ class BoundaryTask(Task):
         return BoundaryMetrics(n, workers=workers if workers > 1 else 0)
 
     def format_metrics(self, metrics: dict, spec: HeadSpec) -> str:
-        rows = [("ODS F", "ods_f"), ("OIS F", "ois_f"), ("AP", "ap"), ("ODS threshold", "ods_threshold"),
-                ("ODS recall", "ods_recall"), ("ODS precision", "ods_precision")]
+        rows = [
+            ("ODS F", "ods_f"),
+            ("OIS F", "ois_f"),
+            ("AP", "ap"),
+            ("ODS threshold", "ods_threshold"),
+            ("ODS recall", "ods_recall"),
+            ("ODS precision", "ods_precision"),
+        ]
         lines = [f"{label:<15} {_fmt(metrics.get(key))}" for label, key in rows]
-        lines.append(f"{metrics.get('thresholds')} thresholds (the BSDS benchmark uses 99), "
-                     f"tolerance 0.0075 of the diagonal, NMS + thinning")
+        lines.append(
+            f"{metrics.get('thresholds')} thresholds (the BSDS benchmark uses 99), "
+            f"tolerance 0.0075 of the diagonal, NMS + thinning"
+        )
         return "\n".join(lines)
 
-    def write_prediction(self, out_dir: Path, stem: str, image: torch.Tensor, pred: torch.Tensor,
-                         spec: HeadSpec, *, overlay: bool = True, **options: Any) -> list[Path]:
+    def write_prediction(
+        self,
+        out_dir: Path,
+        stem: str,
+        image: torch.Tensor,
+        pred: torch.Tensor,
+        spec: HeadSpec,
+        *,
+        overlay: bool = True,
+        **options: Any,
+    ) -> list[Path]:
         """``STEM.png`` 8-bit probability (x 255, the benchmark's input), ``STEM_edges.png`` the
         NMS-thinned edge strengths (8-bit) and, with ``overlay``, ``STEM_overlay.png``: the thin
         edges drawn over the image."""

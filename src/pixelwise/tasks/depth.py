@@ -45,7 +45,9 @@ def valid_mask(target: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(target) & (target > 0)
 
 
-def depth_loss(log_pred: torch.Tensor, target: torch.Tensor, kind: str = "silog", reduction: str = "mean") -> torch.Tensor:
+def depth_loss(
+    log_pred: torch.Tensor, target: torch.Tensor, kind: str = "silog", reduction: str = "mean"
+) -> torch.Tensor:
     """Loss of predicted log depth ``N x H x W`` against metres ``N x H x W`` over valid pixels.
 
     ``reduction="sum"`` multiplies the per-pixel mean by the valid count (a summed loss).
@@ -98,10 +100,19 @@ class DepthMetrics:
         keep = valid_mask(t)
         p, t = p[keep].clamp_min(MIN_DEPTH), t[keep]
         ratio = torch.maximum(p / t, t / p)
-        self.sums += torch.stack([
-            p.new_tensor(float(p.numel())), ((p - t).abs() / t).sum(), ((p - t) ** 2 / t).sum(), ((p - t) ** 2).sum(),
-            ((p.log() - t.log()) ** 2).sum(), (p.log10() - t.log10()).abs().sum(),
-            (ratio < 1.25).sum().double(), (ratio < 1.25**2).sum().double(), (ratio < 1.25**3).sum().double()])
+        self.sums += torch.stack(
+            [
+                p.new_tensor(float(p.numel())),
+                ((p - t).abs() / t).sum(),
+                ((p - t) ** 2 / t).sum(),
+                ((p - t) ** 2).sum(),
+                ((p.log() - t.log()) ** 2).sum(),
+                (p.log10() - t.log10()).abs().sum(),
+                (ratio < 1.25).sum().double(),
+                (ratio < 1.25**2).sum().double(),
+                (ratio < 1.25**3).sum().double(),
+            ]
+        )
 
     def merge(self, other: DepthMetrics) -> DepthMetrics:
         self.sums += other.sums
@@ -123,11 +134,20 @@ class DepthMetrics:
         s = dict(zip(_SUMS, self.sums.tolist(), strict=True))
         n = s["pixels"]
         if n == 0:
-            out = {k: math.nan for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3")}
+            out = {
+                k: math.nan for k in ("abs_rel", "sq_rel", "rmse", "rmse_log", "log10", "delta1", "delta2", "delta3")
+            }
         else:
-            out = {"abs_rel": s["abs_rel"] / n, "sq_rel": s["sq_rel"] / n, "rmse": math.sqrt(s["sq"] / n),
-                   "rmse_log": math.sqrt(s["sq_log"] / n), "log10": s["log10"] / n,
-                   "delta1": s["delta1"] / n, "delta2": s["delta2"] / n, "delta3": s["delta3"] / n}
+            out = {
+                "abs_rel": s["abs_rel"] / n,
+                "sq_rel": s["sq_rel"] / n,
+                "rmse": math.sqrt(s["sq"] / n),
+                "rmse_log": math.sqrt(s["sq_log"] / n),
+                "log10": s["log10"] / n,
+                "delta1": s["delta1"] / n,
+                "delta2": s["delta2"] / n,
+                "delta3": s["delta3"] / n,
+            }
         out["valid_pixels"] = int(n)
         return out
 
@@ -141,8 +161,16 @@ class DepthTask(Task):
     def out_channels(self, spec: HeadSpec) -> int:
         return 1
 
-    def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
-             weight: torch.Tensor | None = None, loss: str = "silog", **options: Any) -> torch.Tensor:
+    def loss(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        reduction: str = "mean",
+        weight: torch.Tensor | None = None,
+        loss: str = "silog",
+        **options: Any,
+    ) -> torch.Tensor:
         """``N x 1 x H x W`` log-depth outputs against ``N x H x W`` metres."""
         return depth_loss(logits[:, 0], target, loss, reduction)
 
@@ -153,7 +181,9 @@ class DepthTask(Task):
     def new_metric(self, spec: HeadSpec) -> DepthMetrics:
         return DepthMetrics()
 
-    def example_target(self, spec: HeadSpec, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+    def example_target(
+        self, spec: HeadSpec, shape: tuple[int, ...], generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Random depths in [0.5, 10) m (an indoor range)."""
         return 0.5 + 9.5 * torch.rand(shape, generator=generator)
 
@@ -170,8 +200,11 @@ class DepthTask(Task):
             if v.numel():
                 total, lo, hi = total + float(v.sum()), min(lo, float(v.min())), max(hi, float(v.max()))
                 hist += np.bincount((v * 100).long().clamp_max(HIST_BINS).numpy(), minlength=HIST_BINS + 1)
-        out = {"valid_pixels": n_valid, "invalid_pixels": n_invalid,
-               "valid_share": n_valid / max(1, n_valid + n_invalid)}
+        out = {
+            "valid_pixels": n_valid,
+            "invalid_pixels": n_invalid,
+            "valid_share": n_valid / max(1, n_valid + n_invalid),
+        }
         if n_valid:
             cum = np.cumsum(hist)
             pct = {f"p{q}_m": float(np.searchsorted(cum, q / 100 * n_valid)) / 100 for q in (5, 50, 95)}
@@ -179,14 +212,30 @@ class DepthTask(Task):
         return out
 
     def format_metrics(self, metrics: dict, spec: HeadSpec) -> str:
-        rows = [("abs rel", "abs_rel", ""), ("sq rel", "sq_rel", " m"), ("RMSE", "rmse", " m"),
-                ("RMSE log", "rmse_log", ""), ("log10", "log10", ""), ("delta < 1.25", "delta1", ""),
-                ("delta < 1.25^2", "delta2", ""), ("delta < 1.25^3", "delta3", "")]
+        rows = [
+            ("abs rel", "abs_rel", ""),
+            ("sq rel", "sq_rel", " m"),
+            ("RMSE", "rmse", " m"),
+            ("RMSE log", "rmse_log", ""),
+            ("log10", "log10", ""),
+            ("delta < 1.25", "delta1", ""),
+            ("delta < 1.25^2", "delta2", ""),
+            ("delta < 1.25^3", "delta3", ""),
+        ]
         return "\n".join(f"{label:<15} {_fmt(metrics.get(key))}{unit}" for label, key, unit in rows)
 
-    def write_prediction(self, out_dir: Path, stem: str, image: torch.Tensor, pred: torch.Tensor,
-                         spec: HeadSpec, *, npy: bool = False, depth_range: tuple[float, float] | None = None,
-                         **options: Any) -> list[Path]:
+    def write_prediction(
+        self,
+        out_dir: Path,
+        stem: str,
+        image: torch.Tensor,
+        pred: torch.Tensor,
+        spec: HeadSpec,
+        *,
+        npy: bool = False,
+        depth_range: tuple[float, float] | None = None,
+        **options: Any,
+    ) -> list[Path]:
         """``STEM.png`` uint16 millimetres (the NYUD convention; 0 = no value), ``STEM_color.png``
         (colour map with a colour bar in metres) and, with ``npy``, ``STEM.npy`` float32 metres."""
         from .. import atomic

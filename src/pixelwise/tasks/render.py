@@ -59,8 +59,13 @@ def colorize(labels: torch.Tensor | np.ndarray, palette: Sequence[RGB]) -> np.nd
     return lut[np.asarray(labels, dtype=np.int64).clip(0, 255)]
 
 
-def overlay(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB], alpha: float = 0.5,
-            out: np.ndarray | None = None) -> np.ndarray:
+def overlay(
+    image: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    palette: Sequence[RGB],
+    alpha: float = 0.5,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Blend the label colours over the RGB ``image`` (uint8 ``3 x H x W``) -> ``H x W x 3`` uint8.
 
     Works in bands of rows so a 12-megapixel photo needs no full-size float copies.  ``out``: an
@@ -70,14 +75,19 @@ def overlay(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Seq
     labels = np.asarray(labels)
     out = np.empty_like(rgb) if out is None else out
     for y in range(0, rgb.shape[0], 256):
-        band = (1 - alpha) * rgb[y:y + 256].astype(np.float32)
-        band += alpha * colorize(labels[y:y + 256], palette).astype(np.float32)
-        out[y:y + 256] = band.round().clip(0, 255).astype(np.uint8)
+        band = (1 - alpha) * rgb[y : y + 256].astype(np.float32)
+        band += alpha * colorize(labels[y : y + 256], palette).astype(np.float32)
+        out[y : y + 256] = band.round().clip(0, 255).astype(np.uint8)
     return out
 
 
-def overlay_with_legend(image: torch.Tensor, labels: torch.Tensor | np.ndarray, palette: Sequence[RGB],
-                        items: Sequence[legend.Entry], alpha: float = 0.5) -> np.ndarray:
+def overlay_with_legend(
+    image: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    palette: Sequence[RGB],
+    items: Sequence[legend.Entry],
+    alpha: float = 0.5,
+) -> np.ndarray:
     """:func:`overlay` with the legend of ``items`` (:func:`legend.entries`: swatch, class name,
     share of pixels) in a strip below: ``(H + h) x max(W, w) x 3`` uint8, no overlay pixel covered."""
     h, w = labels.shape[-2:]
@@ -93,11 +103,14 @@ def save_rgb(path: str | Path, array: np.ndarray) -> None:
     path = Path(path)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower(), "PNG")
     with atomic.atomic_path(path) as tmp:
-        Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(
+            tmp, format=fmt, **({"quality": 90} if fmt == "JPEG" else {})
+        )
 
 
 def format_table(metrics: Mapping, class_names: Sequence[str]) -> str:
     """Per-class IU and accuracy, then the paper's four metrics, as a text table (percent)."""
+
     def pct(v: float | None) -> str:
         return "   n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:6.2f}"
 
@@ -106,7 +119,11 @@ def format_table(metrics: Mapping, class_names: Sequence[str]) -> str:
     for name, iu, acc in zip(class_names, metrics["per_class_iou"], metrics["per_class_accuracy"], strict=True):
         lines.append(f"{name:<{width}}  {pct(iu)} {pct(acc)}")
     lines.append("-" * (width + 14))
-    for key, label in (("pixel_accuracy", "pixel accuracy"), ("mean_accuracy", "mean accuracy"),
-                       ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
+    for key, label in (
+        ("pixel_accuracy", "pixel accuracy"),
+        ("mean_accuracy", "mean accuracy"),
+        ("mean_iou", "mean IU"),
+        ("fw_iou", "f.w. IU"),
+    ):
         lines.append(f"{label:<{max(width, 14)}}  {pct(metrics[key])}")
     return "\n".join(lines)

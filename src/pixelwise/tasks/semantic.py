@@ -26,8 +26,15 @@ class SemanticTask(Task):
     best_metric = "mean_iou"
     integer_target = True
 
-    def loss(self, logits: torch.Tensor, target: torch.Tensor, *, reduction: str = "mean",
-             weight: torch.Tensor | None = None, **options: Any) -> torch.Tensor:
+    def loss(
+        self,
+        logits: torch.Tensor,
+        target: torch.Tensor,
+        *,
+        reduction: str = "mean",
+        weight: torch.Tensor | None = None,
+        **options: Any,
+    ) -> torch.Tensor:
         """Cross-entropy of ``N x K x H x W`` logits against int64 ``N x H x W`` (255 ignored).
 
         ``mean`` divides by the (class-weighted) count of labelled pixels; 0 labelled pixels give
@@ -54,8 +61,18 @@ class SemanticTask(Task):
         names = spec.class_names or [f"class {i}" for i in range(spec.channels)]
         return format_table(metrics, names)
 
-    def write_prediction(self, out_dir: Path, stem: str, image: torch.Tensor, pred: torch.Tensor,
-                         spec: HeadSpec, *, overlay: bool = True, alpha: float = 0.5, **options: Any) -> list[Path]:
+    def write_prediction(
+        self,
+        out_dir: Path,
+        stem: str,
+        image: torch.Tensor,
+        pred: torch.Tensor,
+        spec: HeadSpec,
+        *,
+        overlay: bool = True,
+        alpha: float = 0.5,
+        **options: Any,
+    ) -> list[Path]:
         """``STEM.png`` (palette PNG of indices) and ``STEM_overlay.jpg`` (colours over the photo)."""
         from . import render as outputs
 

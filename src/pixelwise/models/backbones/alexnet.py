@@ -19,8 +19,12 @@ from .base import Backbone, FeatureInfo
 
 # name -> (out channels, kernel, stride, pad, groups); None marks pool (+LRN if the spec has lrn)
 ALEXNET_SPECS = {
-    "caffe": dict(convs=[(96, 11, 4, 2, 1), (256, 5, 1, 2, 2), (384, 3, 1, 1, 1), (384, 3, 1, 1, 2), (256, 3, 1, 1, 2)], lrn=True),
-    "torchvision": dict(convs=[(64, 11, 4, 2, 1), (192, 5, 1, 2, 1), (384, 3, 1, 1, 1), (256, 3, 1, 1, 1), (256, 3, 1, 1, 1)], lrn=False),
+    "caffe": dict(
+        convs=[(96, 11, 4, 2, 1), (256, 5, 1, 2, 2), (384, 3, 1, 1, 1), (384, 3, 1, 1, 2), (256, 3, 1, 1, 2)], lrn=True
+    ),
+    "torchvision": dict(
+        convs=[(64, 11, 4, 2, 1), (192, 5, 1, 2, 1), (384, 3, 1, 1, 1), (256, 3, 1, 1, 1), (256, 3, 1, 1, 1)], lrn=False
+    ),
 }
 POOL_AFTER = {1, 2, 5}
 
@@ -31,8 +35,13 @@ class AlexNet(Backbone):
 
     geometries = ("caffe", "aligned")
 
-    def __init__(self, in_channels: int = 3, geometry: str = "caffe", layout: str = "caffe",
-                 preprocessing: Preprocessing | None = None):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        geometry: str = "caffe",
+        layout: str = "caffe",
+        preprocessing: Preprocessing | None = None,
+    ):
         super().__init__()
         if layout not in ALEXNET_SPECS:
             raise PixelwiseError(f"AlexNet layout must be 'caffe' or 'torchvision', got '{layout}'")

@@ -18,8 +18,15 @@ from ..registry import ALL_VARIANTS, register_backbone
 from .base import Backbone, FeatureInfo
 
 # EfficientNet-B0 stages: (repeats, kernel, stride, expand ratio, out channels)
-B0_STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-             (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+B0_STAGES = [
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+]
 #: variant -> (width multiplier, depth multiplier, ImageNet resolution)
 LITE_PARAMS = {0: (1.0, 1.0, 224), 1: (1.0, 1.1, 240), 2: (1.1, 1.2, 260)}
 #: stage index whose last block is a tap -> tap stride (stride 32 is taken after the head conv)
