@@ -242,8 +242,8 @@ def test_onnx_model_is_served_like_its_checkpoint(tiny_ckpt, tmp_path):
 
 def test_unknown_task_kind_is_refused_at_startup(tiny_ckpt):
     served = _served(tiny_ckpt)
-    served.heads[0] = type(served.heads[0])("out", "depth", 4, NAMES, [tuple(p) for p in PALETTE])
-    with pytest.raises(PixelwiseError, match="task kind 'depth'"):
+    served.heads[0] = type(served.heads[0])("out", "optical_flow", 4, NAMES, [tuple(p) for p in PALETTE])
+    with pytest.raises(PixelwiseError, match="task kind 'optical_flow'"):
         create_app({"tiny": served})
 
 

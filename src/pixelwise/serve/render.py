@@ -2,9 +2,10 @@
 
 Each kind has a :class:`Renderer`: ``reduce`` turns a batch of raw network outputs into one
 compact result per image (run in the inference thread), ``summary`` makes its JSON, and
-``encode`` the images a client may ask for.  Only ``semantic`` (class labels) exists today;
-a depth or edge head adds a renderer here (e.g. a 16-bit depth PNG and a colour-mapped view with
-its colour bar range in the summary) and a matching drawing function in ``static/app.js``.
+``encode`` the images a client may ask for.  Kinds: ``semantic`` (class labels), ``depth``
+(metres) and ``boundary`` (edge probability); the pictures are drawn by the task's own functions
+(``tasks/depth.py``, ``tasks/boundary.py``), so ``pixelwise predict`` and the service show the same.
+A new kind adds a renderer here and a matching drawing function in ``static/app.js``.
 """
 
 from __future__ import annotations
@@ -77,7 +78,63 @@ class SemanticRenderer:
         return _png(overlay(image, labels, head.palette, 0.5))
 
 
-RENDERERS: dict[str, Renderer] = {"semantic": SemanticRenderer()}
+class DepthRenderer:
+    """Metres per pixel: min/median/max in the summary, the task's colour map with its colour bar."""
+
+    outputs = {"depth_color": "image/png"}
+
+    def reduce(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        from ..tasks import get_task
+
+        return list(get_task("depth").predict(logits).cpu())  # N x H x W float32 metres
+
+    def summary(self, result: torch.Tensor, head: HeadInfo) -> dict:
+        m = result.numpy()
+        return {
+            "kind": "depth",
+            "min_m": float(m.min()),
+            "max_m": float(m.max()),
+            "median_m": float(np.median(m)),
+        }
+
+    def encode(self, what: str, result: torch.Tensor, image: torch.Tensor, head: HeadInfo) -> bytes:
+        from ..tasks.depth import depth_colormap_png
+
+        return depth_colormap_png(result.numpy())
+
+
+class BoundaryRenderer:
+    """Edge probability: share of edge pixels at 0.5, the 8-bit probability map, thin edges over the image."""
+
+    outputs = {"edge_png": "image/png", "overlay": "image/png"}
+
+    def reduce(self, logits: torch.Tensor) -> list[torch.Tensor]:
+        from ..boundary_metrics import to_uint8
+        from ..tasks import get_task
+
+        # 8-bit, as the task writes it (the benchmark's input): a quarter of the float's memory
+        prob = get_task("boundary").predict(logits).cpu().numpy()
+        return [torch.from_numpy(to_uint8(p)) for p in prob]
+
+    def summary(self, result: torch.Tensor, head: HeadInfo) -> dict:
+        # to_uint8 rounds half up, so p >= 0.5 is exactly prob8 >= 128
+        return {"kind": "boundary", "edge_share": float((result.numpy() >= 128).mean()), "threshold": 0.5}
+
+    def encode(self, what: str, result: torch.Tensor, image: torch.Tensor, head: HeadInfo) -> bytes:
+        prob8 = result.numpy()
+        if what == "edge_png":
+            return _png(prob8)
+        from ..boundary_metrics import nms, to_uint8
+        from ..tasks.boundary import edge_overlay
+
+        return _png(edge_overlay(image, to_uint8(nms(prob8))))
+
+
+RENDERERS: dict[str, Renderer] = {
+    "semantic": SemanticRenderer(),
+    "depth": DepthRenderer(),
+    "boundary": BoundaryRenderer(),
+}
 
 
 def renderer_for(head: HeadInfo) -> Renderer:

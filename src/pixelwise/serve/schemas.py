@@ -11,7 +11,10 @@ class ErrorBody(BaseModel):
 
 class HeadSpec(BaseModel):
     name: str = Field(description="output head (a model may have several, e.g. SIFT Flow's semantic + geometric)")
-    kind: str = Field(description="task kind deciding how the output is reported: 'semantic' (class labels)")
+    kind: str = Field(
+        description="task kind deciding how the output is reported: 'semantic' (class labels), "
+        "'depth' (metres), 'boundary' (edge probability)",
+    )
     classes: list[str] = Field(description="class names, index order")
     palette: list[list[int]] = Field(description="RGB colour per class, index order")
     outputs: list[str] = Field(description="images this head can return: ?return= or ?include=")
@@ -47,7 +50,9 @@ class ClassShare(BaseModel):
 
 
 class HeadResult(BaseModel):
-    model_config = ConfigDict(extra="allow")  # other task kinds add their own fields
+    # other task kinds add their own fields: depth min_m / max_m / median_m (metres), boundary
+    # edge_share (fraction of pixels with edge probability >= 0.5) and threshold
+    model_config = ConfigDict(extra="allow")
 
     name: str
     kind: str

@@ -268,24 +268,30 @@ def save_depth_png(path: Path, metres: np.ndarray) -> None:
 
 
 def save_depth_colormap(path: Path, metres: np.ndarray, depth_range: tuple[float, float] | None = None) -> None:
-    """``H x W`` metres -> colour-mapped PNG (viridis_r: near = bright) with a colour bar in metres.
+    """``H x W`` metres -> :func:`depth_colormap_png` written atomically to ``path``."""
+    from .. import atomic
+
+    atomic.write_bytes(path, depth_colormap_png(metres, depth_range))
+
+
+def depth_colormap_png(metres: np.ndarray, depth_range: tuple[float, float] | None = None) -> bytes:
+    """``H x W`` metres -> PNG bytes: colour map (viridis_r: near = bright) with a colour bar in metres.
 
     ``depth_range`` (lo, hi) fixes the colour scale (compare images); default: the map's own range."""
-    import matplotlib
+    import io
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .. import atomic
+    # the object API, not pyplot: no global figure state, so server threads may draw at once
+    from matplotlib.figure import Figure
 
     m = np.asarray(metres, dtype=np.float32)
     lo, hi = depth_range or (float(np.nanmin(m)), float(np.nanmax(m)))
     h, w = m.shape
     dpi = 100
-    fig, ax = plt.subplots(figsize=(w / dpi + 1.2, h / dpi + 0.2), dpi=dpi)
+    fig = Figure(figsize=(w / dpi + 1.2, h / dpi + 0.2), dpi=dpi)
+    ax = fig.subplots()
     im = ax.imshow(m, cmap="viridis_r", vmin=lo, vmax=max(hi, lo + 1e-6), interpolation="nearest")
     ax.set_axis_off()
     fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02).set_label("depth (m)")
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()

@@ -4,7 +4,7 @@
 const $ = (id) => document.getElementById(id);
 let models = [];
 
-// One drawing function per task kind (the API's head "kind").  Depth or edge heads add theirs here.
+// One drawing function per task kind (the API's head "kind"); each fills an <img> and returns it.
 const RENDERERS = {
   semantic(head, result) {
     $("overlay").src = "data:image/png;base64," + result.images.label_png;
@@ -24,9 +24,33 @@ const RENDERERS = {
       li.append(sw, name, share);
       legend.append(li);
     }
+    return $("overlay");
+  },
+  // the colour map carries its own colour bar, so it is shown beside the photo, not over it
+  depth(head, result) {
+    showSideMap(true);
+    $("side-title").textContent = "Depth";
+    $("summary").textContent = `nearest ${result.min_m.toFixed(2)} m · median ${result.median_m.toFixed(2)} m · ` +
+      `farthest ${result.max_m.toFixed(2)} m`;
+    $("task-map").src = "data:image/png;base64," + result.images.depth_color;
+    return $("task-map");
+  },
+  // edge probability (white = edge) over the photo, like the label colours
+  boundary(head, result) {
+    $("side-title").textContent = "Edges";
+    $("summary").textContent = `${(100 * result.edge_share).toFixed(1)}% of pixels are edges (p ≥ ${result.threshold})`;
+    $("overlay").src = "data:image/png;base64," + result.images.edge_png;
+    return $("overlay");
   },
 };
-const IMAGE_FOR_KIND = { semantic: "label_png" };
+const IMAGE_FOR_KIND = { semantic: "label_png", depth: "depth_color", boundary: "edge_png" };
+
+// depth: the map below the photo, no overlay or opacity slider; other kinds: the overlay
+function showSideMap(on) {
+  $("task-map").hidden = !on;
+  $("overlay").hidden = on;
+  $("opacity-label").hidden = on;
+}
 
 function setStatus(text, state) {
   $("status").textContent = text;
@@ -56,7 +80,9 @@ function showModel() {
   if (!m) return;
   const t = m.test_time;
   const views = (t.flip ? 2 : 1) * t.scales.length;
-  $("model-info").textContent = `${m.heads[0].classes.length} classes · ${views} view(s) · ${m.backend}`;
+  const head = m.heads[0];
+  const what = head.kind === "semantic" ? `${head.classes.length} classes` : `${head.kind}`;
+  $("model-info").textContent = `${what} · ${views} view(s) · ${m.backend}`;
   const mp = (m.input.max_pixels / 1e6).toFixed(0), mb = (m.input.max_bytes / 1048576).toFixed(0);
   $("limits").textContent = `up to ${mp} megapixels, ${mb} MB; ${m.input.formats.join(", ")}`;
 }
@@ -91,11 +117,15 @@ async function segment(file) {
   photo.dataset.url = URL.createObjectURL(file);
   photo.src = photo.dataset.url;
   $("legend").replaceChildren();
+  $("summary").textContent = "";
+  $("side-title").textContent = "Legend";
+  showSideMap(false);
   const result = body.heads[0];
+  const img = RENDERERS[result.kind](head, result);
   await new Promise((resolve) => {
-    $("overlay").onload = resolve;
-    $("overlay").onerror = resolve;
-    RENDERERS[result.kind](head, result);
+    img.onload = resolve;
+    img.onerror = resolve;
+    if (img.complete && img.naturalWidth) resolve();
   });
   const t = body.timings;
   $("timing").textContent = `${body.width}×${body.height} · ${roundTrip.toFixed(0)} ms round trip ` +
