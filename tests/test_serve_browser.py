@@ -107,3 +107,49 @@ def test_page_segments_an_uploaded_camvid_image(browser, camvid_root, tmp_path):
     assert shot.stat().st_size > 10_000
     if os.environ.get("PIXELWISE_UPDATE_SCREENSHOTS") == "1":
         shutil.copyfile(shot, REPO / "docs" / "img" / "serve.png")
+
+
+def test_page_shows_depth_and_edge_maps(browser, tmp_path):
+    """A depth head: its colour map (with colour bar) beside the photo and the depth range; a
+    boundary head: the edge probability over the photo and the edge share.  No legend for either."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    import pixelwise
+    from pixelwise.checkpoint import save_model
+
+    args = ["--no-flip", "--scales", "1", "--threads", "1"]
+    for task in ("depth", "boundary"):
+        model = pixelwise.get_model("fcn8s_efficientnet_lite0", heads={"out": 1}, tasks={"out": task})
+        args += ["--model", f"{task}={save_model(model, tmp_path / f'{task}.safetensors')}"]
+    with server_process(args, env={"OMP_NUM_THREADS": "1"}) as url:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#model option")) == 2)
+        for i, task in enumerate(("depth", "boundary")):
+            browser.execute_script(
+                "const s = document.getElementById('model'); s.value = arguments[0];"
+                "s.dispatchEvent(new Event('change'));",
+                task,
+            )
+            assert task in browser.find_element(By.ID, "model-info").text
+            photo = tmp_path / f"photo{i}.png"  # a new file each time: the input's change event fires
+            Image.new("RGB", (96, 64), (40 * i, 120, 200)).save(photo)
+            browser.find_element(By.ID, "file").send_keys(str(photo))
+            wait.until(lambda d: d.find_element(By.ID, "status").get_attribute("data-state") in ("done", "error"))
+            status = browser.find_element(By.ID, "status")
+            assert status.get_attribute("data-state") == "done", status.text
+            assert status.text.startswith(f"{photo.name}: done")
+            shown = browser.execute_script(
+                "const m = document.getElementById('task-map'), o = document.getElementById('overlay');"
+                "return [m.hidden, m.naturalWidth, o.hidden, o.naturalWidth, o.naturalHeight];"
+            )
+            summary = browser.find_element(By.ID, "summary").text
+            assert not browser.find_elements(By.CSS_SELECTOR, "#legend li")
+            if task == "depth":
+                assert shown[0] is False and shown[1] > 96 and shown[2] is True, shown
+                assert "median" in summary and summary.endswith(" m"), summary
+            else:
+                assert shown[0] is True and shown[2:] == [False, 96, 64], shown
+                assert "of pixels are edges" in summary, summary
