@@ -103,3 +103,20 @@ def test_boundary_overlay_has_the_image_size(tmp_path):
     (_, over) = serve(task_ckpt(tmp_path, "boundary"), "return=overlay")
     im = decode(over.content)
     assert (im.mode, im.size) == ("RGB", (W, H))
+
+
+def test_boundary_overlay_without_its_package_is_a_clear_501(tmp_path, monkeypatch):
+    import pixelwise.boundary_metrics as bm
+    from pixelwise.errors import PixelwiseError
+
+    def missing(prob8):
+        raise PixelwiseError("the boundary benchmark needs pyEdgeEval and OpenCV: pip install 'pixelwise[boundary]'")
+
+    monkeypatch.setattr(bm, "nms", missing)
+    with TestClient(build_app(ServeConfig(models=[str(task_ckpt(tmp_path, "boundary"))]))) as c:
+        r = c.post("/api/segment?return=overlay", files={"file": ("a.png", png_bytes(H, W), "image/png")})
+        assert (
+            c.post("/api/segment?return=edge_png", files={"file": ("a.png", png_bytes(H, W), "image/png")}).status_code
+            == 200
+        )
+    assert r.status_code == 501 and "pixelwise[boundary]" in r.json()["error"]

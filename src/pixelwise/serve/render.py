@@ -125,9 +125,14 @@ class BoundaryRenderer:
         if what == "edge_png":
             return _png(prob8)
         from ..boundary_metrics import nms, to_uint8
+        from ..errors import PixelwiseError
         from ..tasks.boundary import edge_overlay
 
-        return _png(edge_overlay(image, to_uint8(nms(prob8))))
+        try:
+            thin = to_uint8(nms(prob8))
+        except PixelwiseError as e:  # the thinning's optional package is missing: say so, not a 500
+            raise ServeError(501, f"?return=overlay: {e}") from None
+        return _png(edge_overlay(image, thin))
 
 
 RENDERERS: dict[str, Renderer] = {
