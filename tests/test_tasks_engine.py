@@ -13,8 +13,9 @@ from test_data_folder import make_folder
 from test_data_nyud_depth import SHARED, make_archive
 
 import pixelwise
+from pixelwise.checkpoint import read_metadata, save_model
 from pixelwise.cli import main
-from pixelwise.engine.checkpoint import load_model, read_metadata, save_model
+from pixelwise.models.weights import load_model
 
 MODEL = "fcn8s_efficientnet_lite0"
 

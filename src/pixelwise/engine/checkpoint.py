@@ -14,28 +14,12 @@ from torch import nn
 from ..checkpoint import (
     SHIPPED,
     is_checkpoint_spec,
-    load_state,
     read_metadata,
     read_tensors,
-    save_model,
-    save_state,
     unwrap,
 )
 from ..errors import PixelwiseError, unknown_name
 from ..models.weights import load_model
-
-# kept importable from here for code written before the format moved to ``pixelwise.checkpoint``
-__all__ = [
-    "init_from",
-    "load_model",
-    "load_state",
-    "read_metadata",
-    "read_tensors",
-    "resolve_model",
-    "save_model",
-    "save_state",
-    "unwrap",
-]
 
 
 def resolve_model(spec: str, *, device: str | torch.device = "cpu", random_weights: bool = False) -> nn.Module:
