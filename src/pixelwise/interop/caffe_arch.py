@@ -25,27 +25,12 @@ import torch
 from torch import nn
 
 from ..errors import PixelwiseError, unknown_name
+from ..models.backbones.vgg import VGG16_CONVS
 from ..preprocessing import NYUD_COLOR, NYUD_HHA, Preprocessing, caffe
 from .caffe import CaffeLayer, CaffeNet, read_caffe
 from .caffe_graph import spatial
 
-VGG16_TRUNK = (
-    "conv1_1",
-    "conv1_2",
-    "conv2_1",
-    "conv2_2",
-    "conv3_1",
-    "conv3_2",
-    "conv3_3",
-    "conv4_1",
-    "conv4_2",
-    "conv4_3",
-    "conv5_1",
-    "conv5_2",
-    "conv5_3",
-    "fc6",
-    "fc7",
-)
+VGG16_TRUNK = (*VGG16_CONVS, "fc6", "fc7")
 ALEXNET_TRUNK = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 SIFTFLOW_MEAN = (114.578, 115.294, 108.353)
 

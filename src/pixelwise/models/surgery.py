@@ -19,42 +19,21 @@ from torch import nn
 
 from ..errors import PixelwiseError
 
-# torchvision VGG16 `features.i` index of each conv, in Caffe order
-_VGG16_CONVS = [
-    "conv1_1",
-    "conv1_2",
-    "conv2_1",
-    "conv2_2",
-    "conv3_1",
-    "conv3_2",
-    "conv3_3",
-    "conv4_1",
-    "conv4_2",
-    "conv4_3",
-    "conv5_1",
-    "conv5_2",
-    "conv5_3",
-]
-_VGG16_FEATURE_IDX = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
-
 
 def _vgg16_map() -> dict[str, tuple[str, tuple[int, ...]]]:
-    """FCN key -> (torchvision key, FCN shape)."""
+    """FCN key -> (torchvision key, FCN shape), from the trunk's own block table.
+
+    torchvision numbers ``features`` as conv, ReLU per conv and one max pool per block."""
+    from .backbones.vgg import VGG16_BLOCKS  # here, not at import time: vgg.py imports this module
+
     m: dict[str, tuple[str, tuple[int, ...]]] = {}
-    c_in = 3
-    for name, idx in zip(_VGG16_CONVS, _VGG16_FEATURE_IDX, strict=True):
-        c_out = (
-            64
-            if name.startswith("conv1")
-            else 128
-            if name.startswith("conv2")
-            else 256
-            if name.startswith("conv3")
-            else 512
-        )
-        m[f"{name}.weight"] = (f"features.{idx}.weight", (c_out, c_in, 3, 3))
-        m[f"{name}.bias"] = (f"features.{idx}.bias", (c_out,))
-        c_in = c_out
+    c_in, idx = 3, 0
+    for block, n, c_out in VGG16_BLOCKS:
+        for i in range(1, n + 1):
+            m[f"conv{block}_{i}.weight"] = (f"features.{idx}.weight", (c_out, c_in, 3, 3))
+            m[f"conv{block}_{i}.bias"] = (f"features.{idx}.bias", (c_out,))
+            c_in, idx = c_out, idx + 2  # conv, ReLU
+        idx += 1  # max pool
     m["fc6.weight"] = ("classifier.0.weight", (4096, 512, 7, 7))
     m["fc6.bias"] = ("classifier.0.bias", (4096,))
     m["fc7.weight"] = ("classifier.3.weight", (4096, 4096, 1, 1))

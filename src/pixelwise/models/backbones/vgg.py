@@ -19,6 +19,8 @@ from .base import Backbone, FeatureInfo
 
 # (block, convs, channels): VGG16 configuration "D"
 VGG16_BLOCKS = [(1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512)]
+#: the 3x3 convolutions in order, Caffe names (``conv1_1 ... conv5_3``)
+VGG16_CONVS = tuple(f"conv{b}_{i}" for b, n, _ in VGG16_BLOCKS for i in range(1, n + 1))
 #: blocks whose pooled output is a tap -> stride
 VGG16_TAPS = {"pool3": 8, "pool4": 16}
 #: at-once FCN-8s scales its skips so that all layers can be learned together from the start
