@@ -122,6 +122,9 @@ class Trainer:
         if cfg["init_from"] and not resume:
             init_from(model, cfg["init_from"])
         self.model = model.to(world.device)
+        # NHWC weights and inputs: oneDNN's direct convolutions instead of NCHW reorders (same sums)
+        self.memory_format = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
+        self.model.to(memory_format=self.memory_format)
         self.optimizer = recipe.build_optimizer(self.model, cfg)
         from ..tasks import get_task, head_tasks
 
@@ -263,7 +266,7 @@ class Trainer:
             for m in self.model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
-        x = model_input(self.model, batch, self.world.device)
+        x = model_input(self.model, batch, self.world.device).contiguous(memory_format=self.memory_format)
         target = {
             h: t.to(self.world.device, non_blocking=True) for h, t in head_outputs(batch["target"], self.heads).items()
         }
