@@ -106,3 +106,12 @@ def test_semantic_task_matches_the_paper_loss() -> None:
     assert task.loss(logits, target).item() == pytest.approx(want)
     assert task.predict(logits).tolist() == [[[0, 1]]]
     assert task.new_metric(HeadSpec("out", "semantic", 2)).hist.shape == (2, 2)
+
+
+def test_semantic_predict_is_argmax_with_its_tie_rule() -> None:
+    """The fast class pick (max(1).indices) equals argmax everywhere, ties included (first class)."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randint(0, 3, (2, 11, 17, 23), generator=g).float()  # many ties
+    got = get_task("semantic").predict(logits)
+    assert got.dtype == torch.int64 and torch.equal(got, logits.argmax(1))
+    assert get_task("semantic").predict(torch.zeros(1, 5, 2, 2)).eq(0).all()

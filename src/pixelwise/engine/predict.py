@@ -185,7 +185,7 @@ class Predictor:
         ``predict``: the task's ``N x K x h x w -> N x h x w`` (default: argmax over classes)."""
         for x0 in range(0, total.shape[-1], chunk):
             mean = total[..., x0 : x0 + chunk] / count[..., x0 : x0 + chunk]
-            out[:, x0 : x0 + chunk] = mean.argmax(0) if predict is None else predict(mean[None])[0]
+            out[:, x0 : x0 + chunk] = mean.max(0).indices if predict is None else predict(mean[None])[0]
             if sink is not None:
                 sink(x0, mean.softmax(0))
 

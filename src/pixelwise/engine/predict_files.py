@@ -183,16 +183,17 @@ def predict_files(
                 raise bad[0][1]
             if bad:
                 (path, _), e = bad[0]
-                writer.submit(lambda path=path, e=e: _skipped(records, path, e))
+                writer.submit(lambda: None, lambda _, path=path, e=e: _skipped(records, path, e))
                 continue
             t0 = time.perf_counter()
             done = _infer(model, predictor, [(item[1], d.image) for item, d, _ in run], probabilities)
             share = (time.perf_counter() - t0) / len(run)
             for ((path, base), decoded, seconds), (labels, probs) in zip(run, done, strict=True):
                 writer.submit(
-                    lambda path=path, base=base, decoded=decoded, labels=labels, probs=probs, spent=seconds + share: (
-                        _write(model, predictor, records, log, path, base, decoded, labels, probs, spent, fmt)
-                    )
+                    lambda base=base, decoded=decoded, labels=labels: _render(model, base, decoded, labels, fmt),
+                    lambda done, path=path, decoded=decoded, probs=probs, spent=seconds + share: (
+                        _record(predictor, records, log, path, decoded, probs, spent, done)
+                    ),
                 )
         writer.close()
     except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
@@ -254,20 +255,8 @@ def _infer(
     return out
 
 
-def _write(
-    model: torch.nn.Module,
-    predictor: Predictor,
-    records: list[dict],
-    log: Callable[[str], None],
-    path: Path,
-    base: Path,
-    decoded,
-    labels: dict[str, torch.Tensor],
-    written: list[str],
-    seconds: float,
-    fmt: dict,
-) -> None:
-    """Label PNGs and overlays of one predicted image, then its record and log line (writer thread)."""
+def _render(model: torch.nn.Module, base: Path, decoded, labels: dict[str, torch.Tensor], fmt: dict) -> tuple:
+    """Label PNGs and overlays of one predicted image (a writer thread) -> (shares, paths, seconds)."""
     t0 = time.perf_counter()
     shares, pngs = _save_outputs(
         model,
@@ -279,12 +268,27 @@ def _write(
         legends=fmt["legends"],
         npy=fmt["probabilities"] == "npy",
     )
+    return shares, pngs, time.perf_counter() - t0
+
+
+def _record(
+    predictor: Predictor,
+    records: list[dict],
+    log: Callable[[str], None],
+    path: Path,
+    decoded,
+    written: list[str],
+    seconds: float,
+    rendered: tuple,
+) -> None:
+    """One image's record and log line, in input order (the writer's ordering thread)."""
+    shares, pngs, spent = rendered
     h, w = decoded.image.shape[-2:]
     rec = {
         "input": str(path),
         "size": [h, w],
         "windows": predictor.windows(h, w),
-        "seconds": seconds + time.perf_counter() - t0,
+        "seconds": seconds + spent,
         "outputs": written + pngs,
         "notes": list(decoded.notes),
         **shares,

@@ -49,7 +49,9 @@ def save_label_png(path: str | Path, labels: torch.Tensor | np.ndarray, palette:
     flat = [v for c in palette[:256] for v in c]
     im.putpalette(flat + [0] * (768 - len(flat)))
     with atomic.atomic_path(path) as tmp:
-        im.save(tmp, format="PNG")
+        # zlib level 1: label maps are long runs of a few indices, level 6 buys a few percent of
+        # size for 3x the encoding time
+        im.save(tmp, format="PNG", compress_level=1)
 
 
 def colorize(labels: torch.Tensor | np.ndarray, palette: Sequence[RGB]) -> np.ndarray:
@@ -74,10 +76,16 @@ def overlay(
     rgb = image.permute(1, 2, 0).numpy()
     labels = np.asarray(labels)
     out = np.empty_like(rgb) if out is None else out
+    # 8-bit fixed point: round((1 - a) * rgb + a * colour) to within one level, 3x faster than float32
+    # blending (predict's writer thread encodes an overlay per image: it must keep up with the network)
+    w = int(round(alpha * 256))
+    lut = np.zeros((256, 3), dtype=np.uint16)
+    lut[: min(256, len(palette))] = np.asarray(palette[:256], dtype=np.uint16)
+    lut = lut * w + 128
     for y in range(0, rgb.shape[0], 256):
-        band = (1 - alpha) * rgb[y : y + 256].astype(np.float32)
-        band += alpha * colorize(labels[y : y + 256], palette).astype(np.float32)
-        out[y : y + 256] = band.round().clip(0, 255).astype(np.uint8)
+        band = rgb[y : y + 256].astype(np.uint16) * (256 - w)
+        band += lut[np.asarray(labels[y : y + 256], dtype=np.intp).clip(0, 255)]
+        out[y : y + 256] = band >> 8
     return out
 
 
