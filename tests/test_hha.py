@@ -196,3 +196,11 @@ def test_cli_bad_depth_is_one_line_error(tmp_path: Path, capsys) -> None:
     assert not list(out.rglob("*.tmp")) and not (out / "data" / "hha" / "img_5002.png").exists()
     assert main(["data", "hha", "--dataset", "camvid", "--root", str(root), "--out", str(out)]) == 2
     assert "nyud" in capsys.readouterr().err
+
+
+def test_nyud_intrinsics_mirror_and_scale() -> None:
+    plain, mirrored = nyud_intrinsics(mirrored=False), nyud_intrinsics()
+    assert np.isclose(plain[0, 2], 324.582449) and np.isclose(plain[1, 2], 252.736166)  # 0-based pixel centres
+    assert np.isclose(mirrored[0, 2], 639 - 324.582449) and np.isclose(mirrored[0, 0], 518.857901)
+    half = scaled_intrinsics(plain, (240, 320))
+    assert np.isclose(half[0, 0], 518.857901 / 2) and np.isclose(half[0, 2], (324.582449 + 0.5) / 2 - 0.5)
