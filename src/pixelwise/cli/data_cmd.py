@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..ranges import arg
 from .common import add_dataset_args, add_out_arg, data_kwargs
 
 
-def _intrinsics(text: str | None):
+def _intrinsics(text: str | None) -> np.ndarray | None:
     """``"fx,fy,cx,cy"`` -> 3 x 3 matrix (None: the dataset's default)."""
     from ..data.hha import intrinsics
     from ..errors import PixelwiseError
