@@ -39,7 +39,7 @@ def test_version(capsys):
 def test_one_spelling_for_outputs_and_dataset_options():
     commands = _subparsers(build_parser())
     writers = {name for name, p in commands.items() if "out" in _flags(p)}
-    assert writers == {"data export", "train", "predict", "convert caffe", "export", "bench"}
+    assert writers == {"data export", "data hha", "train", "predict", "convert caffe", "export", "bench"}
     for name, p in commands.items():
         flags = _flags(p)
         assert "--output" not in sum(flags.values(), []), name

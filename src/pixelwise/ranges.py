@@ -79,6 +79,7 @@ RANGES: dict[str, Range] = {
     "train_limit": Range(int, 1),
     "val_limit": Range(int, 1),
     "limit": Range(int, 1),
+    "normal_radius": Range(int, 1, 100),  # HHA surface-normal window half-size (pixels)
     "thresholds": Range(int, 1, 999),  # BSDS benchmark thresholds (eval --thresholds; 99 standard)
     # one side of a random crop; a 5000 x 5000 crop (padded, in float, through a network) exhausts memory
     "crop_size": Range(int, 1, 2048),

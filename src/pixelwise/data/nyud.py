@@ -11,6 +11,9 @@ Labels follow the FCN layer's ``uint8(label) - 1``: 0 -> 255, 1..40 -> 0..39.
 as before), ``depth`` or ``semantic,depth``.  With depth it is a dict by head name (the multi-target
 pattern of SIFT Flow): ``{"semantic": int64 HxW, "depth": float32 HxW metres}``; depth comes from
 the uint16 millimetre PNG, 0 (no reading) stays 0 = invalid for the depth task.
+
+``hha_root`` reads the ``hha`` modality from ``hha_root/data/hha/img_N.png`` instead of ``root``:
+the encoding written by ``pixelwise data hha`` beside a read-only copy of the dataset.
 """
 
 from __future__ import annotations
@@ -87,9 +90,11 @@ class NYUD(SegmentationDataset):
         *,
         modalities: tuple[str, ...] | str = ("color",),
         targets: tuple[str, ...] | str = ("semantic",),
+        hha_root: str | Path | None = None,
         **kw,
     ) -> None:
         root = require(Path(root), "NYUDv2 root folder")
+        self.hha_root = Path(hha_root) if hha_root else root
         mods = tuple(modalities.split(",")) if isinstance(modalities, str) else tuple(modalities)
         unknown = [m for m in mods if m not in MODALITIES]
         if unknown or not mods:
@@ -101,12 +106,7 @@ class NYUD(SegmentationDataset):
             raise PixelwiseError(
                 f"bad nyud targets {','.join(tgts)}: choose from {', '.join(TARGETS)} (e.g. semantic,depth)"
             )
-        for m in mods:
-            require(root / "data" / MODALITIES[m][1], f"NYUDv2 {m} folder")
-        if "depth" in tgts:
-            require(root / "data" / "depth", "NYUDv2 depth folder")
-        if "semantic" in tgts:
-            require(root / "segmentation", "NYUDv2 segmentation folder")
+        _check_folders(root, self.hha_root, mods, tgts)
         split_file = require(root / f"{split}.txt", f"NYUDv2 {split} split file")
         self.modalities, self.targets = mods, tgts
         self.size_role = MODALITIES[mods[0]][0]
@@ -116,8 +116,11 @@ class NYUD(SegmentationDataset):
         palette: dict = {"semantic": voc_colormap(len(CLASSES) + 1)[1:], "depth": [(255, 255, 255)]}
         multi = tgts != ("semantic",)  # only the label map alone keeps the plain-tensor target
         self.tasks = {t: t for t in tgts} if multi else {}
+        records = [self._record(root, n) for n in read_split(split_file)]
+        if "hha" in mods:
+            _require_hha(records)
         super().__init__(
-            [self._record(root, n) for n in read_split(split_file)],
+            records,
             class_names={t: names[t] for t in tgts} if multi else names["semantic"],
             palette={t: palette[t] for t in tgts} if multi else palette["semantic"],
             source=str(split_file),
@@ -126,7 +129,10 @@ class NYUD(SegmentationDataset):
 
     def _record(self, root: Path, n: str) -> Record:
         stem = n if n.startswith("img_") else f"img_{n}"
-        files = {MODALITIES[m][0]: root / "data" / MODALITIES[m][1] / f"{stem}.png" for m in self.modalities}
+        files = {
+            MODALITIES[m][0]: (self.hha_root if m == "hha" else root) / "data" / MODALITIES[m][1] / f"{stem}.png"
+            for m in self.modalities
+        }
         if "image" in files and not files["image"].exists():  # the shared mirror stores JPEG
             files["image"] = files["image"].with_suffix(".jpg")
         if "depth" in self.targets:
@@ -154,6 +160,31 @@ class NYUD(SegmentationDataset):
         if "depth" in self.targets:
             out["depth"] = read_depth_metres(rec.files["depth"])
         return out if self.tasks else out["semantic"]
+
+
+def _check_folders(root: Path, hha_root: Path, mods: tuple[str, ...], tgts: tuple[str, ...]) -> None:
+    """Every folder the modalities and targets read exists (HHA: under ``hha_root``, with how to write it)."""
+    for m in mods:
+        if m == "hha" and not (hha_root / "data" / "hha").is_dir():
+            raise PixelwiseError(f"missing NYUDv2 hha folder {hha_root / 'data' / 'hha'}: {_HOW_TO_HHA}")
+        if m != "hha":
+            require(root / "data" / MODALITIES[m][1], f"NYUDv2 {m} folder")
+    if "depth" in tgts:
+        require(root / "data" / "depth", "NYUDv2 depth folder")
+    if "semantic" in tgts:
+        require(root / "segmentation", "NYUDv2 segmentation folder")
+
+
+_HOW_TO_HHA = (
+    "write it with `pixelwise data hha --dataset nyud --root ROOT --out DIR`, read it with --data-arg hha_root=DIR"
+)
+
+
+def _require_hha(records: list[Record]) -> None:
+    """One line naming the first missing HHA file and the command that writes them."""
+    missing = next((rec.files["hha"] for rec in records if not rec.files["hha"].is_file()), None)
+    if missing is not None:
+        raise PixelwiseError(f"missing NYUDv2 HHA file {missing}: {_HOW_TO_HHA}")
 
 
 def read_depth_metres(path: Path) -> torch.Tensor:
