@@ -23,16 +23,85 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _graph_matching(pairs_p: np.ndarray, pairs_g: np.ndarray, n_p: int, n_g: int) -> np.ndarray:
+def _graph_matching(pairs_p: np.ndarray, pairs_g: np.ndarray, n_p: int, n_g: int, dist: np.ndarray | None = None) -> np.ndarray:
     """Maximum matching of the bipartite graph with edges ``(pairs_p[k], pairs_g[k])`` ->
-    bool ``n_p``: which predicted pixels are matched (the matching's size is their count)."""
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import maximum_bipartite_matching
+    bool ``n_p``: which predicted pixels are matched (the matching's size is their count).
 
-    if n_p == 0 or n_g == 0 or len(pairs_p) == 0:
-        return np.zeros(n_p, dtype=bool)
-    graph = csr_matrix((np.ones(len(pairs_p), dtype=np.int8), (pairs_p, pairs_g)), shape=(n_p, n_g))
-    return maximum_bipartite_matching(graph, perm_type="column") >= 0
+    A vectorised greedy pass (each free pixel proposes to its nearest free partner, each partner
+    takes its first proposer) makes a maximal matching, then Hopcroft-Karp phases augment it to a
+    maximum one.  (scipy's ``maximum_bipartite_matching`` took 4 s on one 4000-pixel BSDS map.)
+    """
+    match_p = np.full(n_p, -1, dtype=np.int64)
+    if len(pairs_p) == 0:
+        return match_p >= 0
+    order = np.lexsort((dist if dist is not None else np.zeros(len(pairs_p)), pairs_p))
+    pi, gj = pairs_p[order], pairs_g[order]
+    match_g = np.full(n_g, -1, dtype=np.int64)
+    while True:
+        e = np.flatnonzero((match_p[pi] < 0) & (match_g[gj] < 0))
+        if not len(e):
+            break
+        e = e[np.unique(pi[e], return_index=True)[1]]  # each free pixel's nearest free partner
+        e = e[np.unique(gj[e], return_index=True)[1]]  # each partner accepts one proposal
+        match_p[pi[e]], match_g[gj[e]] = gj[e], pi[e]
+    starts = np.searchsorted(pi, np.arange(n_p + 1))
+    adj = [gj[starts[u] : starts[u + 1]].tolist() for u in range(n_p)]
+    mp, mg = match_p.tolist(), match_g.tolist()
+    _hopcroft_karp(adj, mp, mg)
+    return np.asarray(mp) >= 0
+
+
+def _hopcroft_karp(adj: list[list[int]], mp: list[int], mg: list[int]) -> None:
+    """Augment the matching ``mp`` (left -> right, -1 free) / ``mg`` (right -> left) in place to a
+    maximum one: BFS layers from every free left vertex, then vertex-disjoint shortest augmenting
+    paths by iterative DFS, until no augmenting path is left."""
+    n = len(adj)
+    while True:
+        layer = [-1] * n
+        queue = [u for u in range(n) if mp[u] < 0 and adj[u]]
+        for u in queue:
+            layer[u] = 0
+        found, head = False, 0
+        while head < len(queue):
+            u = queue[head]
+            head += 1
+            for v in adj[u]:
+                w = mg[v]
+                if w < 0:
+                    found = True
+                elif layer[w] < 0:
+                    layer[w] = layer[u] + 1
+                    queue.append(w)
+        if not found:
+            return
+        nxt = [0] * n
+        for u0 in [u for u in range(n) if mp[u] < 0 and adj[u]]:
+            _augment(u0, adj, layer, nxt, mp, mg)
+
+
+def _augment(u0: int, adj: list[list[int]], layer: list[int], nxt: list[int], mp: list[int], mg: list[int]) -> bool:
+    """One shortest augmenting path from free ``u0`` along the BFS layers (iterative DFS)."""
+    stack, via = [u0], []  # via[i]: the right vertex leading from stack[i] to stack[i + 1]
+    while stack:
+        u = stack[-1]
+        if nxt[u] < len(adj[u]):
+            v = adj[u][nxt[u]]
+            nxt[u] += 1
+            w = mg[v]
+            if w < 0:
+                via.append(v)
+                for a, b in zip(stack, via, strict=True):
+                    mp[a], mg[b] = b, a
+                return True
+            if layer[w] == layer[u] + 1:
+                via.append(v)
+                stack.append(w)
+        else:
+            layer[u] = -1  # a dead end for the rest of this phase
+            stack.pop()
+            if via:
+                via.pop()
+    return False
 
 
 def radius(shape: Sequence[int], tolerance: float) -> float:
@@ -66,13 +135,13 @@ def match_thresholds(edges: Sequence[np.ndarray] | np.ndarray, gts: np.ndarray, 
             continue
         # every (pred, gt) pair within r: the benchmark's test d^2 <= r^2 (cKDTree keeps d <= r)
         pairs = tree.sparse_distance_matrix(cKDTree(gpts), r, output_type="ndarray")
-        pi, gj = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64)
+        pi, gj, dd = pairs["i"].astype(np.int64), pairs["j"].astype(np.int64), pairs["v"]
         for k in range(t):
             rows = np.flatnonzero(present[k])
             keep = present[k, pi]
             local = np.full(len(pts), -1, dtype=np.int64)
             local[rows] = np.arange(len(rows))
-            matched = _graph_matching(local[pi[keep]], gj[keep], len(rows), len(gpts))
+            matched = _graph_matching(local[pi[keep]], gj[keep], len(rows), len(gpts), dd[keep])
             out[0, k] += matched.sum()  # a matching pairs as many gt pixels as predicted ones
             hit[k, rows[matched]] = True
     out[2] = hit.sum(1)
