@@ -12,8 +12,12 @@ Here: the same graph (pixel pairs with distance <= r, found with ``scipy.spatial
 its exact maximum matching (Hopcroft-Karp, ``scipy.sparse.csgraph.maximum_bipartite_matching``),
 with the candidate pairs of all thresholds found in one tree query per annotator.  Precision and
 recall follow the benchmark: a predicted pixel counts if any annotator's matching uses it, every
-annotator's matched pixels count towards recall.  The counts can differ from the benchmark's by
-the few pixels its random outlier graph leaves unmatched; report figures with the benchmark.
+annotator's matched pixels count towards recall.  A maximum matching is not unique and the
+benchmark's is also of least total distance, so the predicted pixels it uses (their union over
+annotators is the precision count) are the nearest ones; here a greedy nearest-first matching,
+augmented, approximates that.  Measured (under load): on a BSDS val image with a peaked synthetic
+map the counts agree within 0.2%; on a 2-step model's dense, noisy map recall counts agree within
+0.02% but precision counts are 3-4% higher.  Report figures with the benchmark matcher.
 """
 
 from __future__ import annotations
@@ -34,15 +38,17 @@ def _graph_matching(pairs_p: np.ndarray, pairs_g: np.ndarray, n_p: int, n_g: int
     match_p = np.full(n_p, -1, dtype=np.int64)
     if len(pairs_p) == 0:
         return match_p >= 0
-    order = np.lexsort((dist if dist is not None else np.zeros(len(pairs_p)), pairs_p))
-    pi, gj = pairs_p[order], pairs_g[order]
+    d = dist if dist is not None else np.zeros(len(pairs_p))
+    order = np.lexsort((d, pairs_p))
+    pi, gj, d = pairs_p[order], pairs_g[order], d[order]
     match_g = np.full(n_g, -1, dtype=np.int64)
     while True:
         e = np.flatnonzero((match_p[pi] < 0) & (match_g[gj] < 0))
         if not len(e):
             break
         e = e[np.unique(pi[e], return_index=True)[1]]  # each free pixel's nearest free partner
-        e = e[np.unique(gj[e], return_index=True)[1]]  # each partner accepts one proposal
+        e = e[np.argsort(d[e], kind="stable")]
+        e = e[np.unique(gj[e], return_index=True)[1]]  # each partner accepts its nearest proposal
         match_p[pi[e]], match_g[gj[e]] = gj[e], pi[e]
     starts = np.searchsorted(pi, np.arange(n_p + 1))
     adj = [gj[starts[u] : starts[u + 1]].tolist() for u in range(n_p)]
