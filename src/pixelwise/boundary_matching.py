@@ -16,7 +16,7 @@ annotator's matched pixels count towards recall.  A maximum matching is not uniq
 benchmark's is also of least total distance, so the predicted pixels it uses (their union over
 annotators is the precision count) are the nearest ones; here a greedy nearest-first matching,
 augmented, approximates that.  Measured (under load): on a BSDS val image with a peaked synthetic
-map the counts agree within 0.2%; on a 2-step model's dense, noisy map recall counts agree within
+map the counts agree within 0.3%; on a 2-step model's dense, noisy map recall counts agree within
 0.02% but precision counts are 3-4% higher.  Report figures with the benchmark matcher.
 """
 
