@@ -295,7 +295,12 @@ class BoundaryMetrics:
         """``ods_f``, ``ods_threshold``, ``ois_f``, ``ap`` (+ ODS/OIS recall and precision, the
         number of thresholds and images); NaN before any image."""
         self.wait()
-        out: dict[str, Any] = {"thresholds": self.n_thresholds, "images": self.images, "valid_pixels": self.pixels}
+        out: dict[str, Any] = {
+            "thresholds": self.n_thresholds,
+            "matcher": self.matcher,
+            "images": self.images,
+            "valid_pixels": self.pixels,
+        }
         if not self.images:
             nan = math.nan
             return {"ods_f": nan, "ois_f": nan, "ap": nan, "ods_threshold": nan, **out}
