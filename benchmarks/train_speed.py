@@ -252,14 +252,16 @@ def summary(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--configs", nargs="+", default=RECIPES, help="recipe YAML files (default: the shipped ones)")
+    p.add_argument("--configs", nargs="*", default=RECIPES, help="recipe YAML files (default: the shipped ones)")
     p.add_argument("--steps", type=int, default=6, help="timed steps per setting (default 6)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per setting first (default 2)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     p.add_argument("--train-limit", type=int, default=64, help="training samples used (class weights, loader)")
     p.add_argument("--loader-batches", type=int, default=12, help="batches timed for the loader alone")
     p.add_argument("--pipeline-steps", type=int, default=6, help="steps of the live loop")
-    p.add_argument("--loss-curve", type=int, default=0, metavar="N", help="also compare bf16 and fp32 losses over N steps")
+    p.add_argument(
+        "--loss-curve", type=int, default=0, metavar="N", help="also compare bf16 and fp32 losses over N steps"
+    )
     p.add_argument("--out", type=Path, default=None, help="also write the JSON lines here")
     args = p.parse_args(argv)
     settings = [s for s in SETTINGS if not s.fused or fused_supported()]
@@ -270,12 +272,23 @@ def main(argv: list[str] | None = None) -> int:
             cfg = recipe_config(path, args)
             with tempfile.TemporaryDirectory() as tmp:
                 base = Trainer(cfg, tmp, World())
-            head = {"recipe": path, "model": cfg["model"], "crop_size": cfg["crop_size"], "batch_size": cfg["batch_size"]}
+            head = {
+                "recipe": path,
+                "model": cfg["model"],
+                "crop_size": cfg["crop_size"],
+                "batch_size": cfg["batch_size"],
+            }
             head |= {"threads": torch.get_num_threads(), "torch": torch.__version__}
             for r in time_settings(base, settings, args):
                 rows.append(head | r)
                 emit(rows[-1], out)
-            rows.append(head | {"loader": time_loader(base, args.loader_batches), "pipeline": time_pipeline(base, args.pipeline_steps)})
+            rows.append(
+                head
+                | {
+                    "loader": time_loader(base, args.loader_batches),
+                    "pipeline": time_pipeline(base, args.pipeline_steps),
+                }
+            )
             emit(rows[-1], out)
         if args.loss_curve:
             emit(loss_curve(RECIPES[0], args.loss_curve, args), out)

@@ -51,16 +51,8 @@ def test_only_the_wide_large_kernel_conv_gets_an_explicit_pad(exported: Path) ->
     assert weights[wide.input[1]][1] == 16 and _attr(wide, "pads") == [0, 0, 0, 0]
     pad = next(n for n in graph.node if n.output[0] == wide.input[0])
     assert pad.op_type == "Pad"
-    assert [int(v) for v in onnx.numpy_helper.to_array(next(t for t in graph.initializer if t.name == pad.input[1]))] == [
-        0,
-        0,
-        3,
-        3,
-        0,
-        0,
-        3,
-        3,
-    ]
+    amounts = next(t for t in graph.initializer if t.name == pad.input[1])
+    assert onnx.numpy_helper.to_array(amounts).tolist() == [0, 0, 3, 3, 0, 0, 3, 3]
     # 3x3 convolutions (the context branch) keep their own padding
     assert all(_attr(n, "pads") == [1, 1, 1, 1] for n in convs if _attr(n, "kernel_shape") == [3, 3])
 
@@ -69,7 +61,10 @@ def test_the_session_keeps_the_pad_after_optimisation(exported: Path, tmp_path: 
     opts = ort.session_options(1)
     opts.optimized_model_filepath = str(tmp_path / "optimised.onnx")
     ort_mod.InferenceSession(
-        str(exported), sess_options=opts, providers=["CPUExecutionProvider"], disabled_optimizers=ort.DISABLED_OPTIMIZERS
+        str(exported),
+        sess_options=opts,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=ort.DISABLED_OPTIMIZERS,
     )
     ops = [n.op_type for n in onnx.load(str(tmp_path / "optimised.onnx")).graph.node]
     assert "Pad" in ops  # with Pad_Fusion enabled onnxruntime folds it back into the convolution

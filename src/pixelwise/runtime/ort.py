@@ -88,7 +88,9 @@ def export_cached(model: nn.Module, cache_dir: str | Path, sample_size: tuple[in
 
     _require_ort()
     cache_dir = Path(cache_dir)
-    path = cache_dir / f"{model.config.get('name', 'model')}-{weights_hash(model, {'export': EXPORT_VERSION})}-fp32.onnx"
+    path = (
+        cache_dir / f"{model.config.get('name', 'model')}-{weights_hash(model, {'export': EXPORT_VERSION})}-fp32.onnx"
+    )
     if not path.is_file():
         raw = path.with_name(f"{path.name}.{os.getpid()}.raw")
         try:
