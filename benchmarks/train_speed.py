@@ -14,6 +14,10 @@ ratios to ``fp32`` come from the same run.  The data pipeline is measured twice:
 with the config's workers (images/s it can deliver), and the real loop (live loader + the
 recipe's own setting) with the time spent waiting for batches -- a step that starves waits.
 
+Fused AdamW (``channels_last+fused``) is measured but is no config key: ``optimizer_share`` (the
+optimizer step's share of a whole step) is 1-3% for these EfficientNet-Lite recipes (4-7 M
+parameters against ~80 GFLOP of convolutions per batch), so fusing it cannot gain more than that.
+
 One JSON line per measurement on stdout (``--out FILE`` also writes them), then a summary table on
 stderr.  Under torchrun the recipes run two such processes at once, each with ``threads`` threads
 and ``workers`` loader processes; this script runs one, so its images/s are per process.
