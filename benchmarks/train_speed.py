@@ -15,8 +15,9 @@ with the config's workers (images/s it can deliver), and the real loop (live loa
 recipe's own setting) with the time spent waiting for batches -- a step that starves waits.
 
 Fused AdamW (``channels_last+fused``) is measured but is no config key: ``optimizer_share`` (the
-optimizer step's share of a whole step) is 1-3% for these EfficientNet-Lite recipes (4-7 M
-parameters against ~80 GFLOP of convolutions per batch), so fusing it cannot gain more than that.
+optimizer step's share of a whole step) was 0.4-3% for these recipes in trial runs (3.4-4.8 M
+parameters; 4-10 GFLOP of forward convolutions per batch of 4, about three times that per step),
+so fusing it cannot gain more than that.
 
 One JSON line per measurement on stdout (``--out FILE`` also writes them), then a summary table on
 stderr.  Under torchrun the recipes run two such processes at once, each with ``threads`` threads
