@@ -22,7 +22,8 @@ Steps:
    ``--model NAME``.
 
 Boundary heads: matching dominates the cost (``pixelwise.boundary_metrics``), so ``--thresholds``,
-``--limit`` and the ``--compare-*`` options trade precision for time; what was used is recorded.
+``--limit``, ``--matcher`` and the ``--compare-*`` options (e.g. ``--compare-matcher fast`` where
+that matcher exists) trade precision for time; what was used is recorded with the metrics.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--compare-thresholds", type=int, help="boundary thresholds of the comparison (default: --thresholds)"
     )
+    ap.add_argument("--matcher", help="boundary heads: pixel matcher of the headline (default: the benchmark's)")
+    ap.add_argument("--compare-matcher", help="boundary matcher of the comparison, e.g. fast (default: --matcher)")
     ap.add_argument("--dtype", choices=("auto", *DTYPES), default="auto", help="auto: fp16 if accuracy holds")
     ap.add_argument("--tolerance", action="append", default=[], metavar="METRIC=VALUE", help="override TOLERANCES")
     ap.add_argument("--device", default="cpu", help="where the evaluations run (cpu, cuda[:N], auto)")
@@ -149,13 +152,20 @@ def compare(fp32: dict, fp16: dict, tasks: dict[str, str], tol: dict[str, dict[s
     return all(r["ok"] for r in rows), rows
 
 
-def evaluate(path: Path, args: argparse.Namespace, *, views: tuple, limit: int | None, thresholds: int | None) -> dict:
+def boundary_options(args: argparse.Namespace, compare: bool) -> dict:
+    """Options of boundary metrics (thresholds, matcher, matching processes) for the headline or the
+    comparison (whose unset options fall back to the headline's); only those set."""
+    opts = {"thresholds": args.thresholds, "matcher": args.matcher, "eval_workers": args.eval_workers}
+    if compare:
+        opts["thresholds"] = args.compare_thresholds if args.compare_thresholds is not None else args.thresholds
+        opts["matcher"] = args.compare_matcher or args.matcher
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def evaluate(path: Path, args: argparse.Namespace, *, views: tuple, limit: int | None, boundary: dict) -> dict:
     """``pixelwise eval`` of ``path`` on the eager path with these views; ``{"json", "table"}``."""
     from pixelwise.engine.evaluate import evaluate_split
 
-    boundary = {"eval_workers": args.eval_workers} if args.eval_workers is not None else {}
-    if thresholds is not None:
-        boundary["thresholds"] = thresholds
     return evaluate_split(
         str(path),
         args.dataset,
@@ -182,12 +192,12 @@ def copy_as(source: Path, dest: Path, dtype: str, **fields) -> Path:
 def choose_dtype(ckpt: Path, tmp: Path, args: argparse.Namespace, tasks: dict[str, str]) -> tuple[str, dict, dict]:
     """(dtype that ships, its single-view result on the comparison images, the ``shipping`` record)."""
     limit = args.compare_limit if args.compare_limit is not None else args.limit
-    thresholds = args.compare_thresholds if args.compare_thresholds is not None else args.thresholds
+    boundary = boundary_options(args, compare=True)
     forced = args.dtype != "auto"
     results = {}
     for dtype in [args.dtype] if forced else ["float32", "float16"]:
         path = copy_as(ckpt, tmp / f"{dtype}.safetensors", dtype)
-        results[dtype] = evaluate(path, args, views=(False, (1.0,)), limit=limit, thresholds=thresholds)
+        results[dtype] = evaluate(path, args, views=(False, (1.0,)), limit=limit, boundary=boundary)
         print(f"{dtype}, one plain forward:\n{results[dtype]['table']}\n")
     tol = tolerances(args.tolerance)
     record = {"tolerances": {t: tol[t] for t in dict.fromkeys(tasks.values()) if t in tol}}
@@ -200,7 +210,7 @@ def choose_dtype(ckpt: Path, tmp: Path, args: argparse.Namespace, tasks: dict[st
     record.update(
         dtype=dtype,
         reason="fp16 within tolerance on every head" if ok else "fp16 lost accuracy: " + "; ".join(worst),
-        compared_on={"split": args.split, "images": used["images"], "thresholds": thresholds, "views": "1 view"},
+        compared_on={"split": args.split, "images": used["images"], "views": "1 view", **boundary},
         comparison=rows,
     )
     return dtype, results[dtype], record
@@ -219,8 +229,9 @@ def boundary_settings(metrics: dict, tasks: dict[str, str]) -> dict | None:
         matcher = f"pyEdgeEval {importlib.metadata.version('pyedgeeval')}"
     except importlib.metadata.PackageNotFoundError:
         matcher = "pyEdgeEval"
-    thresholds = per_head(metrics, list(tasks))[heads[0]].get("thresholds")
-    return {"thresholds": thresholds, "tolerance": bm.TOLERANCE, "nms": bm.NMS_KW, "matcher": matcher}
+    scored = per_head(metrics, list(tasks))[heads[0]]
+    matcher = f"{scored.get('matcher', 'bsds')} ({matcher})"  # bsds: the benchmark's own matcher
+    return {"thresholds": scored.get("thresholds"), "tolerance": bm.TOLERANCE, "nms": bm.NMS_KW, "matcher": matcher}
 
 
 def ship(args: argparse.Namespace) -> Path:
@@ -232,12 +243,12 @@ def ship(args: argparse.Namespace) -> Path:
     meta = read_metadata(ckpt)
     tasks = {h: (meta.get("tasks") or {}).get(h, "semantic") for h in meta["heads"]}
     views = (args.flip, tuple(args.scales))
-    headline = {"limit": args.limit, "thresholds": args.thresholds}
+    headline = {"limit": args.limit, "boundary": boundary_options(args, compare=False)}
     with tempfile.TemporaryDirectory() as tmp:
         dtype, compared, shipping = choose_dtype(ckpt, Path(tmp), args, tasks)
         chosen = Path(tmp) / f"{dtype}.safetensors"
         # the comparison's run of the chosen copy is the single-view headline when its settings are
-        same = args.compare_limit in (None, args.limit) and args.compare_thresholds in (None, args.thresholds)
+        same = args.compare_limit in (None, args.limit) and boundary_options(args, True) == headline["boundary"]
         single = compared if same else evaluate(chosen, args, views=(False, (1.0,)), **headline)
         result = single if views == (False, (1.0,)) else evaluate(chosen, args, views=views, **headline)
         fields = metadata_fields(args, run, meta, tasks, single["json"], result["json"])

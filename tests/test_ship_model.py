@@ -154,7 +154,7 @@ def test_boundary_model_ships_with_its_benchmark_settings(tmp_path) -> None:
     m = meta["metrics"]
     assert (m["thresholds"], m["images"]) == (5, 2) and {"ods_f", "ois_f", "ap"} <= set(m)
     bench = meta["boundary_benchmark"]
-    assert bench["thresholds"] == 5 and bench["tolerance"] == 0.0075 and bench["matcher"].startswith("pyEdgeEval")
+    assert bench["thresholds"] == 5 and bench["tolerance"] == 0.0075 and bench["matcher"].startswith("bsds (pyEdgeEval")
     compared = meta["shipping"]["compared_on"]
     assert (compared["images"], compared["thresholds"]) == (1, 3)
     assert {r["metric"] for r in meta["shipping"]["comparison"]} == {"ods_f", "ois_f", "ap"}
