@@ -31,7 +31,9 @@ from .errors import PixelwiseError, require_readable, unknown_name
 FORMAT_VERSION = 1
 META_KEY = "pixelwise"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-#: shipped name -> file in ``pixelwise/weights``
+#: shipped name -> file in ``pixelwise/weights``.  A name is added in the same commit as its file
+#: (written by ``scripts/ship_model.py``): a listed name whose file is missing fails its tests
+#: (``tests/test_shipped_*.py``), an unlisted one is simply not offered.
 SHIPPED = {"camvid": "camvid.safetensors"}
 
 

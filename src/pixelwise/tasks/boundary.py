@@ -93,6 +93,7 @@ class BoundaryTask(Task):
     name = "boundary"
     best_metric = "ods_f"
     integer_target = True  # uint8 annotator stacks, padded with 255
+    units = "probability"  # of a boundary at the pixel, 0-1
     #: HED side outputs on every tap the variant fuses + learned fusion (models/side_outputs.py)
     decoder = "side_outputs"
 
