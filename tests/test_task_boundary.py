@@ -68,11 +68,15 @@ def test_deep_supervision_sums_fused_and_side_losses() -> None:
     )
 
 
-@pytest.mark.parametrize("name,sides", [("fcn4s_efficientnet_lite0", 4), ("fcn8s_resnet18", 3), ("fcn32s_alexnet", 1)])
+@pytest.mark.parametrize(
+    "name,sides", [("fcn2s_efficientnet_lite0", 5), ("fcn4s_efficientnet_lite0", 4), ("fcn8s_resnet18", 3), ("fcn32s_alexnet", 1)]
+)
 def test_side_output_decoder(name: str, sides: int) -> None:
     model = get_model(name, heads={"out": 1}, tasks={"out": "boundary"})
     dec = model.decoders["out"]
     assert len(dec.tap_names) == sides and model.tasks == {"out": "boundary"}
+    strides = sorted(model.backbone.info(n).stride for n in dec.tap_names)
+    assert strides == [2, 4, 8, 16, 32][5 - sides :] or name.endswith(("resnet18", "alexnet"))
     assert torch.allclose(dec.fuse.weight.flatten(), torch.full((sides,), 1.0 / sides))  # HED's mean start
     assert not any("up." in n for n, _ in model.named_parameters())  # fixed bilinear upsamplers are buffers
     x = torch.randn(2, 3, 37, 53)
