@@ -78,8 +78,8 @@ def test_recipe_add_a_backbone_gives_fcn_models_that_train():
 
 
 def test_a_variant_needs_a_known_name_and_a_name_registers_once():
-    with pytest.raises(ValueError, match="unknown FCN variant '2s'"):
-        register_backbone("toy2", fcn=("2s",))
+    with pytest.raises(ValueError, match="unknown FCN variant '1s'"):
+        register_backbone("toy2", fcn=("1s",))
     with pytest.raises(ValueError, match="backbone 'resnet18' registered twice"):
         register_backbone("resnet18")(Backbone)
 
