@@ -164,6 +164,8 @@ def render(doc: dict, analysis: str) -> str:
         ("vgg_aligned", "FCN-8s VGG16, 500x500, aligned geometry"),
         ("camvid", "Shipped CamVid model, 360x480"),
         ("threads", "FCN-8s VGG16 500x500 Caffe, fast paths at the thread count not chosen"),
+        ("nyud", "NYUD model (semantic + depth heads), 480x640, batch 1"),
+        ("bsds", "BSDS boundary model, 321x481, batch 1"),
     ]:
         lines += _bench_block(title, s.get(key, {}))
     for key, doc in s.get("malloc", {}).items():

@@ -45,6 +45,8 @@ SECTIONS = [
     "profile",
     "train",
     "malloc",
+    "nyud",
+    "bsds",
 ]
 FAST = ("eager", "channels_last", "bf16", "onnxruntime", "onnxruntime-int8")
 
@@ -66,6 +68,16 @@ def camvid_model() -> tuple[str, str]:
     if runs:
         return str(runs[-1]), f"training checkpoint {runs[-1].relative_to(REPO)} (shipped file not yet installed)"
     return "fcn4s_efficientnet_lite0", "random-weight fcn4s_efficientnet_lite0 (no trained model available)"
+
+
+def trained_model(name: str) -> str | None:
+    """The shipped model ``name`` (nyud, bsds) if installed, else the newest ``runs/<name>-*`` checkpoint."""
+    from pixelwise.checkpoint import SHIPPED, WEIGHTS_DIR
+
+    if name in SHIPPED and (WEIGHTS_DIR / SHIPPED[name]).is_file():
+        return name
+    runs = sorted(REPO.glob(f"runs/{name}-*/best.safetensors"), key=lambda q: q.stat().st_mtime)
+    return str(runs[-1]) if runs else None
 
 
 def _opts(model: str, size, **kw) -> BenchOptions:
@@ -228,6 +240,14 @@ def section(name: str, args: argparse.Namespace) -> dict:
                 for b in ("eager", "bf16", "onnxruntime-int8")
             },
         }
+    if name in ("nyud", "bsds"):  # both heads at 480x640 / the boundary model at 321x481, batch 1
+        from shipped_speed import SIZES, measure  # benchmarks/shipped_speed.py, beside this script
+
+        subject = getattr(args, f"{name}_model") or trained_model(name)
+        if subject is None:
+            return {"note": f"no {name} model: ship it or pass --{name}-model CHECKPOINT"}
+        backends = FAST + (("compile",) if args.compile else ())
+        return {**measure(subject, SIZES[name], threads=THREADS, backends=backends), "about_model": subject}
     if name == "geometry":
         return run_task({"task": "geometry", "model": VGG, "threads": THREADS, "camvid": str(CAMVID), "limit": 4})
     if name == "large":
@@ -316,6 +336,8 @@ def main() -> None:
     p.add_argument("--only", nargs="+", choices=SECTIONS, help="sections to (re)measure")
     p.add_argument("--report", action="store_true", help="only re-render RESULTS.md from results.json")
     p.add_argument("--limit", type=int, default=None, help="CamVid val images for the accuracy section (default all)")
+    for name in ("nyud", "bsds"):
+        p.add_argument(f"--{name}-model", help=f"checkpoint for the {name} section (default: the shipped '{name}')")
     p.add_argument(
         "--no-compile",
         dest="compile",

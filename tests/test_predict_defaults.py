@@ -196,3 +196,26 @@ def test_tta_reproduces_the_recorded_views_metrics(camvid_root, capsys):
     assert tta["mean_iou"] == explicit["mean_iou"] and tta["pixel_accuracy"] == explicit["pixel_accuracy"]
     assert (default["flip"], default["scales"], default["views"]) == (False, [1.0], "one plain view")
     assert tta["backend"] == "eager"
+
+
+def test_auto_judges_depth_heads_on_their_values_not_an_argmax():
+    """A one-channel head's argmax agrees whatever it predicts: auto compares its (rounded) values."""
+
+    class Shifted(torch.nn.Module):
+        def __init__(self, model, shift: float) -> None:
+            super().__init__()
+            self.model, self.shift, self.heads, self.tasks = model, shift, model.heads, model.tasks
+
+        def forward(self, x):
+            out = self.model(x)
+            return {**out, "depth": out["depth"] + self.shift}
+
+    model = pixelwise.get_model(
+        "fcn8s_efficientnet_lite0", heads={"semantic": 3, "depth": 1}, tasks={"depth": "depth"}
+    ).eval()
+    x = torch.randn(1, 3, 32, 32)
+    ref = auto._labels(Shifted(model, 0.0), x)
+    assert ref.shape == (2 * 32 * 32,)
+    # labels identical, every depth value 0.1 off (log metres: 10%): half the compared values differ
+    assert (auto._labels(Shifted(model, 0.1), x) == ref).float().mean().item() == 0.5
+    assert torch.equal(auto._labels(Shifted(model, 1e-6), x), ref)

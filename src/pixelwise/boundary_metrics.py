@@ -77,6 +77,9 @@ def nms(prob8: np.ndarray) -> np.ndarray:
     return lib.fast_nms(np.ascontiguousarray(prob8, dtype=np.uint8), **NMS_KW)
 
 
+MATCHERS = ("bsds", "fast")  #: the benchmark's CSA matcher; maximum matching (boundary_matching.py)
+
+
 def match_image(
     prob8: np.ndarray,
     gts: np.ndarray,
@@ -84,16 +87,30 @@ def match_image(
     *,
     apply_nms: bool = True,
     tolerance: float = TOLERANCE,
+    matcher: str = "bsds",
 ) -> np.ndarray:
     """Benchmark counts of one image: float64 ``4 x T`` rows ``count_r, sum_r, count_p, sum_p``.
 
     ``prob8``: uint8 ``H x W`` boundary probability (x 255); ``gts``: ``A x H x W`` 0/1 maps, one
     per annotator.  Recall at threshold k is ``count_r / sum_r``, precision ``count_p / sum_p``.
+    ``matcher``: ``bsds`` the benchmark's (reported figures), ``fast`` the maximum matching of
+    :mod:`pixelwise.boundary_matching` (model selection; same NMS and thinning).
     """
+    if matcher not in MATCHERS:
+        from .errors import PixelwiseError
+
+        raise PixelwiseError(f"unknown boundary matcher '{matcher}': valid {', '.join(MATCHERS)}")
     lib = _library()
     edges = lib.fast_nms(np.ascontiguousarray(prob8, dtype=np.uint8), **NMS_KW) if apply_nms else prob8 / 255.0
+    ts = thresholds(n_thresholds)
+    if matcher == "fast":
+        from pyEdgeEval.preprocess import binary_thin
+
+        from .boundary_matching import match_thresholds
+
+        return match_thresholds([binary_thin(edges >= t) for t in ts], gts, tolerance)
     out = lib.evaluate_boundaries_threshold_multiple_gts(
-        thresholds=thresholds(n_thresholds),
+        thresholds=ts,
         pred=edges,
         gts=[np.asarray(g, dtype=bool) for g in gts],
         max_dist=tolerance,
@@ -167,9 +184,15 @@ class BoundaryMetrics:
         workers: int = 0,
         apply_nms: bool = True,
         tolerance: float = TOLERANCE,
+        matcher: str = "bsds",
     ) -> None:
+        if matcher not in MATCHERS:
+            from .errors import PixelwiseError
+
+            raise PixelwiseError(f"unknown boundary matcher '{matcher}': valid {', '.join(MATCHERS)}")
         self.thresholds = thresholds(n_thresholds)
         self.workers, self.apply_nms, self.tolerance = int(workers), apply_nms, tolerance
+        self.matcher = matcher
         self.counts = np.zeros((4, len(self.thresholds)))
         self.best = np.zeros(4)
         self.images = 0
@@ -209,7 +232,7 @@ class BoundaryMetrics:
         self.pixels += int(h * w)
         gts = (gts[:, :h, :w] == 1).astype(np.uint8)
         args = (prob8, gts, self.n_thresholds)
-        kw = {"apply_nms": self.apply_nms, "tolerance": self.tolerance}
+        kw = {"apply_nms": self.apply_nms, "tolerance": self.tolerance, "matcher": self.matcher}
         if self.workers > 0:
             if self._executor is None:
                 self._executor = _pool(self.workers)
@@ -272,7 +295,12 @@ class BoundaryMetrics:
         """``ods_f``, ``ods_threshold``, ``ois_f``, ``ap`` (+ ODS/OIS recall and precision, the
         number of thresholds and images); NaN before any image."""
         self.wait()
-        out: dict[str, Any] = {"thresholds": self.n_thresholds, "images": self.images, "valid_pixels": self.pixels}
+        out: dict[str, Any] = {
+            "thresholds": self.n_thresholds,
+            "matcher": self.matcher,
+            "images": self.images,
+            "valid_pixels": self.pixels,
+        }
         if not self.images:
             nan = math.nan
             return {"ods_f": nan, "ois_f": nan, "ap": nan, "ods_threshold": nan, **out}

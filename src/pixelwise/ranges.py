@@ -84,6 +84,7 @@ RANGES: dict[str, Range] = {
     # one side of a random crop; a 5000 x 5000 crop (padded, in float, through a network) exhausts memory
     "crop_size": Range(int, 1, 2048),
     "scale_range": Range(float, 0, 8, low_open=True),
+    "rotate": Range(float, 0, 180),
     # inference
     "scales": Range(float, 0, 8, low_open=True),  # x8 of a 1600 x 1600 window is already 160 MP of input
     "alpha": Range(float, 0, 1),

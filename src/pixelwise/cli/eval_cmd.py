@@ -28,8 +28,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="boundary heads: thresholds of the BSDS benchmark (default 99, the standard; fewer is faster)",
     )
+    p.add_argument(
+        "--matcher",
+        choices=("bsds", "fast"),
+        default=None,
+        help="boundary heads: pixel matcher, bsds (the benchmark's, default: report these) or fast "
+        "(exact maximum matching; model selection)",
+    )
     add_inference_args(p)
     p.set_defaults(func=run)
+
+
+def _boundary_options(args: argparse.Namespace) -> dict | None:
+    """``--thresholds`` / ``--matcher`` as the boundary task's metric options (None: defaults)."""
+    opts = {k: v for k, v in (("thresholds", args.thresholds), ("matcher", args.matcher)) if v is not None}
+    return {"boundary": opts} if opts else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         backend=args.backend,
         crf=args.crf,
         crf_params=args.crf_params,
-        task_options={"boundary": {"thresholds": args.thresholds}} if args.thresholds is not None else None,
+        task_options=_boundary_options(args),
         random_weights=args.random_weights,
     )
     if args.json:

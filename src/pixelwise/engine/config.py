@@ -45,6 +45,7 @@ SPEC: dict[str, Key] = {
     "crop_size": Key(None, "list", "random crop H,W (none: whole images, the paper)"),
     "scale_range": Key(None, "list", "random rescale range LOW,HIGH"),
     "hflip": Key(False, "bool", "random horizontal flips"),
+    "rotate": Key(0.0, "float", "random rotation by up to this many degrees (0: none; HED's boundary augmentation)"),
     "jitter": Key(0.0, "float", "brightness/contrast/saturation jitter strength"),
     "workers": Key(2, "int", "DataLoader worker processes"),
     # -- recipe ----------------------------------------------------------------------------

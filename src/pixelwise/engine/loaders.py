@@ -79,7 +79,7 @@ def collate_sized(samples: Sequence[dict]) -> dict:
 
 def build_dataset(cfg: Mapping, train: bool) -> Dataset:
     """The training (augmented) or validation (untouched) dataset described by ``cfg``."""
-    from ..data import get_dataset, train_transforms
+    from ..data import dataset_class, get_dataset, train_transforms
 
     if train:
         name, root, split = cfg["dataset"], cfg["root"], cfg["train_split"]
@@ -89,6 +89,9 @@ def build_dataset(cfg: Mapping, train: bool) -> Dataset:
             scale_range=tuple(cfg["scale_range"]) if cfg["scale_range"] else None,
             hflip=cfg["hflip"],
             jitter=cfg["jitter"],
+            rotate=float(cfg.get("rotate") or 0.0),
+            # 1-pixel boundary annotations need thin-line-preserving downscaling
+            boundaries=getattr(dataset_class(name), "target_kind", "labels") == "boundaries",
         )
         limit = cfg["train_limit"]
     else:

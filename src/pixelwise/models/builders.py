@@ -17,7 +17,7 @@ from .backbones.base import Backbone
 from .fcn import FCN, LateFusion
 
 #: variant -> strides of the fused skip taps, deep to shallow
-SKIP_STRIDES = {"32s": [], "16s": [16], "8s": [16, 8], "4s": [16, 8, 4]}
+SKIP_STRIDES = {"32s": [], "16s": [16], "8s": [16, 8], "4s": [16, 8, 4], "2s": [16, 8, 4, 2]}
 
 BackboneFactory = Callable[..., Backbone]
 

@@ -25,6 +25,9 @@ MODELS: Registry[Callable[..., nn.Module]] = Registry("model", _BUILTINS)
 
 #: FCN variants by the stride of their finest fused tap
 ALL_VARIANTS = ("32s", "16s", "8s", "4s")
+#: every variant a backbone may register: ``2s`` also fuses a stride-2 tap (HED-style boundary
+#: models need the finest side output; only trunks with a stride-2 tap register it)
+KNOWN_VARIANTS = (*ALL_VARIANTS, "2s")
 #: ``build_fcn`` arguments that the registration fixes (not user options)
 FCN_FIXED = frozenset({"name", "backbone", "variant", "skip_scales", "final_kernel"})
 #: arguments the FCN builder passes to every backbone itself (not user options)
@@ -67,14 +70,14 @@ def register_backbone(name: str, *, fcn: Sequence[str] = (), **bound: Any) -> Ca
     """Class decorator: register a :class:`~pixelwise.models.backbones.base.Backbone` under ``name``.
 
     ``bound`` keyword arguments are fixed for this name (stack decorators for ``resnet18``,
-    ``resnet50``, ...).  ``fcn`` lists the FCN variants (``"32s"``, ``"16s"``, ``"8s"``, ``"4s"``)
+    ``resnet50``, ...).  ``fcn`` lists the FCN variants (``"32s"``, ``"16s"``, ``"8s"``, ``"4s"``, ``"2s"``)
     to register as models ``fcn<variant>_<name>``; each needs a tap at the strides it fuses.
     The backbone is built as ``cls(in_channels=..., [geometry=...,] **options)`` (``geometry`` if
     the constructor takes it: classes that list several ``geometries``).
     """
     for variant in fcn:
-        if variant not in ALL_VARIANTS:
-            raise ValueError(f"unknown FCN variant '{variant}' for backbone '{name}': use {ALL_VARIANTS}")
+        if variant not in KNOWN_VARIANTS:
+            raise ValueError(f"unknown FCN variant '{variant}' for backbone '{name}': use {KNOWN_VARIANTS}")
     add = BACKBONES.decorator(name, **bound)
 
     def register(cls: T) -> T:

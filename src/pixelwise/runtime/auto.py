@@ -104,9 +104,20 @@ def _seconds(run: Callable[[], object]) -> float:
 
 
 def _labels(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """What agreement with eager is judged on, flattened over every head: class labels of semantic
+    heads; the raw outputs of other heads (log depth, boundary logits) rounded to 1/255 -- an argmax
+    over their one channel would agree whatever they predict."""
+    from ..tasks import head_tasks
+
+    tasks = head_tasks(model)
     with torch.inference_mode():
         out = head_outputs(model(x), list(model.heads))
-    return torch.stack([o.float().argmax(1) for o in out.values()])
+    return torch.cat(
+        [
+            (o.float().argmax(1) if tasks[h] == "semantic" else (o.float() * 255).round()).flatten()
+            for h, o in out.items()
+        ]
+    )
 
 
 def cache_path(cache: str | Path | None = None) -> Path:

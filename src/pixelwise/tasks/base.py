@@ -88,6 +88,9 @@ class Task:
     higher_is_better: ClassVar[bool] = True
     #: True: integer class targets (padded with 255); False: float targets (padded with NaN)
     integer_target: ClassVar[bool] = True
+    #: what one value of :meth:`predict` means, recorded in shipped weights (e.g. ``"metres"``);
+    #: None for class indices
+    units: ClassVar[str | None] = None
 
     # -- model -----------------------------------------------------------------------------------
     def out_channels(self, spec: HeadSpec) -> int:

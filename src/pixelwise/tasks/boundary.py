@@ -93,6 +93,7 @@ class BoundaryTask(Task):
     name = "boundary"
     best_metric = "ods_f"
     integer_target = True  # uint8 annotator stacks, padded with 255
+    units = "probability"  # of a boundary at the pixel, 0-1
     #: HED side outputs on every tap the variant fuses + learned fusion (models/side_outputs.py)
     decoder = "side_outputs"
 
@@ -125,7 +126,8 @@ class BoundaryTask(Task):
 
     def new_metric(self, spec: HeadSpec) -> Any:
         """BSDS benchmark over ``spec.extra['thresholds']`` thresholds (default 99), matching in
-        ``spec.extra['eval_workers']`` processes (default: every core; 0 = in-process)."""
+        ``spec.extra['eval_workers']`` processes (default: every core; 0 = in-process) with
+        ``spec.extra['matcher']``: ``bsds`` (the benchmark's, default) or ``fast`` (model selection)."""
         from ..boundary_metrics import (
             STANDARD_THRESHOLDS,
             BoundaryMetrics,
@@ -137,7 +139,8 @@ class BoundaryTask(Task):
             raise PixelwiseError(f"the number of boundary thresholds must be >= 1, got {n}")
         workers = spec.extra.get("eval_workers")
         workers = default_workers() if workers is None else int(workers)
-        return BoundaryMetrics(n, workers=workers if workers > 1 else 0)
+        matcher = str(spec.extra.get("matcher", "bsds"))
+        return BoundaryMetrics(n, workers=workers if workers > 1 else 0, matcher=matcher)
 
     def format_metrics(self, metrics: dict, spec: HeadSpec) -> str:
         rows = [
@@ -151,7 +154,7 @@ class BoundaryTask(Task):
         lines = [f"{label:<15} {_fmt(metrics.get(key))}" for label, key in rows]
         lines.append(
             f"{metrics.get('thresholds')} thresholds (the BSDS benchmark uses 99), "
-            f"tolerance 0.0075 of the diagonal, NMS + thinning"
+            f"tolerance 0.0075 of the diagonal, NMS + thinning, {metrics.get('matcher', 'bsds')} matcher"
         )
         return "\n".join(lines)
 

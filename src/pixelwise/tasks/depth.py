@@ -157,6 +157,7 @@ class DepthTask(Task):
     name = "depth"
     best_metric = "delta1"
     integer_target = False
+    units = "metres"
 
     def out_channels(self, spec: HeadSpec) -> int:
         return 1

@@ -29,8 +29,9 @@ B0_STAGES = [
 ]
 #: variant -> (width multiplier, depth multiplier, ImageNet resolution)
 LITE_PARAMS = {0: (1.0, 1.0, 224), 1: (1.0, 1.1, 240), 2: (1.1, 1.2, 260)}
-#: stage index whose last block is a tap -> tap stride (stride 32 is taken after the head conv)
-TAP_STAGES = {1: 4, 2: 8, 4: 16}
+#: stage index whose last block is a tap -> tap stride (stride 32 is taken after the head conv);
+#: the stride-2 tap (stage 0, 16 channels) serves only ``fcn2s`` (HED-style boundary side outputs)
+TAP_STAGES = {0: 2, 1: 4, 2: 8, 4: 16}
 BN_EPS = 1e-3
 
 
@@ -74,11 +75,11 @@ class MBConv(nn.Module):
         return x + y
 
 
-@register_backbone("efficientnet_lite2", variant=2, fcn=ALL_VARIANTS)
-@register_backbone("efficientnet_lite1", variant=1, fcn=ALL_VARIANTS)
-@register_backbone("efficientnet_lite0", variant=0, fcn=ALL_VARIANTS)
+@register_backbone("efficientnet_lite2", variant=2, fcn=(*ALL_VARIANTS, "2s"))
+@register_backbone("efficientnet_lite1", variant=1, fcn=(*ALL_VARIANTS, "2s"))
+@register_backbone("efficientnet_lite0", variant=0, fcn=(*ALL_VARIANTS, "2s"))
 class EfficientNetLite(Backbone):
-    """``N x C_in x H x W`` -> ``{"stage1": stride 4, "stage2": 8, "stage4": 16, "head": 32 (1280 ch)}``.
+    """``N x C_in x H x W`` -> ``{"stage0": stride 2, "stage1": 4, "stage2": 8, "stage4": 16, "head": 32 (1280 ch)}``.
 
     :meth:`with_classifier` builds one that also holds the ImageNet ``_fc`` layer used by :meth:`classify`.
     """
