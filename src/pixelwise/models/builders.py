@@ -83,7 +83,9 @@ def build_fcn(
     if tasks:  # recorded only when set: semantic-only checkpoints keep their exact config
         config["tasks"] = dict(tasks)
     if streams:
-        return _late_fusion(backbone, variant, streams, config, weights, skip_scales, final_kernel, backbone_kw, preprocessing)
+        return _late_fusion(
+            backbone, variant, streams, config, weights, skip_scales, final_kernel, backbone_kw, preprocessing
+        )
     trunk = _make_trunk(backbone, in_channels, geometry, backbone_kw)
     if weights == "imagenet":
         trunk.load_imagenet()  # may switch the convention (VGG16: torchvision's); widens conv1 for RGB-D
