@@ -95,6 +95,14 @@ def test_jitter_touches_only_the_rgb_image() -> None:
     assert torch.equal(out["hha"], s["hha"]) and torch.equal(out["target"], s["target"])
 
 
+def test_jitter_leaves_a_sample_without_colour_unchanged() -> None:
+    """NYUD HHA alone: the photometric step has no ``image`` to touch (it used to raise KeyError)."""
+    s = block_sample()
+    s = {"hha": s["image"], "target": s["target"]}
+    out = train_transforms(jitter=0.5)(s)
+    assert torch.equal(out["hha"], s["hha"]) and "image" not in out
+
+
 def test_defaults_are_identity_like_the_paper() -> None:
     s = block_sample()
     out = train_transforms()(s)

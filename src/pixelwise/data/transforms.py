@@ -151,12 +151,15 @@ def random_rotation(degrees: float, ignore_index: int = IGNORE) -> v2.RandomRota
 
 
 class ImageOnly:
-    """Apply ``transform`` to the RGB ``image`` alone (photometric changes)."""
+    """Apply ``transform`` to the RGB ``image`` alone (photometric changes); a sample without
+    colour (NYUD HHA or depth alone) passes unchanged."""
 
     def __init__(self, transform: Callable[[torch.Tensor], torch.Tensor]) -> None:
         self.transform = transform
 
     def __call__(self, sample: Sample) -> Sample:
+        if "image" not in sample:
+            return sample
         return {**sample, "image": self.transform(sample["image"])}
 
     def __repr__(self) -> str:

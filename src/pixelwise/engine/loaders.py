@@ -69,9 +69,11 @@ class ResumableSampler(DistributedSampler):
 def collate_sized(samples: Sequence[dict]) -> dict:
     """``pixelwise.data.collate`` plus ``size``: each sample's (H, W) before padding."""
     from ..data import collate
+    from ..data.transforms import INPUT_KEYS
 
     batch = collate(samples)
-    batch["size"] = [tuple(s["image"].shape[-2:]) for s in samples]
+    # the first input a sample has (NYUD HHA or depth alone have no ``image``)
+    batch["size"] = [tuple(next(s[k] for k in INPUT_KEYS if k in s).shape[-2:]) for s in samples]
     return batch
 
 

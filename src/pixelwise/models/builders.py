@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import PixelwiseError
-from ..preprocessing import NYUD_COLOR, NYUD_HHA, Preprocessing
+from ..preprocessing import MODALITY_CHANNELS, Preprocessing, nyud_preprocessing
 from ..registry import accepted_kwargs
 from .backbones.base import Backbone
 from .fcn import FCN, LateFusion
@@ -83,12 +83,16 @@ def build_fcn(
     if tasks:  # recorded only when set: semantic-only checkpoints keep their exact config
         config["tasks"] = dict(tasks)
     if streams:
-        return _late_fusion(backbone, variant, streams, config, weights, skip_scales, final_kernel, backbone_kw)
+        return _late_fusion(
+            backbone, variant, streams, config, weights, skip_scales, final_kernel, backbone_kw, preprocessing
+        )
     trunk = _make_trunk(backbone, in_channels, geometry, backbone_kw)
+    if weights == "imagenet":
+        trunk.load_imagenet()  # may switch the convention (VGG16: torchvision's); widens conv1 for RGB-D
     if preprocessing is not None:  # an explicit convention (e.g. from a checkpoint) always wins
         trunk.preprocessing = preprocessing
-    if weights == "imagenet":
-        trunk.load_imagenet()
+    elif in_channels == 4:  # NYUD early fusion: colour + log depth in the trunk's convention
+        trunk.preprocessing = nyud_preprocessing(trunk.preprocessing, ("image", "depth"))
     skips = [trunk.tap_for_stride(s).name for s in SKIP_STRIDES[variant]]
     if final_kernel and geometry != "caffe":
         final_kernel = None  # the odd AlexNet kernel only makes sense with Caffe's crop arithmetic
@@ -102,17 +106,22 @@ def build_fcn(
     return model
 
 
-def _late_fusion(backbone, variant, streams, config, weights, skip_scales, final_kernel, backbone_kw):
-    """Two (or more) full FCN streams, one per modality, scores averaged (NYUD colour + HHA)."""
-    means = {"image": NYUD_COLOR, "hha": NYUD_HHA}
-    models = {}
-    for m in streams:
-        if m not in means:
-            raise PixelwiseError(f"late fusion streams must be among {sorted(means)}, got '{m}'")
+def _late_fusion(backbone, variant, streams, config, weights, skip_scales, final_kernel, backbone_kw, preprocessing):
+    """Two (or more) full FCN streams, one per modality, scores averaged (NYUD colour + HHA).
+
+    Each stream is the single-input FCN of this backbone; its preprocessing is the trunk's own
+    convention extended to its modality (:func:`nyud_preprocessing`), or its slice of an explicit
+    ``preprocessing`` (a checkpoint's), so a model rebuilds exactly from its config."""
+    bad = [m for m in streams if m not in ("image", "hha")]
+    if bad:
+        raise PixelwiseError(f"late fusion streams must be among ['hha', 'image'], got '{bad[0]}'")
+    models, base = {}, None
+    for m, pre in zip(streams, _stream_slices(preprocessing, streams), strict=True):
         trunk = _make_trunk(backbone, 3, config["geometry"], backbone_kw)
-        trunk.preprocessing = Preprocessing("BGR", 1.0, means[m], (1.0, 1.0, 1.0), (m,))
         if weights == "imagenet":
             trunk.load_imagenet()
+        base = base or trunk.preprocessing
+        trunk.preprocessing = pre or nyud_preprocessing(base, (m,))
         skips = [trunk.tap_for_stride(s).name for s in SKIP_STRIDES[variant]]
         models[m] = FCN(
             trunk,
@@ -123,7 +132,21 @@ def _late_fusion(backbone, variant, streams, config, weights, skip_scales, final
             final_kernel,
             tasks=config.get("tasks"),
         )
-    pre = Preprocessing("BGR", 1.0, sum((means[m] for m in streams), ()), (1.0,) * 3 * len(streams), tuple(streams))
+    pre = preprocessing or nyud_preprocessing(base, streams)
     config["streams"] = tuple(streams)
     config["preprocessing"] = pre.to_dict()
     return LateFusion(models, preprocessing=pre, config=config)
+
+
+def _stream_slices(pre: Preprocessing | None, streams: tuple[str, ...]) -> list[Preprocessing | None]:
+    """Each stream's part of a late-fusion preprocessing (its modality's channels); Nones if none given."""
+    if pre is None:
+        return [None] * len(streams)
+    if tuple(pre.modalities) != tuple(streams):
+        raise PixelwiseError(f"preprocessing modalities {list(pre.modalities)} do not match streams {list(streams)}")
+    out, c = [], 0
+    for m in streams:
+        n = MODALITY_CHANNELS[m]
+        out.append(Preprocessing(pre.channel_order, pre.scale, pre.mean[c : c + n], pre.std[c : c + n], (m,)))
+        c += n
+    return out

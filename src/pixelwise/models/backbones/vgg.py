@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ...preprocessing import CAFFE_VOC, NYUD_COLOR, NYUD_LOGD, TORCHVISION_IMAGENET, Preprocessing, caffe
+from ...preprocessing import CAFFE_VOC, TORCHVISION_IMAGENET, Preprocessing
 from .. import pretrained, surgery
 from ..geometry import CoordMap
 from ..registry import FCNBuilder, register_backbone, register_model
@@ -25,8 +25,6 @@ VGG16_CONVS = tuple(f"conv{b}_{i}" for b, n, _ in VGG16_BLOCKS for i in range(1,
 VGG16_TAPS = {"pool3": 8, "pool4": 16}
 #: at-once FCN-8s scales its skips so that all layers can be learned together from the start
 ATONCE_SCALES = {"pool4": 0.01, "pool3": 0.0001}
-#: NYUD early fusion (4 input channels): colour + log depth
-NYUD_RGBD = caffe(NYUD_COLOR + (NYUD_LOGD,), ("image", "depth"))
 
 
 @register_backbone("vgg16", fcn=("32s", "16s", "8s"))
@@ -34,7 +32,8 @@ class VGG16(Backbone):
     """``N x C_in x H x W`` -> ``{"pool3": N x 256 x ., "pool4": N x 512 x ., "fc7": N x 4096 x .}``.
 
     Dropout after fc6/fc7 is element-wise (``nn.Dropout``, as Caffe), not channel-wise.  Default
-    preprocessing: Caffe VOC means, or for 4 input channels NYUD early fusion (colour + log depth).
+    preprocessing: Caffe VOC means (the FCN builder extends it for 4 input channels: NYUD early
+    fusion, colour + log depth, ``nyud_preprocessing``).
     """
 
     geometries = ("caffe", "aligned")
@@ -42,7 +41,7 @@ class VGG16(Backbone):
     def __init__(self, in_channels: int = 3, geometry: str = "caffe", preprocessing: Preprocessing | None = None):
         super().__init__()
         self.geometry = geometry
-        self.preprocessing = preprocessing or (NYUD_RGBD if in_channels == 4 else CAFFE_VOC)
+        self.preprocessing = preprocessing or CAFFE_VOC
         caffe = geometry == "caffe"
         coord, c_in = CoordMap(), in_channels
         self._order: list[str] = []
