@@ -76,7 +76,9 @@ def test_val_ods_far_above_gradient_magnitude(model, bsds_root):
     from pixelwise.boundary_metrics import BoundaryMetrics
 
     ds = get_dataset("bsds500", bsds_root, "val")
-    ours, gradient = BoundaryMetrics(THRESHOLDS), BoundaryMetrics(THRESHOLDS)
+    # the fast matcher (an exact maximum matching, within ~0.005 ODS of the benchmark's): the same
+    # matching for both detectors at a third of the benchmark matcher's cost in CI
+    ours, gradient = BoundaryMetrics(THRESHOLDS, matcher="fast"), BoundaryMetrics(THRESHOLDS, matcher="fast")
     with torch.no_grad():
         for i in VAL_IMAGES:
             s = ds[i]
