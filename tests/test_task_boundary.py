@@ -69,7 +69,8 @@ def test_deep_supervision_sums_fused_and_side_losses() -> None:
 
 
 @pytest.mark.parametrize(
-    "name,sides", [("fcn2s_efficientnet_lite0", 5), ("fcn4s_efficientnet_lite0", 4), ("fcn8s_resnet18", 3), ("fcn32s_alexnet", 1)]
+    "name,sides",
+    [("fcn2s_efficientnet_lite0", 5), ("fcn4s_efficientnet_lite0", 4), ("fcn8s_resnet18", 3), ("fcn32s_alexnet", 1)],
 )
 def test_side_output_decoder(name: str, sides: int) -> None:
     model = get_model(name, heads={"out": 1}, tasks={"out": "boundary"})

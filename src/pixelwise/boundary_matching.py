@@ -27,7 +27,9 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _graph_matching(pairs_p: np.ndarray, pairs_g: np.ndarray, n_p: int, n_g: int, dist: np.ndarray | None = None) -> np.ndarray:
+def _graph_matching(
+    pairs_p: np.ndarray, pairs_g: np.ndarray, n_p: int, n_g: int, dist: np.ndarray | None = None
+) -> np.ndarray:
     """Maximum matching of the bipartite graph with edges ``(pairs_p[k], pairs_g[k])`` ->
     bool ``n_p``: which predicted pixels are matched (the matching's size is their count).
 

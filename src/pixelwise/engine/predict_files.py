@@ -191,8 +191,8 @@ def predict_files(
             for ((path, base), decoded, seconds), (labels, probs) in zip(run, done, strict=True):
                 writer.submit(
                     lambda base=base, decoded=decoded, labels=labels: _render(model, base, decoded, labels, fmt),
-                    lambda done, path=path, decoded=decoded, probs=probs, spent=seconds + share: (
-                        _record(predictor, records, log, path, decoded, probs, spent, done)
+                    lambda done, path=path, decoded=decoded, probs=probs, spent=seconds + share: _record(
+                        predictor, records, log, path, decoded, probs, spent, done
                     ),
                 )
         writer.close()
