@@ -23,7 +23,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pixelwise"
 LAYERS: list[tuple[str, ...]] = [
     ("pixelwise", "errors"),
     ("atomic", "registry", "ranges", "legend"),  # leaf helpers (registries, option ranges, overlay legends)
-    ("preprocessing",),
+    ("preprocessing", "boundary_matching"),  # boundary_matching: the fast matcher, numpy/scipy only
     ("metrics", "boundary_metrics"),
     ("contract",),
     ("checkpoint",),
