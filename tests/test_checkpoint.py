@@ -167,7 +167,7 @@ def test_load_model_resolves_shipped_names_like_the_cli():
     assert by_api.meta.source == "camvid" and by_api.meta.class_names()[0] == "Sky"
     x = torch.zeros(1, 3, 16, 16)
     torch.testing.assert_close(by_api(x), by_cli(x), rtol=0, atol=0)
-    with pytest.raises(PixelwiseError, match="checkpoint not found.*shipped weights: camvid"):
+    with pytest.raises(PixelwiseError, match="checkpoint not found: camvid2 .shipped weights: .*camvid"):
         pixelwise.load_model("camvid2")
 
 
