@@ -198,3 +198,20 @@ def test_all_reduce_sums_across_processes(tmp_path) -> None:
     want = np.concatenate([single.counts.ravel(), single.best, [single.images]])
     for rank in range(2):
         assert np.array_equal(np.load(tmp_path / f"{rank}.npy"), want)
+
+
+def test_nms_from_many_threads_leaves_stdout_alone() -> None:
+    """predict's writer renders edge maps on two threads: the library import's stdout redirect must
+    not interleave (it once left a StringIO as sys.stdout and silenced the rest of the run)."""
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    pytest.importorskip("pyEdgeEval")
+    from pixelwise.boundary_metrics import nms
+
+    before = sys.stdout
+    prob = (np.random.default_rng(0).random((24, 32)) * 255).astype(np.uint8)
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(lambda _: nms(prob), range(64)))
+    assert sys.stdout is before
+    assert all(np.array_equal(o, outs[0]) for o in outs)

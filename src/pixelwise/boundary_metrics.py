@@ -30,6 +30,7 @@ import io
 import math
 import multiprocessing
 import os
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -49,8 +50,20 @@ def thresholds(n: int) -> np.ndarray:
     return np.linspace(1.0 / (n + 1), 1.0 - 1.0 / (n + 1), n)
 
 
+_LIBRARY_LOCK = threading.Lock()
+
+
 def _library() -> Any:
-    """pyEdgeEval's evaluation module (it prints a warning about optional .mat readers on import)."""
+    """pyEdgeEval's evaluation module (it prints a warning about optional .mat readers on import).
+
+    Under a lock: ``redirect_stdout`` swaps the process-wide ``sys.stdout``, so two threads inside
+    it at once (predict's writer pool rendering two edge maps) could leave a StringIO behind as
+    ``sys.stdout`` and silence the rest of the run."""
+    with _LIBRARY_LOCK:
+        return _import_library()
+
+
+def _import_library() -> Any:
     import warnings
 
     try:  # it also imports a deprecated scipy namespace
