@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+import pixelwise
 from pixelwise.checkpoint import SHIPPED, WEIGHTS_DIR, shipped_path
 
 
@@ -22,6 +23,21 @@ def override(name: str) -> Path | None:
     """The checkpoint ``$PIXELWISE_TEST_WEIGHTS_<NAME>`` names, if set."""
     value = os.environ.get(f"PIXELWISE_TEST_WEIGHTS_{name.upper()}")
     return Path(value) if value else None
+
+
+def shipped_fixtures(name: str):
+    """Module-scoped ``path`` and ``model`` fixtures for the shipped model ``name``: assign them at
+    module level (``path, model = shipped_fixtures(NAME)``) and pytest collects them."""
+
+    @pytest.fixture(scope="module")
+    def path() -> Path:
+        return weights_path(name)
+
+    @pytest.fixture(scope="module")
+    def model(path: Path):
+        return pixelwise.load_model(path)
+
+    return path, model
 
 
 def weights_path(name: str) -> Path:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from bsds_fixtures import SHARED_BSDS
-from shipped_weights import check_installed, gradient_magnitude, override, weights_path
+from shipped_weights import check_installed, gradient_magnitude, override, shipped_fixtures
 
 import pixelwise
 from pixelwise.checkpoint import read_metadata, read_tensors
@@ -25,14 +25,7 @@ VAL_IMAGES = (0, 25, 50, 75)  # evenly spaced: the gradient does well on some (0
 THRESHOLDS = 9  # enough to find each detector's best threshold; matching dominates the test's time
 
 
-@pytest.fixture(scope="module")
-def path():
-    return weights_path(NAME)
-
-
-@pytest.fixture(scope="module")
-def model(path):
-    return pixelwise.load_model(path)
+path, model = shipped_fixtures(NAME)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
-from shipped_weights import check_installed, override, weights_path
+from shipped_weights import check_installed, override, shipped_fixtures
 from test_data_nyud_depth import SHARED
 
 import pixelwise
@@ -28,14 +28,7 @@ NAME = "nyud"
 VAL_IMAGES = (0, 138, 276)  # spread over the 414 val frames (scenes come in runs)
 
 
-@pytest.fixture(scope="module")
-def path():
-    return weights_path(NAME)
-
-
-@pytest.fixture(scope="module")
-def model(path):
-    return pixelwise.load_model(path)
+path, model = shipped_fixtures(NAME)
 
 
 @pytest.fixture(scope="module")

@@ -51,16 +51,19 @@ def thresholds(n: int) -> np.ndarray:
 
 
 _LIBRARY_LOCK = threading.Lock()
+_LIBRARY: list[Any] = []  # the imported module, once (every NMS call asks for it)
 
 
 def _library() -> Any:
     """pyEdgeEval's evaluation module (it prints a warning about optional .mat readers on import).
 
-    Under a lock: ``redirect_stdout`` swaps the process-wide ``sys.stdout``, so two threads inside
-    it at once (predict's writer pool rendering two edge maps) could leave a StringIO behind as
-    ``sys.stdout`` and silence the rest of the run."""
+    Imported once, under a lock: ``redirect_stdout`` swaps the process-wide ``sys.stdout``, so two
+    threads inside it at once (predict's writer pool rendering two edge maps) could leave a
+    StringIO behind as ``sys.stdout`` and silence the rest of the run."""
     with _LIBRARY_LOCK:
-        return _import_library()
+        if not _LIBRARY:
+            _LIBRARY.append(_import_library())
+        return _LIBRARY[0]
 
 
 def _import_library() -> Any:
