@@ -14,6 +14,10 @@ ratios to ``fp32`` come from the same run.  The data pipeline is measured twice:
 with the config's workers (images/s it can deliver), and the real loop (live loader + the
 recipe's own setting) with the time spent waiting for batches -- a step that starves waits.
 
+``channels_last+bf16`` runs every convolution under bf16 autocast; ``channels_last+bf16+dw32``
+keeps the grouped (depthwise) ones in fp32 (:func:`pixelwise.engine.forward.keep_grouped_convs_fp32`),
+which is what ``amp: auto`` trains with on a CPU with native bf16 (the recipes' default).
+
 Fused AdamW (``channels_last+fused``) is measured but is no config key: ``optimizer_share`` (the
 optimizer step's share of a whole step) was 0.4-3% for these recipes in trial runs (3.4-4.8 M
 parameters; 4-10 GFLOP of forward convolutions per batch of 4, about three times that per step),
@@ -42,10 +46,11 @@ import torch
 from pixelwise.engine import config as cfgmod
 from pixelwise.engine import loaders, recipe
 from pixelwise.engine.distributed import World
+from pixelwise.engine.forward import keep_grouped_convs_fp32, resolve_amp
 from pixelwise.engine.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = ["configs/camvid-fcn4s-lite2.yaml", "configs/nyud-lite2.yaml", "configs/bsds-boundary-lite0.yaml"]
+RECIPES = ["configs/camvid-fcn4s-lite2.yaml", "configs/nyud-lite2.yaml", "configs/bsds-lite.yaml"]
 
 
 @dataclass(frozen=True)
@@ -54,13 +59,14 @@ class Setting:
     channels_last: bool
     amp: str = "none"
     fused: bool = False  # torch.optim.AdamW(fused=True): one kernel for all parameters
+    grouped_fp32: bool = False  # depthwise convolutions stay fp32 under bf16 autocast
 
 
 SETTINGS = [
     Setting("fp32", False),  # the old default: NCHW, fp32
     Setting("channels_last", True),  # the default since commit 7fe5636
-    Setting("bf16", False, "bf16"),
     Setting("channels_last+bf16", True, "bf16"),
+    Setting("channels_last+bf16+dw32", True, "bf16", grouped_fp32=True),  # amp: auto on native-bf16 CPUs
     Setting("channels_last+fused", True, fused=True),
 ]
 
@@ -91,7 +97,8 @@ def recipe_config(path: str, args: argparse.Namespace, **over) -> dict:
     if layer.get("root") and not Path(layer["root"]).is_absolute():
         layer["root"] = str((REPO / layer["root"]).resolve())
     limit = min(layer.get("train_limit") or args.train_limit, args.train_limit)
-    layer.update({"train_limit": limit, "val_split": "none", "device": "cpu", **over})
+    # amp none: the settings below choose it (the recipe's own is resolved in main)
+    layer.update({"train_limit": limit, "val_split": "none", "device": "cpu", "amp": "none", **over})
     if args.threads:
         layer["threads"] = args.threads
     return cfgmod.resolve(layer)
@@ -104,6 +111,8 @@ def variant(base: Trainer, s: Setting) -> Trainer:
     t.cfg = {**base.cfg, "amp": s.amp, "channels_last": s.channels_last}
     t.memory_format = torch.channels_last if s.channels_last else torch.contiguous_format
     t.model = t.net = copy.deepcopy(base.model).to(memory_format=t.memory_format)
+    if s.grouped_fp32:
+        keep_grouped_convs_fp32(t.model)
     if s.fused:
         groups = recipe.param_groups(t.model, t.cfg)
         t.optimizer = torch.optim.AdamW(groups, lr=t.cfg["lr"], betas=tuple(t.cfg["betas"]), fused=True)
@@ -159,6 +168,7 @@ def time_settings(base: Trainer, settings: list[Setting], args: argparse.Namespa
                 "channels_last": s.channels_last,
                 "amp": s.amp,
                 "fused_optimizer": s.fused,
+                "grouped_convs_fp32": s.grouped_fp32,
                 "step_s": step,
                 "steps_per_s": 1 / step,
                 "images_per_s": batch_size / step,
@@ -188,10 +198,18 @@ def time_loader(base: Trainer, n: int) -> dict:
     }
 
 
-def time_pipeline(base: Trainer, n: int) -> dict:
-    """The real loop for ``n`` steps (live loader, the recipe's own setting): seconds per step and
-    the share of it spent waiting for the next batch (after the first, which starts the workers)."""
-    t = variant(base, Setting("recipe", bool(base.cfg["channels_last"]), base.cfg["amp"]))
+def recipe_setting(path: str) -> Setting:
+    """The setting the recipe's YAML trains with on this machine (``amp: auto`` resolved)."""
+    cfg = cfgmod.resolve(cfgmod.load_yaml(REPO / path))
+    amp = resolve_amp(cfg["amp"], torch.device("cpu"))
+    return Setting("recipe", bool(cfg["channels_last"]), amp, grouped_fp32=amp == "bf16")
+
+
+def time_pipeline(base: Trainer, n: int, setting: Setting) -> dict:
+    """The real loop for ``n`` steps (live loader, the recipe's own ``setting``): seconds per step
+    and the share of it spent waiting for the next batch (after the first, which starts the
+    workers)."""
+    t = variant(base, setting)
     it = batches(base, n + 1)
     one_step(t, next(it))
     wait = work = 0.0
@@ -206,7 +224,7 @@ def time_pipeline(base: Trainer, n: int) -> dict:
         wait, work, steps = wait + (t1 - t0), work + (time.perf_counter() - t1), steps + 1
     total = wait + work
     return {
-        "setting": f"recipe (channels_last={bool(base.cfg['channels_last'])}, amp={base.cfg['amp']})",
+        "setting": f"recipe (channels_last={setting.channels_last}, amp={setting.amp})",
         "step_s": total / max(steps, 1),
         "images_per_s": steps * base.cfg["batch_size"] / max(total, 1e-9),
         "wait_share": wait / max(total, 1e-9),
@@ -215,14 +233,15 @@ def time_pipeline(base: Trainer, n: int) -> dict:
 
 
 def loss_curve(path: str, steps: int, args: argparse.Namespace) -> dict:
-    """fp32 vs bf16 autocast (both channels_last) from the same weights on the same batches of a
-    small training subset, with the recipe's schedule compressed to ``steps``."""
+    """fp32 vs bf16 autocast with fp32 depthwise convolutions (both channels_last) from the same
+    weights on the same batches of a small training subset, with the recipe's schedule compressed
+    to ``steps``."""
     cfg = recipe_config(path, args, iterations=steps, epochs=None, train_limit=16, workers=0)
     with tempfile.TemporaryDirectory() as tmp:
         base = Trainer(cfg, tmp, World())
     data = list(batches(base, steps))
     curves = {}
-    for s in (Setting("fp32", True), Setting("bf16", True, "bf16")):
+    for s in (Setting("fp32", True), Setting("bf16", True, "bf16", grouped_fp32=True)):
         t = variant(base, s)
         curves[s.name] = [one_step(t, b)[0] for b in data]
     a, b = curves["fp32"], curves["bf16"]
@@ -291,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                 head
                 | {
                     "loader": time_loader(base, args.loader_batches),
-                    "pipeline": time_pipeline(base, args.pipeline_steps),
+                    "pipeline": time_pipeline(base, args.pipeline_steps, recipe_setting(path)),
                 }
             )
             emit(rows[-1], out)

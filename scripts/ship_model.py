@@ -8,6 +8,10 @@
     # BSDS500: one boundary head; fp32 vs fp16 on 20 images at 9 thresholds, headline at the benchmark's 99
     .venv/bin/python scripts/ship_model.py runs/bsds-lite --name bsds --dataset bsds500 \
         --root ../shared/datasets/bsds500 --compare-limit 20 --compare-thresholds 9
+    # the final model, trained on train + val with the schedule chosen on val: its val metrics are
+    # flagged as seen in training, and the train-only model's shipped file gives the selection metrics
+    .venv/bin/python scripts/ship_model.py runs/bsds-lite-trainval --checkpoint last --name bsds ... \
+        --selection runs/bsds-lite/shipped-train-only.safetensors
 
 Steps:
 1. the checkpoint: ``RUN/best.safetensors`` (``--checkpoint last``: the run's final one) or a file;
@@ -78,6 +82,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--device", default="cpu", help="where the evaluations run (cpu, cuda[:N], auto)")
     ap.add_argument("--workers", type=int, default=0, help="data loading processes")
     ap.add_argument("--eval-workers", type=int, help="boundary matching processes (default: every core)")
+    ap.add_argument(
+        "--selection",
+        type=Path,
+        help="shipped file of the same recipe trained without --split: its metrics become selection_metrics",
+    )
     return ap.parse_args(argv)
 
 
@@ -263,10 +272,13 @@ def metadata_fields(
     """What the shipped file records beyond the checkpoint's own metadata."""
     from pixelwise.tasks import get_task
 
-    tagged = {"dataset": args.dataset, "split": args.split, "model": args.name}
+    config = training_config(run, meta)
+    # a final model trained on train + val has seen the val images: its val figures say so
+    seen = args.split in str(config.get("train_split", "")).replace("trainval", "train,val").split(",")
+    tagged = {"dataset": args.dataset, "split": args.split, "model": args.name, "split_seen_in_training": seen}
     recipe = dict(
         meta.get("recipe") or {},
-        training_config=training_config(run, meta),
+        training_config=config,
         training_seconds=training_seconds(run),
         best_step=(meta.get("recipe") or {}).get("step"),
         fp32_val_metrics=meta.get("metrics"),
@@ -274,11 +286,32 @@ def metadata_fields(
     units = {h: get_task(t).units for h, t in tasks.items() if get_task(t).units}
     return {
         "recipe": recipe,
+        "selection_metrics": selection_metrics(args.selection),
         "metrics": {**result, **tagged},
         "metrics_single_view": {**single, **tagged},
         "test_time": {"flip": args.flip, "scales": list(args.scales)},
         "units": units or None,
         "boundary_benchmark": boundary_settings(result, tasks),
+    }
+
+
+def selection_metrics(path: Path | None) -> dict | None:
+    """The headline and single-view metrics recorded in ``path`` (a shipped file whose model never
+    saw the evaluated split), with its training split; None without ``path``."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise PixelwiseError(f"--selection {path}: no such file (a shipped .safetensors of the train-only model)")
+    meta = read_metadata(path)
+    if not meta.get("metrics"):
+        raise PixelwiseError(f"--selection {path} records no metrics: ship the train-only model first")
+    config = (meta.get("recipe") or {}).get("training_config") or {}
+    return {
+        "metrics": meta["metrics"],
+        "metrics_single_view": meta.get("metrics_single_view"),
+        "train_split": config.get("train_split"),
+        "source": path.name,
+        "git_commit": meta.get("git_commit"),
     }
 
 

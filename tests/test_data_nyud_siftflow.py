@@ -130,3 +130,15 @@ def test_siftflow_transforms_and_errors(tmp_path: Path) -> None:
         get_dataset("siftflow", tmp_path, "train")
     with pytest.raises(PixelwiseError, match="missing SIFT Flow Images folder"):
         get_dataset("siftflow", tmp_path / "Images", "test")
+
+
+def test_nyud_trainval_is_its_own_file_if_present_else_train_plus_val(tmp_path: Path) -> None:
+    make_nyud(tmp_path)
+    ids = [r.id for r in get_dataset("nyud", tmp_path, split="trainval").records]
+    assert ids == ["img_5001", "img_5002", "img_5003"]  # train.txt then val.txt
+    write_split(tmp_path / "trainval.txt", ["5002", "5004"])  # the FCN release ships trainval.txt
+    assert [r.id for r in get_dataset("nyud", tmp_path, split="trainval").records] == ["img_5002", "img_5004"]
+    (tmp_path / "trainval.txt").unlink()
+    (tmp_path / "val.txt").unlink()
+    with pytest.raises(PixelwiseError, match="NYUDv2 val split file"):
+        get_dataset("nyud", tmp_path, split="trainval")

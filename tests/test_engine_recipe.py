@@ -145,8 +145,13 @@ def test_two_heads_and_gradient_accumulation(tmp_path):
     assert record["val"]["mean_iou"] == record["val"]["heads"]["semantic"]["mean_iou"]
 
 
-def test_bf16_autocast_on_cpu(tmp_path):
-    """Mixed precision on the CPU (bf16 autocast): trains, losses stay finite, weights stay fp32."""
+@pytest.mark.parametrize("amp", ["bf16", "auto"])
+def test_bf16_autocast_on_cpu(tmp_path, monkeypatch, amp):
+    """Mixed precision on the CPU (bf16 autocast): trains, losses stay finite, weights stay fp32;
+    ``auto`` on a CPU with native bf16 trains in bf16 and the model records the resolved choice."""
+    from pixelwise.engine import forward
+
+    monkeypatch.setattr(forward, "native_bf16", lambda device: True)
     torch.set_num_threads(1)
     _siftflow_fixture(tmp_path / "sift", n=2)
     cfg = config.resolve(
@@ -157,7 +162,7 @@ def test_bf16_autocast_on_cpu(tmp_path):
             "root": str(tmp_path / "sift"),
             "train_split": "trainval",
             "val_split": "test",
-            "amp": "bf16",
+            "amp": amp,
             "batch_size": 2,
             "iterations": 2,
             "interval": 2,
@@ -172,3 +177,4 @@ def test_bf16_autocast_on_cpu(tmp_path):
     assert np.isfinite(record["train_loss"])
     model = pixelwise.load_model(tmp_path / "run" / "last.safetensors")
     assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert model.meta.recipe["amp"] == "bf16"

@@ -98,6 +98,27 @@ def test_test_time_views_are_the_headline_and_single_view_is_kept(nyud_run, tmp_
     assert all(t.dtype == torch.float32 for t in tensors if t.is_floating_point())
 
 
+def test_a_final_model_records_the_split_it_saw_and_the_selection_metrics(nyud_run, tmp_path) -> None:
+    root, run = nyud_run
+    first = _ship(run, root, "nyud", tmp_path / "a")
+    assert read_metadata(first)["metrics"]["split_seen_in_training"] is False  # trained on train only
+    final = _train(
+        tmp_path / "trainval",
+        root,
+        "nyud",
+        "train_split=trainval",
+        "val_split=none",
+        "dataset_kwargs={targets: 'semantic,depth'}",
+        "model_kwargs={heads: {semantic: 40, depth: 1}, tasks: {depth: depth}}",
+    )
+    meta = read_metadata(_ship(final, root, "nyud", tmp_path / "b", "--checkpoint", "last", "--selection", str(first)))
+    assert meta["metrics"]["split_seen_in_training"] is True
+    sel = meta["selection_metrics"]
+    assert sel["metrics"] == read_metadata(first)["metrics"] and sel["train_split"] == "train"
+    with pytest.raises(PixelwiseError, match="--selection .*missing.safetensors: no such file"):
+        ship_model.selection_metrics(tmp_path / "missing.safetensors")
+
+
 def test_accuracy_loss_beyond_tolerance_keeps_fp32(nyud_run, tmp_path) -> None:
     root, run = nyud_run
     # a negative tolerance cannot be met (fp16 would have to beat fp32): fp32 ships

@@ -3,11 +3,11 @@ real CamVid val images far above chance (a quick check, not the full evaluation)
 
 from __future__ import annotations
 
-import pytest
 import torch
+from shipped_weights import shipped_fixtures
 
 import pixelwise
-from pixelwise.checkpoint import SHIPPED, read_metadata, shipped_path
+from pixelwise.checkpoint import SHIPPED, read_metadata
 from pixelwise.data import get_dataset
 from pixelwise.metrics import ConfusionMatrix
 
@@ -26,19 +26,16 @@ CAMVID_CLASSES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def model():
-    return pixelwise.load_model(shipped_path("camvid"))
+path, model = shipped_fixtures("camvid")
 
 
-def test_shipped_weights_are_registered_and_small():
-    path = shipped_path("camvid")
+def test_shipped_weights_are_registered_and_small(path):
     assert "camvid" in SHIPPED and path.suffix == ".safetensors"
     assert path.stat().st_size < 12e6  # fp16 tensors (Lite2 trunk: 9.8 MB)
 
 
-def test_metadata_describes_the_model(model):
-    meta = read_metadata(shipped_path("camvid"))
+def test_metadata_describes_the_model(path, model):
+    meta = read_metadata(path)
     assert model.meta.class_names() == CAMVID_CLASSES and model.meta.test_time.flip
     assert meta["class_names"] == CAMVID_CLASSES and len(meta["palette"]) == 11
     assert meta["config"]["name"] == "fcn4s_efficientnet_lite2" and meta["heads"] == {"out": 11}

@@ -1,8 +1,8 @@
 """NYUDv2 40-class segmentation in the FCN archive layout (Gupta et al. splits).
 
 ``root/{data/images,data/depth,data/hha}/img_N.png``, ``root/segmentation/img_N.mat`` (key
-``segmentation``: 0 = void, classes 1-40) and ``root/{train,val,test}.txt`` listing N.  Images may
-be ``img_N.png`` (the archive) or ``img_N.jpg`` (the shared mirror).  Any combination of the
+``segmentation``: 0 = void, classes 1-40) and ``root/{train,val,test}.txt`` listing N
+(``trainval``: its own file if present, else train + val).  Images may be ``img_N.png`` (the archive) or ``img_N.jpg`` (the shared mirror).  Any combination of the
 ``color``, ``depth`` and ``hha`` modalities can be loaded; they appear in the Sample as ``image``
 (uint8 RGB), ``depth`` (float32 1xHxW, raw PNG units) and ``hha`` (uint8, file channel order).
 Labels follow the FCN layer's ``uint8(label) - 1``: 0 -> 255, 1..40 -> 0..39.
@@ -73,7 +73,7 @@ CLASSES = [
 ]
 # modality name (FCN's tops) -> (Sample key, folder under data/)
 MODALITIES = {"color": ("image", "images"), "depth": ("depth", "depth"), "hha": ("hha", "hha")}
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test", "trainval")
 TARGETS = ("semantic", "depth")
 
 
@@ -107,7 +107,7 @@ class NYUD(SegmentationDataset):
                 f"bad nyud targets {','.join(tgts)}: choose from {', '.join(TARGETS)} (e.g. semantic,depth)"
             )
         _check_folders(root, self.hha_root, mods, tgts)
-        split_file = require(root / f"{split}.txt", f"NYUDv2 {split} split file")
+        split_files = _split_files(root, split)
         self.modalities, self.targets = mods, tgts
         self.size_role = MODALITIES[mods[0]][0]
         self.label_roles = tuple("label" if t == "semantic" else "depth" for t in tgts)
@@ -116,14 +116,14 @@ class NYUD(SegmentationDataset):
         palette: dict = {"semantic": voc_colormap(len(CLASSES) + 1)[1:], "depth": [(255, 255, 255)]}
         multi = tgts != ("semantic",)  # only the label map alone keeps the plain-tensor target
         self.tasks = {t: t for t in tgts} if multi else {}
-        records = [self._record(root, n) for n in read_split(split_file)]
+        records = [self._record(root, n) for f in split_files for n in read_split(f)]
         if "hha" in mods:
             _require_hha(records)
         super().__init__(
             records,
             class_names={t: names[t] for t in tgts} if multi else names["semantic"],
             palette={t: palette[t] for t in tgts} if multi else palette["semantic"],
-            source=str(split_file),
+            source=",".join(map(str, split_files)),
             **kw,
         )
 
@@ -195,3 +195,12 @@ def read_depth_metres(path: Path) -> torch.Tensor:
     if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
         raise PixelwiseError(f"depth {path} has mode {im.mode}; expected a 16-bit PNG of millimetres")
     return torch.from_numpy(np.asarray(im, dtype=np.float32) / np.float32(1000.0))
+
+
+def _split_files(root: Path, split: str) -> list[Path]:
+    """The split's list files: ``trainval`` is its own file where the archive has one (the FCN
+    release does), else ``train.txt`` + ``val.txt`` (the shared copy: the final model's data)."""
+    own = root / f"{split}.txt"
+    if split == "trainval" and not own.is_file():
+        return [require(root / f"{s}.txt", f"NYUDv2 {s} split file") for s in ("train", "val")]
+    return [require(own, f"NYUDv2 {split} split file")]

@@ -71,7 +71,12 @@ SPEC: dict[str, Key] = {
     "batch_size": Key(1, "int", "samples per batch per process"),
     "epochs": Key(None, "float", "length of the run in epochs (or give iterations)"),
     "iterations": Key(None, "int", "length of the run in optimizer steps"),
-    "amp": Key("none", "str", "mixed precision: none, bf16 (CPU or CUDA) or fp16 (CUDA)"),
+    "amp": Key(
+        "none",
+        "str",
+        "mixed precision: none, bf16 (CPU or CUDA), fp16 (CUDA) or auto (bf16 where the device has native bf16: "
+        "AVX512-BF16/AMX CPUs, bf16 GPUs; else none)",
+    ),
     "clip_grad": Key(None, "float", "clip the gradient norm to this value"),
     "channels_last": Key(
         True,
@@ -223,7 +228,7 @@ def validate(cfg: dict) -> None:
         "optimizer": ("sgd", "adamw"),
         "loss_reduction": ("sum", "mean"),
         "schedule": ("constant", "poly", "cosine", "onecycle"),
-        "amp": ("none", "bf16", "fp16"),
+        "amp": ("none", "bf16", "fp16", "auto"),
     }
     for key, valid in choices.items():
         if cfg[key] not in valid:

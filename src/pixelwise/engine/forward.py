@@ -9,6 +9,7 @@ code path.
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import Mapping
 from typing import Any
 
@@ -26,8 +27,54 @@ def model_input(model: nn.Module, batch: Mapping[str, Any], device: torch.device
     return unwrap(model).preprocessing.apply(batch).to(device, non_blocking=True)
 
 
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: a CUDA GPU with bf16, or a CPU with AVX512-BF16
+    or AMX (without them oneDNN emulates bf16, slower than fp32)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    return False
+
+
+def resolve_amp(amp: str, device: torch.device) -> str:
+    """The ``amp`` setting to run: ``auto`` becomes ``bf16`` where :func:`native_bf16`, else
+    ``none``; ``none``/``bf16``/``fp16`` are returned unchanged."""
+    if amp != "auto":
+        return amp
+    return "bf16" if native_bf16(device) else "none"
+
+
+def _fp32_conv_forward(self: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    if not torch.is_autocast_enabled("cpu"):
+        return type(self).forward(self, x)
+    with torch.autocast("cpu", enabled=False):
+        return type(self).forward(self, x.float())
+
+
+def keep_grouped_convs_fp32(model: nn.Module) -> int:
+    """Run every grouped (depthwise) ``nn.Conv2d`` of ``model`` in fp32 under CPU autocast.
+
+    Why: oneDNN's bf16 depthwise convolutions are slower than its fp32 ones on CPU (a CamVid
+    EfficientNet-Lite2 training step on an AVX512-BF16 CPU: channels_last all-bf16 1.44x fp32 NCHW,
+    with fp32 depthwise 2.27x; ``benchmarks/train_speed.py``), while the dense 1x1/3x3 convolutions gain the most from bf16.
+    Each such module's ``forward`` is replaced on the instance (state_dict keys, deepcopy and
+    export are unaffected); without CPU autocast the replacement calls the class's own forward,
+    so fp32 runs, CUDA autocast and ONNX export compute exactly what they did.  Returns how many
+    modules were changed; calling it twice changes nothing more.
+    """
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.groups > 1 and "forward" not in vars(m):
+            m.forward = types.MethodType(_fp32_conv_forward, m)
+            n += 1
+    return n
+
+
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """Mixed precision context: ``bf16`` (CPU or CUDA), ``fp16`` (CUDA), ``none``."""
+    """Mixed precision context: ``bf16`` (CPU or CUDA), ``fp16`` (CUDA), ``none``; ``auto`` as
+    :func:`resolve_amp` decides for ``device``."""
+    amp = resolve_amp(amp, device)
     if amp == "none":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if amp == "bf16" else torch.float16

@@ -29,7 +29,7 @@ from . import loaders, recipe
 from .checkpoint import init_from
 from .config import as_written, git_commit
 from .evaluate import evaluate, summarize
-from .forward import autocast, model_input
+from .forward import autocast, keep_grouped_convs_fp32, model_input, resolve_amp
 from .runlog import RunLog
 
 
@@ -125,6 +125,10 @@ class Trainer:
         # NHWC weights and inputs: oneDNN's direct convolutions instead of NCHW reorders (same sums)
         self.memory_format = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
+        # amp "auto": bf16 where the device has it natively; the run's metadata records the choice
+        self.cfg["amp"] = resolve_amp(cfg["amp"], world.device)
+        if self.cfg["amp"] == "bf16" and world.device.type == "cpu":
+            keep_grouped_convs_fp32(self.model)
         self.optimizer = recipe.build_optimizer(self.model, cfg)
         from ..tasks import get_task, head_tasks
 
@@ -135,7 +139,7 @@ class Trainer:
         )
         self.best_metric = cfg["best_metric"] or get_task(self.tasks[next(iter(model.heads))]).best_metric
         self.class_weights = {h: w.tolist() for h, w in (weights or {}).items()}
-        self.scaler = torch.amp.GradScaler("cuda", enabled=cfg["amp"] == "fp16" and world.device.type == "cuda")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cfg["amp"] == "fp16" and world.device.type == "cuda")
         self.steps_per_epoch = loaders.steps_per_epoch(self.train_ds, cfg, world)
         self.total = cfg["iterations"] or math.ceil(cfg["epochs"] * self.steps_per_epoch)
         self.interval = cfg["interval"] or self.steps_per_epoch
