@@ -9,9 +9,10 @@
     .venv/bin/python scripts/ship_model.py runs/bsds-lite --name bsds --dataset bsds500 \
         --root ../shared/datasets/bsds500 --compare-limit 20 --compare-thresholds 9
     # the final model, trained on train + val with the schedule chosen on val: its val metrics are
-    # flagged as seen in training, and the train-only model's shipped file gives the selection metrics
+    # flagged as seen in training, and the train-only model's file (shipped above with --out-dir
+    # runs/bsds-lite) gives the selection metrics
     .venv/bin/python scripts/ship_model.py runs/bsds-lite-trainval --checkpoint last --name bsds ... \
-        --selection runs/bsds-lite/shipped-train-only.safetensors
+        --selection runs/bsds-lite/bsds.safetensors
 
 Steps:
 1. the checkpoint: ``RUN/best.safetensors`` (``--checkpoint last``: the run's final one) or a file;

@@ -2,9 +2,10 @@
 
 ``root/{data/images,data/depth,data/hha}/img_N.png``, ``root/segmentation/img_N.mat`` (key
 ``segmentation``: 0 = void, classes 1-40) and ``root/{train,val,test}.txt`` listing N
-(``trainval``: its own file if present, else train + val).  Images may be ``img_N.png`` (the archive) or ``img_N.jpg`` (the shared mirror).  Any combination of the
-``color``, ``depth`` and ``hha`` modalities can be loaded; they appear in the Sample as ``image``
-(uint8 RGB), ``depth`` (float32 1xHxW, raw PNG units) and ``hha`` (uint8, file channel order).
+(``trainval``: its own file if present, else train + val).  Images may be ``img_N.png`` (the
+archive) or ``img_N.jpg`` (the shared mirror).  Any combination of the ``color``, ``depth`` and
+``hha`` modalities can be loaded; they appear in the Sample as ``image`` (uint8 RGB), ``depth``
+(float32 1xHxW, raw PNG units) and ``hha`` (uint8, file channel order).
 Labels follow the FCN layer's ``uint8(label) - 1``: 0 -> 255, 1..40 -> 0..39.
 
 ``targets`` chooses what the sample's ``target`` holds: ``semantic`` (default: the int64 label map,

@@ -55,9 +55,10 @@ def _fp32_conv_forward(self: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
 def keep_grouped_convs_fp32(model: nn.Module) -> int:
     """Run every grouped (depthwise) ``nn.Conv2d`` of ``model`` in fp32 under CPU autocast.
 
-    Why: oneDNN's bf16 depthwise convolutions are slower than its fp32 ones on CPU (a CamVid
-    EfficientNet-Lite2 training step on an AVX512-BF16 CPU: channels_last all-bf16 1.44x fp32 NCHW,
-    with fp32 depthwise 2.27x; ``benchmarks/train_speed.py``), while the dense 1x1/3x3 convolutions gain the most from bf16.
+    Why: oneDNN's bf16 depthwise convolutions are slower than its fp32 ones on CPU, while the dense
+    1x1/3x3 convolutions gain the most from bf16 (a CamVid EfficientNet-Lite2 training step on an
+    AVX512-BF16 CPU: channels_last all-bf16 1.44-1.49x fp32 NCHW, with fp32 depthwise 2.27-2.35x;
+    ``benchmarks/train_speed.py``).
     Each such module's ``forward`` is replaced on the instance (state_dict keys, deepcopy and
     export are unaffected); without CPU autocast the replacement calls the class's own forward,
     so fp32 runs, CUDA autocast and ONNX export compute exactly what they did.  Returns how many
