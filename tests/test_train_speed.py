@@ -27,7 +27,9 @@ def test_train_speed_reports_every_setting_and_the_pipeline(camvid_root: Path, t
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     settings = [r for r in rows if "setting" in r]
     names = [r["setting"] for r in settings]
-    assert names[:4] == ["fp32", "channels_last", "bf16", "channels_last+bf16"]
+    assert names[:4] == ["fp32", "channels_last", "channels_last+bf16", "channels_last+bf16+dw32"]
+    # the amp: auto setting keeps the depthwise convolutions fp32; the others do not
+    assert [r["grouped_convs_fp32"] for r in settings[:4]] == [False, False, False, True]
     assert set(names) <= {s.name for s in ts.SETTINGS}
     for r in settings:
         assert r["step_s"] > 0 and r["images_per_s"] == r["batch_size"] / r["step_s"]
