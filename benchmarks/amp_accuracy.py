@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pixelwise.engine import config as cfgmod
+from pixelwise.engine.train import metric_value
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -124,12 +125,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def metric(m: dict, name: str) -> float:
-    """``name`` (``KEY`` or ``HEAD/KEY``) from eval's JSON."""
-    head, _, key = name.rpartition("/")
-    scope = m["heads"][head] if head else m
-    if key not in scope:
-        raise SystemExit(f"eval output has no '{name}': {sorted(scope)}")
-    return float(scope[key])
+    """``name`` (``KEY`` or ``HEAD/KEY``, as a config's ``best_metric``) from eval's JSON."""
+    value = metric_value(m, name)
+    if value is None:
+        raise SystemExit(f"eval output has no '{name}': {sorted(m)}")
+    return value
 
 
 if __name__ == "__main__":
