@@ -46,7 +46,7 @@ import torch
 from pixelwise.engine import config as cfgmod
 from pixelwise.engine import loaders, recipe
 from pixelwise.engine.distributed import World
-from pixelwise.engine.forward import keep_grouped_convs_fp32, resolve_amp
+from pixelwise.engine.forward import cpu_bf16, keep_grouped_convs_fp32, resolve_amp
 from pixelwise.engine.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,8 +201,9 @@ def time_loader(base: Trainer, n: int) -> dict:
 def recipe_setting(path: str) -> Setting:
     """The setting the recipe's YAML trains with on this machine (``amp: auto`` resolved)."""
     cfg = cfgmod.resolve(cfgmod.load_yaml(REPO / path))
-    amp = resolve_amp(cfg["amp"], torch.device("cpu"))
-    return Setting("recipe", bool(cfg["channels_last"]), amp, grouped_fp32=amp == "bf16")
+    cpu = torch.device("cpu")
+    amp = resolve_amp(cfg["amp"], cpu)
+    return Setting("recipe", bool(cfg["channels_last"]), amp, grouped_fp32=cpu_bf16(amp, cpu))
 
 
 def time_pipeline(base: Trainer, n: int, setting: Setting) -> dict:

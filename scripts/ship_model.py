@@ -44,6 +44,7 @@ import yaml
 
 from pixelwise.checkpoint import SHIPPED, WEIGHTS_DIR, read_metadata, save_model
 from pixelwise.cli.common import scales_arg
+from pixelwise.engine.train import LOWER_IS_BETTER
 from pixelwise.errors import PixelwiseError, one_line
 
 #: task -> metric -> the most fp16 may lose against fp32 (in the metric's own units: fractions,
@@ -54,7 +55,6 @@ TOLERANCES = {
     "depth": {"abs_rel": 0.001, "rmse": 0.005, "delta1": 0.002},
     "boundary": {"ods_f": 0.002, "ois_f": 0.002, "ap": 0.002},
 }
-LOWER_IS_BETTER = {"abs_rel", "sq_rel", "rmse", "rmse_log", "log10"}
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
@@ -274,8 +274,7 @@ def metadata_fields(
     from pixelwise.tasks import get_task
 
     config = training_config(run, meta)
-    # a final model trained on train + val has seen the val images: its val figures say so
-    seen = args.split in str(config.get("train_split", "")).replace("trainval", "train,val").split(",")
+    seen = split_seen(args, config.get("train_split"))
     tagged = {"dataset": args.dataset, "split": args.split, "model": args.name, "split_seen_in_training": seen}
     recipe = dict(
         meta.get("recipe") or {},
@@ -294,6 +293,18 @@ def metadata_fields(
         "units": units or None,
         "boundary_benchmark": boundary_settings(result, tasks),
     }
+
+
+def split_seen(args: argparse.Namespace, train_split: str | None) -> bool:
+    """Whether the evaluated split shares images with the one the model trained on, by record id
+    (not by name: a final model trained on ``trainval`` has seen ``val``, and so would one trained
+    on any custom split that lists val images); its figures on that split then say so."""
+    from pixelwise.data.registry import get_dataset
+
+    if not train_split:
+        return False
+    ids = {split: set(get_dataset(args.dataset, args.root, split).ids) for split in (args.split, str(train_split))}
+    return bool(ids[args.split] & ids[str(train_split)])
 
 
 def selection_metrics(path: Path | None) -> dict | None:

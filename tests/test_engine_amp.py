@@ -82,3 +82,13 @@ def test_the_fp32_forward_survives_deepcopy_and_binds_to_the_copy():
     x = torch.randn(1, 4, 5, 5)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert twin(x).float().abs().sum() != net(x).float().abs().sum()  # the copy uses its own weights
+
+
+@pytest.mark.parametrize(("amp", "native", "patched"), [("auto", True, 2), ("auto", False, 0), ("none", True, 0)])
+def test_prepare_amp_resolves_and_keeps_depthwise_fp32_only_under_cpu_bf16(monkeypatch, amp, native, patched):
+    monkeypatch.setattr(fw, "native_bf16", lambda device: native)
+    net = nn.Sequential(_net(), nn.Conv2d(3, 3, 3, padding=1, groups=3))
+    resolved = fw.prepare_amp(net, amp, CPU)
+    assert resolved == ("bf16" if amp == "auto" and native else "none")
+    assert sum("forward" in vars(m) for m in net.modules()) == patched  # the two grouped convs
+    assert fw.cpu_bf16("bf16", CPU) and not fw.cpu_bf16("bf16", torch.device("meta"))

@@ -179,3 +179,12 @@ def test_boundary_model_ships_with_its_benchmark_settings(tmp_path) -> None:
     compared = meta["shipping"]["compared_on"]
     assert (compared["images"], compared["thresholds"]) == (1, 3)
     assert {r["metric"] for r in meta["shipping"]["comparison"]} == {"ods_f", "ois_f", "ap"}
+
+
+def test_split_seen_compares_record_ids_not_names(tmp_path) -> None:
+    make_bsds500(tmp_path, splits={"train": ["1", "2"], "val": ["3", "4"], "test": ["3"]}, h=24, w=32)
+    args = ship_model.parse_args(["run", "--name", "x", "--dataset", "bsds500", "--root", str(tmp_path)])
+    assert ship_model.split_seen(args, "trainval") and ship_model.split_seen(args, "val")
+    assert not ship_model.split_seen(args, "train") and not ship_model.split_seen(args, None)
+    args.split = "test"  # a split named differently that holds a val image has been seen too
+    assert ship_model.split_seen(args, "val")

@@ -51,7 +51,7 @@ def thresholds(n: int) -> np.ndarray:
 
 
 _LIBRARY_LOCK = threading.Lock()
-_LIBRARY: list[Any] = []  # the imported module, once (every NMS call asks for it)
+_LIBRARY: Any = None  # the imported module, once (every NMS call asks for it)
 
 
 def _library() -> Any:
@@ -60,10 +60,11 @@ def _library() -> Any:
     Imported once, under a lock: ``redirect_stdout`` swaps the process-wide ``sys.stdout``, so two
     threads inside it at once (predict's writer pool rendering two edge maps) could leave a
     StringIO behind as ``sys.stdout`` and silence the rest of the run."""
+    global _LIBRARY
     with _LIBRARY_LOCK:
-        if not _LIBRARY:
-            _LIBRARY.append(_import_library())
-        return _LIBRARY[0]
+        if _LIBRARY is None:
+            _LIBRARY = _import_library()
+        return _LIBRARY
 
 
 def _import_library() -> Any:

@@ -72,6 +72,20 @@ def keep_grouped_convs_fp32(model: nn.Module) -> int:
     return n
 
 
+def cpu_bf16(amp: str, device: torch.device) -> bool:
+    """Whether ``amp`` (``auto`` resolved) runs bf16 autocast on a CPU: where the grouped
+    convolutions must stay fp32 (:func:`keep_grouped_convs_fp32`)."""
+    return device.type == "cpu" and resolve_amp(amp, device) == "bf16"
+
+
+def prepare_amp(model: nn.Module, amp: str, device: torch.device) -> str:
+    """Resolve ``amp`` for ``device`` and ready ``model`` for it (fp32 depthwise convolutions
+    under CPU bf16); returns the resolved setting, which the run's metadata records."""
+    if cpu_bf16(amp, device):
+        keep_grouped_convs_fp32(model)
+    return resolve_amp(amp, device)
+
+
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
     """Mixed precision context: ``bf16`` (CPU or CUDA), ``fp16`` (CUDA), ``none``; ``auto`` as
     :func:`resolve_amp` decides for ``device``."""

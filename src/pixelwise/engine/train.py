@@ -29,7 +29,7 @@ from . import loaders, recipe
 from .checkpoint import init_from
 from .config import as_written, git_commit
 from .evaluate import evaluate, summarize
-from .forward import autocast, keep_grouped_convs_fp32, model_input, resolve_amp
+from .forward import autocast, model_input, prepare_amp
 from .runlog import RunLog
 
 
@@ -126,9 +126,7 @@ class Trainer:
         self.memory_format = torch.channels_last if cfg.get("channels_last") else torch.contiguous_format
         self.model.to(memory_format=self.memory_format)
         # amp "auto": bf16 where the device has it natively; the run's metadata records the choice
-        self.cfg["amp"] = resolve_amp(cfg["amp"], world.device)
-        if self.cfg["amp"] == "bf16" and world.device.type == "cpu":
-            keep_grouped_convs_fp32(self.model)
+        self.cfg["amp"] = prepare_amp(self.model, cfg["amp"], world.device)
         self.optimizer = recipe.build_optimizer(self.model, cfg)
         from ..tasks import get_task, head_tasks
 
