@@ -202,8 +202,9 @@ def recipe_setting(path: str) -> Setting:
     """The setting the recipe's YAML trains with on this machine (``amp: auto`` resolved)."""
     cfg = cfgmod.resolve(cfgmod.load_yaml(REPO / path))
     cpu = torch.device("cpu")
-    amp = resolve_amp(cfg["amp"], cpu)
-    return Setting("recipe", bool(cfg["channels_last"]), amp, grouped_fp32=cpu_bf16(amp, cpu))
+    return Setting(
+        "recipe", bool(cfg["channels_last"]), resolve_amp(cfg["amp"], cpu), grouped_fp32=cpu_bf16(cfg["amp"], cpu)
+    )
 
 
 def time_pipeline(base: Trainer, n: int, setting: Setting) -> dict:

@@ -303,8 +303,8 @@ def split_seen(args: argparse.Namespace, train_split: str | None) -> bool:
 
     if not train_split:
         return False
-    ids = {split: set(get_dataset(args.dataset, args.root, split).ids) for split in (args.split, str(train_split))}
-    return bool(ids[args.split] & ids[str(train_split)])
+    evaluated, trained = (set(get_dataset(args.dataset, args.root, s).ids) for s in (args.split, str(train_split)))
+    return bool(evaluated & trained)
 
 
 def selection_metrics(path: Path | None) -> dict | None:

@@ -81,9 +81,10 @@ def cpu_bf16(amp: str, device: torch.device) -> bool:
 def prepare_amp(model: nn.Module, amp: str, device: torch.device) -> str:
     """Resolve ``amp`` for ``device`` and ready ``model`` for it (fp32 depthwise convolutions
     under CPU bf16); returns the resolved setting, which the run's metadata records."""
+    amp = resolve_amp(amp, device)
     if cpu_bf16(amp, device):
         keep_grouped_convs_fp32(model)
-    return resolve_amp(amp, device)
+    return amp
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
