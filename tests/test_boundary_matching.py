@@ -60,11 +60,15 @@ def test_agrees_with_the_benchmark_matcher_within_a_few_pixels() -> None:
     prob = np.clip(gts.mean(0) * 0.9 + rng.random((h, w)) * 0.4, 0, 1)
     prob8 = to_uint8(prob)
     fast = match_image(prob8, gts, 9, matcher="fast")
-    bsds = match_image(prob8, gts, 9, matcher="bsds")
-    assert np.array_equal(fast[[1, 3]], bsds[[1, 3]])  # same NMS, thinning and totals
-    # the exact maximum matching never matches fewer; the benchmark's CSA is within a few pixels
-    assert (fast[[0, 2]] >= bsds[[0, 2]] - 2).all()
-    assert (np.abs(fast[[0, 2]] - bsds[[0, 2]]) <= np.maximum(3, 0.01 * bsds[[0, 2]])).all()
+    # The benchmark's CSA draws random outlier edges seeded from the clock, so one run can fall a
+    # few pixels short (CI saw 286 of 290); the best of three runs is the stable reference.
+    runs = [match_image(prob8, gts, 9, matcher="bsds") for _ in range(3)]
+    for bsds in runs:
+        assert np.array_equal(fast[[1, 3]], bsds[[1, 3]])  # same NMS, thinning and totals
+        # the exact maximum matching never matches fewer than any run of the benchmark's
+        assert (fast[[0, 2]] >= bsds[[0, 2]]).all()
+    best = np.max([bsds[[0, 2]] for bsds in runs], axis=0)
+    assert (fast[[0, 2]] - best <= np.maximum(3, 0.01 * best)).all()
 
 
 def test_unknown_matcher_is_a_one_line_error() -> None:
