@@ -124,3 +124,14 @@ def test_print_config_reports_config_errors(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--model", "fcn32s_vgg16", "--dataset", "camvid", "--print-config"]) == 2
     assert capsys.readouterr().err == "error: config needs 'root' (in the YAML file or --root)\n"
+
+
+def test_print_config_works_beside_an_existing_run(tmp_path, monkeypatch, capsys):
+    # printing writes nothing, so a run folder already at `out` is no reason to refuse
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "bsds-lite2").mkdir(parents=True)
+    (tmp_path / "runs" / "bsds-lite2" / "state.pt").write_bytes(b"")
+    assert main(["train", "--config", str(REPO / "configs" / "bsds-lite2.yaml"), "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["model"] == "fcn4s_efficientnet_lite2"
+    assert main(["train", "--config", str(REPO / "configs" / "bsds-lite2.yaml"), "--epochs", "1"]) == 2
+    assert "already holds a run" in capsys.readouterr().err

@@ -144,3 +144,34 @@ def test_existing_run_needs_resume(tmp_path):
         )
     with pytest.raises(PixelwiseError, match="no config.yaml"):
         resolve_args(_args("--resume", str(tmp_path / "nothing")))
+
+
+def test_extends_reads_the_base_and_replaces_its_keys(tmp_path):
+    (tmp_path / "base.yaml").write_text("model: fcn8s_vgg16\nlr: 0.01\ndataset_kwargs: {a: 1, b: 2}\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("extends: ../base.yaml\nlr: 0.5\ndataset_kwargs: {a: 3}\n")
+    cfg = config.load_yaml(tmp_path / "sub" / "child.yaml")
+    # whole values replace: a dict-valued key is not merged with the base's
+    assert cfg == {"model": "fcn8s_vgg16", "lr": 0.5, "dataset_kwargs": {"a": 3}}
+
+
+def test_bsds_lite2_differs_from_bsds_lite_only_where_it_says():
+    lite0 = config.resolve(config.load_yaml(CONFIGS / "bsds-lite.yaml"))
+    lite2 = config.resolve(config.load_yaml(CONFIGS / "bsds-lite2.yaml"))
+    changed = {k for k in lite0 if lite0[k] != lite2[k]}
+    assert changed == {"model", "amp", "out"} and lite2["model"] == "fcn4s_efficientnet_lite2"
+
+
+@pytest.mark.parametrize(
+    "files, match",
+    [
+        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, "loops back"),
+        ({"a.yaml": "extends: missing.yaml\n"}, "config file not found: .*missing.yaml"),
+        ({"a.yaml": "extends: [b.yaml]\n"}, "'extends' must be the path"),
+    ],
+)
+def test_bad_extends_is_a_one_line_error(tmp_path, files, match):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with pytest.raises(PixelwiseError, match=match):
+        config.load_yaml(tmp_path / "a.yaml")

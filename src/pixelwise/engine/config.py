@@ -174,13 +174,19 @@ def defaults() -> dict:
     return {k: (dict(s.default) if isinstance(s.default, dict) else s.default) for k, s in SPEC.items()}
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a config file: a YAML mapping of SPEC keys (unknown keys are errors, with suggestions)."""
+def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """Read a config file: a YAML mapping of SPEC keys (unknown keys are errors, with suggestions).
+
+    ``extends: base.yaml`` (relative to the file) reads the base first and lets this file's keys
+    replace its keys, whole values (a dict-valued key is replaced, not merged), so a recipe variant
+    states only what differs.  The resolved config a run saves has no ``extends``."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise PixelwiseError(f"config file not found: {path}")
+    if path.resolve() in _seen:
+        raise PixelwiseError(f"{path}: 'extends' loops back to itself ({' -> '.join(p.name for p in _seen)})")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -189,7 +195,11 @@ def load_yaml(path: str | Path) -> dict:
         raise PixelwiseError(f"{path} must be a YAML mapping of config keys")
     data.pop("git_commit", None)  # provenance written by a previous run, not a setting
     data.pop("config_file", None)
-    return {k: coerce(k, v) for k, v in data.items()}
+    base = data.pop("extends", None)
+    if base is not None and not isinstance(base, str):
+        raise PixelwiseError(f"{path}: 'extends' must be the path of another config file")
+    inherited = load_yaml(path.parent / base, (*_seen, path.resolve())) if base else {}
+    return {**inherited, **{k: coerce(k, v) for k, v in data.items()}}
 
 
 def key_values(items: list[str], flag: str) -> dict[str, str]:
