@@ -50,7 +50,7 @@ from pixelwise.engine.forward import cpu_bf16, keep_grouped_convs_fp32, resolve_
 from pixelwise.engine.train import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPES = ["configs/camvid-fcn4s-lite2.yaml", "configs/nyud-lite2.yaml", "configs/bsds-lite.yaml"]
+RECIPES = ["configs/camvid-fcn4s-lite2.yaml", "configs/nyud-lite2.yaml", "configs/bsds-lite2.yaml"]
 
 
 @dataclass(frozen=True)

@@ -5,14 +5,16 @@
         --dataset camvid --root ../shared/datasets/camvid --flip --scales 1,1.25,1.5
     # NYUDv2: semantic + depth heads on one trunk (the reader is asked for both targets)
     .venv/bin/python scripts/ship_model.py runs/nyud-lite2 --name nyud --dataset nyud --root ../shared/datasets/nyud
-    # BSDS500: one boundary head; fp32 vs fp16 on 20 images at 9 thresholds, headline at the benchmark's 99
-    .venv/bin/python scripts/ship_model.py runs/bsds-lite --name bsds --dataset bsds500 \
-        --root ../shared/datasets/bsds500 --compare-limit 20 --compare-thresholds 9
+    # BSDS500: one boundary head; fp32 vs fp16 on 10 images at 9 thresholds, headline at 9 (the
+    # benchmark uses 99: about 2 h here with its matcher)
+    .venv/bin/python scripts/ship_model.py runs/bsds-lite2 --name bsds --dataset bsds500 \
+        --root ../shared/datasets/bsds500 --flip --scales 0.5,1,1.5,2 --compare-limit 10 \
+        --compare-thresholds 9 --thresholds 9 --out-dir runs/bsds-lite2
     # the final model, trained on train + val with the schedule chosen on val: its val metrics are
     # flagged as seen in training, and the train-only model's file (shipped above with --out-dir
-    # runs/bsds-lite) gives the selection metrics
-    .venv/bin/python scripts/ship_model.py runs/bsds-lite-trainval --checkpoint last --name bsds ... \
-        --selection runs/bsds-lite/bsds.safetensors
+    # runs/bsds-lite2) gives the selection metrics
+    .venv/bin/python scripts/ship_model.py runs/bsds-lite2-trainval --checkpoint last --name bsds ... \
+        --selection runs/bsds-lite2/bsds.safetensors
 
 Steps:
 1. the checkpoint: ``RUN/best.safetensors`` (``--checkpoint last``: the run's final one) or a file;
