@@ -165,8 +165,8 @@ def test_bsds_lite2_differs_from_bsds_lite_only_where_it_says():
 @pytest.mark.parametrize(
     "files, match",
     [
-        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, "loops back"),
-        ({"a.yaml": "extends: missing.yaml\n"}, "config file not found: .*missing.yaml"),
+        ({"a.yaml": "extends: b.yaml\n", "b.yaml": "extends: a.yaml\n"}, r"loops back .*a.yaml -> b.yaml -> a.yaml"),
+        ({"a.yaml": "extends: missing.yaml\n"}, "a.yaml: 'extends: missing.yaml' names no file"),
         ({"a.yaml": "extends: [b.yaml]\n"}, "'extends' must be the path"),
     ],
 )

@@ -186,7 +186,8 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     if not path.is_file():
         raise PixelwiseError(f"config file not found: {path}")
     if path.resolve() in _seen:
-        raise PixelwiseError(f"{path}: 'extends' loops back to itself ({' -> '.join(p.name for p in _seen)})")
+        chain = " -> ".join(p.name for p in (*_seen, path))
+        raise PixelwiseError(f"{path}: 'extends' loops back to a file it extends ({chain})")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -198,6 +199,8 @@ def load_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
     base = data.pop("extends", None)
     if base is not None and not isinstance(base, str):
         raise PixelwiseError(f"{path}: 'extends' must be the path of another config file")
+    if base and not (path.parent / base).is_file():
+        raise PixelwiseError(f"{path}: 'extends: {base}' names no file (paths are relative to {path.parent})")
     inherited = load_yaml(path.parent / base, (*_seen, path.resolve())) if base else {}
     return {**inherited, **{k: coerce(k, v) for k, v in data.items()}}
 
