@@ -81,7 +81,7 @@ def resolve_args(args: argparse.Namespace) -> tuple[dict, Path, bool]:
         cfg["out"] or Path("runs") / (Path(args.config).stem if args.config else f"{cfg['model']}-{cfg['dataset']}")
     )
     cfg["out"] = str(run_dir)
-    if (run_dir / "state.pt").exists() and not getattr(args, "print_config", False):  # printing writes nothing
+    if (run_dir / "state.pt").exists() and not args.print_config:  # printing writes nothing
         raise PixelwiseError(
             f"{run_dir} already holds a run: continue it with --resume {run_dir} or pick another --out"
         )
