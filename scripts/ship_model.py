@@ -4,8 +4,8 @@
     .venv/bin/python scripts/ship_model.py runs/camvid-fcn4s-lite2 --name camvid \
         --dataset camvid --root ../shared/datasets/camvid --flip --scales 1,1.25,1.5
     # NYUDv2: semantic + depth heads on one trunk (the reader is asked for both targets)
-    .venv/bin/python scripts/ship_model.py runs/nyud-lite2 --name nyud --dataset nyud \
-        --root ../shared/datasets/nyud --flip --scales 0.5,0.75,1
+    .venv/bin/python scripts/ship_model.py runs/nyud-lite2-x2 --checkpoint last --name nyud --dataset nyud \
+        --root ../shared/datasets/nyud --flip --scales 0.5,0.75,1 --out-dir runs/nyud-lite2-x2
     # BSDS500: one boundary head; fp32 vs fp16 on 10 images at 9 thresholds, headline at 9 (the
     # benchmark uses 99: about 2 h here with its matcher)
     .venv/bin/python scripts/ship_model.py runs/bsds-lite2 --name bsds --dataset bsds500 \
