@@ -19,11 +19,12 @@
 
 Steps:
 1. the checkpoint: ``RUN/best.safetensors`` (``--checkpoint last``: the run's final one) or a file;
-2. an fp32 and an fp16 copy, each evaluated on the split with one plain forward on the eager path:
+2. an fp32 and an fp16 copy, each evaluated on the split with one forward on the eager path:
    per head, the fp16 copy may lose at most ``TOLERANCES`` (``--tolerance METRIC=VALUE`` overrides)
    of each key metric of its task, else the fp32 copy ships (``--dtype`` forces one);
 3. the chosen copy evaluated with the test-time views (``--flip``/``--scales``): ``metrics``; with
-   one plain forward: ``metrics_single_view`` -- measured from the very file that ships;
+   one forward (at ``--default-scale``, recorded as ``default_view``, what ``eval``/``predict`` run
+   without ``--tta``): ``metrics_single_view`` -- measured from the very file that ships;
 4. ``OUT_DIR/NAME.safetensors`` (default ``src/pixelwise/weights``) with the per-head metrics, the
    comparison, the units of non-class heads, the boundary benchmark's settings, the run's resolved
    config, its commit and training time.  Listing it in ``pixelwise.checkpoint.SHIPPED`` makes it
@@ -73,6 +74,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--data-arg", action="append", default=[], metavar="KEY=VALUE", help="dataset option")
     ap.add_argument("--flip", action="store_true", help="record flip averaging as the model's test-time views")
     ap.add_argument("--scales", default=(1.0,), type=scales_arg, help="record these input scales, e.g. 1,1.25,1.5")
+    ap.add_argument(
+        "--default-scale",
+        type=float,
+        default=1.0,
+        help="input scale of the model's one-view forward (recorded as its default_view; chosen on val, "
+        "e.g. 0.75 for a model that reads a downscaled image better); every single-view evaluation uses it",
+    )
     ap.add_argument("--limit", type=int, help="evaluate only the first N images (recorded)")
     ap.add_argument("--thresholds", type=int, help="boundary heads: benchmark thresholds (default 99)")
     ap.add_argument("--compare-limit", type=int, help="fp32 vs fp16 on the first N images (default: --limit)")
@@ -195,6 +203,13 @@ def evaluate(path: Path, args: argparse.Namespace, *, views: tuple, limit: int |
     )
 
 
+def one_view(args: argparse.Namespace) -> tuple[bool, tuple[float, ...]]:
+    """(flip, scales) of the model's one-view forward: no flip, at ``--default-scale``."""
+    if not 0 < args.default_scale <= 4:
+        raise PixelwiseError(f"--default-scale {args.default_scale:g}: give an input scale in (0, 4]")
+    return False, (args.default_scale,)
+
+
 def copy_as(source: Path, dest: Path, dtype: str, **fields) -> Path:
     """``source`` with its floating tensors stored as ``dtype`` (metadata kept, ``fields`` added)."""
     from pixelwise.models.weights import load_model
@@ -210,8 +225,8 @@ def choose_dtype(ckpt: Path, tmp: Path, args: argparse.Namespace, tasks: dict[st
     results = {}
     for dtype in [args.dtype] if forced else ["float32", "float16"]:
         path = copy_as(ckpt, tmp / f"{dtype}.safetensors", dtype)
-        results[dtype] = evaluate(path, args, views=(False, (1.0,)), limit=limit, boundary=boundary)
-        print(f"{dtype}, one plain forward:\n{results[dtype]['table']}\n")
+        results[dtype] = evaluate(path, args, views=one_view(args), limit=limit, boundary=boundary)
+        print(f"{dtype}, one forward at scale {args.default_scale:g}:\n{results[dtype]['table']}\n")
     tol = tolerances(args.tolerance)
     record = {"tolerances": {t: tol[t] for t in dict.fromkeys(tasks.values()) if t in tol}}
     if forced:
@@ -223,7 +238,7 @@ def choose_dtype(ckpt: Path, tmp: Path, args: argparse.Namespace, tasks: dict[st
     record.update(
         dtype=dtype,
         reason="fp16 within tolerance on every head" if ok else "fp16 lost accuracy: " + "; ".join(worst),
-        compared_on={"split": args.split, "images": used["images"], "views": "1 view", **boundary},
+        compared_on={"split": args.split, "images": used["images"], "views": used["views"], **boundary},
         comparison=rows,
     )
     return dtype, results[dtype], record
@@ -253,6 +268,7 @@ def ship(args: argparse.Namespace) -> Path:
 
     ckpt, run = checkpoint_of(args.source, args.checkpoint)
     check_dir(args.out_dir, "--out-dir")  # before the long evaluations
+    one_view(args)  # likewise: a bad --default-scale fails now
     meta = read_metadata(ckpt)
     tasks = {h: (meta.get("tasks") or {}).get(h, "semantic") for h in meta["heads"]}
     views = (args.flip, tuple(args.scales))
@@ -262,8 +278,8 @@ def ship(args: argparse.Namespace) -> Path:
         chosen = Path(tmp) / f"{dtype}.safetensors"
         # the comparison's run of the chosen copy is the single-view headline when its settings are
         same = args.compare_limit in (None, args.limit) and boundary_options(args, True) == headline["boundary"]
-        single = compared if same else evaluate(chosen, args, views=(False, (1.0,)), **headline)
-        result = single if views == (False, (1.0,)) else evaluate(chosen, args, views=views, **headline)
+        single = compared if same else evaluate(chosen, args, views=one_view(args), **headline)
+        result = single if views == one_view(args) else evaluate(chosen, args, views=views, **headline)
         fields = metadata_fields(args, run, meta, tasks, single["json"], result["json"])
         out = copy_as(chosen, args.out_dir / f"{args.name}.safetensors", dtype, shipping=shipping, **fields)
     print(f"{result['table']}\n\n{shipping['dtype']}: {shipping['reason']}")
@@ -293,6 +309,8 @@ def metadata_fields(
         "metrics": {**result, **tagged},
         "metrics_single_view": {**single, **tagged},
         "test_time": {"flip": args.flip, "scales": list(args.scales)},
+        # None keeps the plain forward of the image as given (what every model without it does)
+        "default_view": None if args.default_scale == 1 else {"flip": False, "scales": [args.default_scale]},
         "units": units or None,
         "boundary_benchmark": boundary_settings(result, tasks),
     }

@@ -51,10 +51,13 @@ def test_to_dict_is_the_checkpoint_layout_and_round_trips():
             "class_names": ["a", "b"],
             "palette": None,
             "test_time": {"flip": True, "scales": [1, 1.5]},
+            "default_view": {"flip": False, "scales": [0.75]},
         }
     )
     assert single.to_dict()["class_names"] == ["a", "b"] and single.to_dict()["palette"] is None
-    assert single.test_time == Views(True, (1.0, 1.5))
+    assert single.test_time == Views(True, (1.0, 1.5)) and single.default_view == Views(False, (0.75,))
+    assert single.to_dict()["default_view"] == {"flip": False, "scales": (0.75,)} and meta.default_view is None
+    assert ModelMeta.from_dict(single.to_dict()) == single and "default_view" not in single.extra
 
 
 def test_with_labels_takes_a_list_or_a_dict_per_head():

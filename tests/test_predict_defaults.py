@@ -14,7 +14,9 @@ from PIL import Image
 import pixelwise
 from pixelwise.checkpoint import save_model, shipped_path
 from pixelwise.cli import main
+from pixelwise.contract import Views
 from pixelwise.data.fileio import read_rgb
+from pixelwise.engine import forward
 from pixelwise.engine.predict import Options, Predictor
 from pixelwise.engine.predict_files import predict_files
 from pixelwise.runtime import auto, backend_name, with_backend
@@ -142,6 +144,33 @@ def test_predict_defaults_to_one_forward_and_tta_uses_the_recorded_views(tmp_pat
         out = capsys.readouterr().out
         views = "4 views averaged (scales 0.5,1, flipped)" if extra else "one plain view"
         assert views in out.splitlines()[-1]
+
+
+def test_a_recorded_default_view_is_the_one_forward_and_explicit_views_override_it(tmp_path, capsys):
+    """``default_view`` (the input scale chosen on val for a model) is what one forward runs;
+    ``--tta`` still averages ``test_time`` and ``--scales`` still wins."""
+    model = _model()
+    path = save_model(
+        model,
+        tmp_path / "dv.safetensors",
+        test_time={"flip": True, "scales": [0.5, 1.0]},
+        default_view={"flip": False, "scales": [0.5]},
+    )
+    loaded = pixelwise.load_model(path)
+    assert loaded.meta.default_view == Views(False, (0.5,))
+    assert forward.test_time_views(loaded, None, None) == (False, (0.5,))
+    assert forward.test_time_views(loaded, None, None, tta=True) == (True, (0.5, 1.0))
+    assert forward.test_time_views(loaded, None, (1.0,)) == (False, (1.0,))
+    images = _write_images(tmp_path / "in", [(32, 40)])
+    for extra, views in (([], "one view at scale 0.5"), (["--scales", "1"], "one plain view")):
+        out_dir = tmp_path / ("o" + "".join(extra))
+        assert main(["predict", "--model", str(path), "--out", str(out_dir), str(images)] + extra) == 0
+        assert views in capsys.readouterr().out.splitlines()[-1]
+    # the labels written are the half-scale forward mapped back (here unlike the plain forward's)
+    image = read_rgb(images / "img00.png")
+    half, plain = (Predictor(loaded, CPU, Options(scales=s)).predict({"image": image})["out"] for s in [(0.5,), (1.0,)])
+    written = torch.from_numpy(np.array(Image.open(tmp_path / "o" / "img00.png")))
+    assert torch.equal(written, half) and not torch.equal(half, plain)
 
 
 def _val_pngs(root, n):

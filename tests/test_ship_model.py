@@ -91,9 +91,13 @@ def test_two_heads_ship_fp16_with_both_heads_metrics(nyud_run, tmp_path) -> None
 
 def test_test_time_views_are_the_headline_and_single_view_is_kept(nyud_run, tmp_path) -> None:
     root, run = nyud_run
-    meta = read_metadata(_ship(run / "last.safetensors", root, "nyud", tmp_path, "--flip", "--dtype", "float32"))
+    extra = ("--flip", "--dtype", "float32", "--default-scale", "0.5")
+    meta = read_metadata(_ship(run / "last.safetensors", root, "nyud", tmp_path, *extra))
     assert meta["test_time"] == {"flip": True, "scales": [1.0]} and meta["metrics"]["flip"] is True
     assert meta["metrics_single_view"]["flip"] is False and meta["shipping"]["reason"] == "forced by --dtype"
+    # the one-view figures are those of the recorded default view, what eval runs without --tta
+    assert meta["default_view"] == {"flip": False, "scales": [0.5]}
+    assert meta["metrics_single_view"]["views"] == "one view at scale 0.5"
     tensors = read_tensors(tmp_path / "tiny.safetensors").values()
     assert all(t.dtype == torch.float32 for t in tensors if t.is_floating_point())
 
@@ -149,6 +153,10 @@ def test_bad_source_and_tolerance_are_one_line_errors(tmp_path, capsys) -> None:
     )
     with pytest.raises(PixelwiseError, match="unknown metric 'miou'"):
         ship_model.tolerances(["miou=0.1"])
+    ckpt = tmp_path / "x.safetensors"
+    ckpt.write_bytes(b"")
+    assert ship_model.main([str(ckpt), *args, "--default-scale", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --default-scale 0: give an input scale in (0, 4]"
 
 
 def test_boundary_model_ships_with_its_benchmark_settings(tmp_path) -> None:

@@ -51,7 +51,10 @@ class ModelMeta:
     """Everything known about a model besides its weights.
 
     ``heads``: head name -> :class:`Head` (in output order); ``preprocessing``: how raw pixels become
-    its input; ``test_time``: the views its ``metrics`` were measured with (None: not recorded);
+    its input; ``test_time``: the views its ``metrics`` were measured with (None: not recorded),
+    which ``--tta`` averages; ``default_view``: the view one forward uses without ``--tta`` (None:
+    the image as given; e.g. ``Views(scales=(0.75,))`` for a model chosen on val to read a
+    downscaled image better);
     provenance: ``config`` (the ``get_model`` kwargs that rebuild it), ``metrics``, ``recipe``,
     ``git_commit`` and ``source`` (the file or shipped name it was loaded from); ``extra``: any other
     fields a checkpoint recorded (e.g. ``metrics_single_view``), kept so that nothing read is lost.
@@ -66,6 +69,7 @@ class ModelMeta:
     git_commit: str | None = None
     source: str | None = None
     extra: dict = dataclasses.field(default_factory=dict)
+    default_view: Views | None = None
 
     @classmethod
     def of(
@@ -102,23 +106,18 @@ class ModelMeta:
         names, colours = _per_head(d.get("class_names"), heads), _per_head(d.get("palette"), heads)
         tasks = d.get("tasks") or {}
         made = {h: _head(k, tasks.get(h, SEMANTIC), names.get(h), colours.get(h)) for h, k in heads.items()}
-        views = d.get("test_time")
-        test_time = (
-            None
-            if not views
-            else Views(bool(views.get("flip", False)), tuple(float(s) for s in views.get("scales", (1.0,))))
-        )
         extra = {k: v for k, v in d.items() if k not in _KNOWN}
         return cls(
             made,
             Preprocessing.from_dict(d["preprocessing"]),
-            test_time,
+            _views(d.get("test_time")),
             dict(d.get("config") or {}),
             d.get("metrics"),
             d.get("recipe"),
             d.get("git_commit"),
             source,
             extra,
+            _views(d.get("default_view")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -141,6 +140,7 @@ class ModelMeta:
             "class_names": field("class_names"),
             "palette": field("palette"),
             "test_time": None if self.test_time is None else dataclasses.asdict(self.test_time),
+            "default_view": None if self.default_view is None else dataclasses.asdict(self.default_view),
             "recipe": self.recipe,
             "metrics": self.metrics,
             "git_commit": self.git_commit,
@@ -184,12 +184,20 @@ _KNOWN = {
     "class_names",
     "palette",
     "test_time",
+    "default_view",
     "recipe",
     "metrics",
     "git_commit",
     "format_version",
     "outputs",
 }
+
+
+def _views(d: Mapping[str, Any] | None) -> Views | None:
+    """``{"flip": bool, "scales": [...]}`` as stored -> :class:`Views` (None/empty: not recorded)."""
+    if not d:
+        return None
+    return Views(bool(d.get("flip", False)), tuple(float(s) for s in d.get("scales", (1.0,))))
 
 
 def _per_head(value: Any, heads: Mapping[str, int]) -> dict[str, Any]:

@@ -148,9 +148,11 @@ def test_time_views(
     model: nn.Module, flip: bool | None, scales: tuple[float, ...] | None, *, tta: bool = False
 ) -> tuple[bool, tuple[float, ...]]:
     """The views to average: those asked for (``flip``/``scales`` not None); else with ``tta`` the
-    model's own (``meta.test_time``: the views its reported metrics were measured with); else one
-    plain forward -- the default, several times faster than the recorded views."""
-    recorded = (unwrap(model).meta.test_time if tta else None) or Views()
+    model's own (``meta.test_time``: the views its reported metrics were measured with); else its
+    ``meta.default_view`` (one forward, e.g. at the input scale chosen on val for it), or one plain
+    forward of the image as given -- several times less work than the recorded views."""
+    meta = unwrap(model).meta
+    recorded = (meta.test_time if tta else meta.default_view) or Views()
     flip = recorded.flip if flip is None else flip
     scales = tuple(recorded.scales) if scales is None else tuple(scales)
     return flip, scales
@@ -160,6 +162,8 @@ def describe_views(flip: bool, scales: tuple[float, ...]) -> str:
     """Human summary of the test-time views, for what eval and predict print."""
     if not flip and tuple(scales) == (1.0,):
         return "one plain view"
+    if not flip and len(scales) == 1:
+        return f"one view at scale {scales[0]:g}"
     return (
         f"{len(scales) * (1 + flip)} views averaged (scales {','.join(f'{x:g}' for x in scales)}"
         f"{', flipped' if flip else ''})"
