@@ -3,9 +3,10 @@
     # CamVid: one semantic head; headline metrics with the recorded test-time views
     .venv/bin/python scripts/ship_model.py runs/camvid-fcn4s-lite2 --name camvid \
         --dataset camvid --root ../shared/datasets/camvid --flip --scales 1,1.25,1.5
-    # NYUDv2: semantic + depth heads on one trunk (the reader is asked for both targets)
-    .venv/bin/python scripts/ship_model.py runs/nyud-lite2-x2 --checkpoint last --name nyud --dataset nyud \
-        --root ../shared/datasets/nyud --flip --scales 0.5,0.75,1 --out-dir runs/nyud-lite2-x2
+    # NYUDv2: semantic + depth heads on one trunk (the reader is asked for both targets); its one
+    # forward without --tta runs at input scale 0.75 (chosen on val)
+    .venv/bin/python scripts/ship_model.py runs/nyud-lite2-x2-whole --checkpoint last --name nyud --dataset nyud \
+        --root ../shared/datasets/nyud --flip --scales 0.5,0.75,1 --default-scale 0.75 --out-dir runs/nyud-lite2-x2-whole
     # BSDS500: one boundary head; fp32 vs fp16 on 10 images at 9 thresholds, headline at 9 (the
     # benchmark uses 99: about 2 h here with its matcher)
     .venv/bin/python scripts/ship_model.py runs/bsds-lite2 --name bsds --dataset bsds500 \
@@ -27,7 +28,8 @@ Steps:
    without ``--tta``): ``metrics_single_view`` -- measured from the very file that ships;
 4. ``OUT_DIR/NAME.safetensors`` (default ``src/pixelwise/weights``) with the per-head metrics, the
    comparison, the units of non-class heads, the boundary benchmark's settings, the run's resolved
-   config, its commit and training time.  Listing it in ``pixelwise.checkpoint.SHIPPED`` makes it
+   config, its commit and training time, and (``recipe.init_stage``) those of the checkpoint it
+   started from, for a staged recipe.  Listing it in ``pixelwise.checkpoint.SHIPPED`` makes it
    ``--model NAME``.
 
 Boundary heads: matching dominates the cost (``pixelwise.boundary_metrics``), so ``--thresholds``,
@@ -301,6 +303,7 @@ def metadata_fields(
         training_seconds=training_seconds(run),
         best_step=(meta.get("recipe") or {}).get("step"),
         fp32_val_metrics=meta.get("metrics"),
+        init_stage=init_stage(config.get("init_from")),
     )
     units = {h: get_task(t).units for h, t in tasks.items() if get_task(t).units}
     return {
@@ -313,6 +316,31 @@ def metadata_fields(
         "default_view": None if args.default_scale == 1 else {"flip": False, "scales": [args.default_scale]},
         "units": units or None,
         "boundary_benchmark": boundary_settings(result, tasks),
+    }
+
+
+def init_stage(init_from: str | None) -> dict | None:
+    """The recipe of the checkpoint a staged run started from (its ``init_from``: e.g. a fine-tune
+    of an earlier run), so a shipped file records every stage that made it, each stage's own earlier
+    stages included; None for a run from ImageNet weights, or (with a warning) when that file is gone."""
+    if not init_from:
+        return None
+    ckpt = Path(init_from)
+    if not ckpt.is_file():
+        print(f"warning: init_from {ckpt} is not here: its stage is not recorded", file=sys.stderr)
+        return None
+    meta = read_metadata(ckpt)
+    recipe = meta.get("recipe") or {}
+    run = ckpt.parent if (ckpt.parent / "config.yaml").is_file() else None
+    # a shipped file carries its stage's config and time; a run checkpoint has its run folder beside it
+    config = recipe.get("training_config") or training_config(run, meta)
+    return {
+        "source": str(ckpt),
+        "training_config": config,
+        "training_seconds": recipe.get("training_seconds") or training_seconds(run),
+        "step": recipe.get("step"),
+        "git_commit": meta.get("git_commit"),
+        "init_stage": recipe.get("init_stage") or init_stage(config.get("init_from")),
     }
 
 

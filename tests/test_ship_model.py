@@ -112,6 +112,7 @@ def test_a_final_model_records_the_split_it_saw_and_the_selection_metrics(nyud_r
         "nyud",
         "train_split=trainval",
         "val_split=none",
+        f"init_from={run / 'last.safetensors'}",  # a staged recipe: a fine-tune of the first run
         "dataset_kwargs={targets: 'semantic,depth'}",
         "model_kwargs={heads: {semantic: 40, depth: 1}, tasks: {depth: depth}}",
     )
@@ -119,6 +120,11 @@ def test_a_final_model_records_the_split_it_saw_and_the_selection_metrics(nyud_r
     assert meta["metrics"]["split_seen_in_training"] is True
     sel = meta["selection_metrics"]
     assert sel["metrics"] == read_metadata(first)["metrics"] and sel["train_split"] == "train"
+    # the stage it started from is recorded with its own config and time
+    stage = meta["recipe"]["init_stage"]
+    assert stage["source"] == str(run / "last.safetensors") and stage["step"] == 2
+    assert stage["training_config"]["train_split"] == "train" and stage["training_seconds"] > 0
+    assert stage["init_stage"] is None and read_metadata(first)["recipe"]["init_stage"] is None
     with pytest.raises(PixelwiseError, match="--selection .*missing.safetensors: no such file"):
         ship_model.selection_metrics(tmp_path / "missing.safetensors")
 

@@ -18,6 +18,7 @@ from test_data_nyud_depth import SHARED
 import pixelwise
 from pixelwise.checkpoint import read_metadata, read_tensors
 from pixelwise.cli import main
+from pixelwise.contract import Views
 from pixelwise.data import get_dataset
 from pixelwise.data.nyud import CLASSES
 from pixelwise.metrics import ConfusionMatrix
@@ -64,11 +65,20 @@ def test_metadata_describes_both_heads(model, path):
     assert 0 < sem["mean_iou"] < 1 and 0 < sem["pixel_accuracy"] < 1 and len(sem["per_class_iou"]) == 40
     assert 0 < depth["abs_rel"] < 1 and 0 < depth["delta1"] <= 1 and depth["rmse"] > 0
     assert set(meta["metrics_single_view"]["heads"]) == {"semantic", "depth"}
+    # the one-view figures are those of the view `eval`/`predict` run without --tta
+    view = model.meta.default_view or Views()
+    assert (meta["metrics_single_view"]["flip"], tuple(meta["metrics_single_view"]["scales"])) == (False, view.scales)
     # fp16 only if accuracy held; the tensors are what the metadata says
     assert meta["dtype"] == meta["shipping"]["dtype"] in ("float16", "float32")
     dtypes = {str(t.dtype) for t in read_tensors(path).values() if t.is_floating_point()}
     assert dtypes == {f"torch.{meta['dtype']}"}
     assert meta["recipe"]["training_config"]["model"] == meta["config"]["name"] and meta["git_commit"]
+    # a staged recipe records the stage it started from; every stage of a model trained on one split
+    config, stage = meta["recipe"]["training_config"], meta["recipe"].get("init_stage")
+    assert (stage is None) == (not config.get("init_from"))
+    while stage:
+        assert stage["training_config"]["train_split"] == config["train_split"] and stage["step"] > 0
+        stage = stage["init_stage"]
 
 
 def _scores(model, ds) -> tuple[dict, dict, dict, dict]:
