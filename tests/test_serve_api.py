@@ -266,6 +266,23 @@ def test_duplicate_names_and_rgbd_models_refused(tiny_ckpt):
         create_app({"tiny": served})
 
 
+def test_views_are_one_forward_unless_tta(tmp_path):
+    """As in predict: the checkpoint's default view; --tta its recorded views; --flip/--scales override."""
+    path = tmp_path / "views.safetensors"
+    recorded, default = {"flip": True, "scales": [0.5, 1.0]}, {"flip": False, "scales": [0.75]}
+    save_model(tiny_model.build(num_classes=4, kernel=3), path, test_time=recorded, default_view=default)
+
+    def views(**kw) -> tuple:
+        (served,) = load_all([str(path)], device=torch.device("cpu"), **kw).values()
+        return served.flip, served.scales
+
+    assert views() == (False, (0.75,))
+    assert views(tta=True) == (True, (0.5, 1.0))
+    assert views(tta=True, scales=(1.0,)) == (True, (1.0,)) and views(flip=True) == (True, (0.75,))
+    with TestClient(build_app(ServeConfig(models=[f"v={path}"], tta=True))) as c:
+        assert c.get("/api/models").json()["models"][0]["test_time"] == recorded
+
+
 def test_shipped_camvid_model(camvid_root):
     val = sorted((camvid_root / "val").glob("*.png"))[0]
     with TestClient(build_app(ServeConfig(models=["camvid"], flip=False, scales=[1.0]))) as c:

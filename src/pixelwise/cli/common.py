@@ -66,13 +66,14 @@ def add_out_arg(p: argparse.ArgumentParser, help: str, *, required: bool = True,
 def add_inference_args(p: argparse.ArgumentParser) -> None:
     """``--flip``, ``--scales`` (test-time averaging), ``--backend`` (fast path), ``--crf`` and
     ``--random-weights``."""
-    # None = one plain forward, or with --tta the checkpoint's recorded views (the shipped CamVid
-    # model: flip, scales 1,1.25,1.5); explicit --flip/--scales override either
+    # None = one forward (the checkpoint's default view: the image as given, or at the input scale
+    # chosen on val, nyud 0.75), or with --tta its recorded views (the shipped CamVid model: flip,
+    # scales 1,1.25,1.5); explicit --flip/--scales override either
     p.add_argument(
         "--tta",
         action="store_true",
         help="average the test-time views the checkpoint records (its reported metrics' views; "
-        "about 6x slower); default: one plain forward",
+        "about 6x slower); default: one forward, at the input scale the checkpoint records if any",
     )
     p.add_argument(
         "--flip",
@@ -84,7 +85,8 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
         "--scales",
         default=None,
         type=scales_arg,
-        help="comma-separated input scales to average, e.g. 0.75,1,1.25 (default: 1, or as recorded with --tta)",
+        help="comma-separated input scales to average, e.g. 0.75,1,1.25 (default: the checkpoint's default "
+        "view, usually 1, or as recorded with --tta)",
     )
     # names checked when the command runs (pixelwise.runtime): the parser stays torch-free
     p.add_argument(

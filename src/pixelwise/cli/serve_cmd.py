@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         flip=args.flip,
         scales=list(args.scales) if args.scales else None,
+        tta=args.tta,
         threads=args.threads,
         limits=limits,
     )

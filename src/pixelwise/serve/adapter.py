@@ -87,9 +87,11 @@ def load_served(
     backend: str = "eager",
     flip: bool | None = None,
     scales: tuple[float, ...] | None = None,
+    tta: bool = False,
 ) -> ServedModel:
     """Resolve one ``--model`` value (shipped name, checkpoint, ``.onnx``, ``NAME=SPEC``) and wrap it
-    in ``backend``; test-time views default to what the checkpoint records."""
+    in ``backend``; its views as ``predict`` picks them: the checkpoint's default view (one forward),
+    with ``tta`` its recorded test-time views, ``flip``/``scales`` overriding either."""
     from ..engine.checkpoint import resolve_model
     from ..engine.forward import test_time_views
     from ..runtime import with_backend
@@ -97,7 +99,7 @@ def load_served(
     name, spec = split_spec(value)
     model = resolve_model(spec, device=device)
     heads = describe_heads(model)  # before the backend wrap: metadata lives on the original
-    flip_, scales_ = test_time_views(model, flip, scales, tta=True)
+    flip_, scales_ = test_time_views(model, flip, scales, tta=tta)
     prep = model.preprocessing.to_dict()
     if backend != "eager":
         if backend == "onnxruntime-int8":

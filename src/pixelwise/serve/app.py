@@ -58,6 +58,8 @@ class ServeConfig:
     device: str = "auto"
     flip: bool | None = None
     scales: list[float] | None = None
+    # as in predict: one forward (the model's default view) unless tta, which averages its recorded views
+    tta: bool = False
     threads: int | None = None
     limits: Limits = field(default_factory=Limits)
 
@@ -84,6 +86,7 @@ def build_app(config: ServeConfig) -> FastAPI:
         backend=config.backend,
         flip=config.flip,
         scales=tuple(config.scales) if config.scales else None,
+        tta=config.tta,
     )
     return create_app(models, config.limits, device)
 
