@@ -9,6 +9,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from ..ranges import scales_arg  # noqa: F401  (re-exported: scripts/ship_model.py parses --scales with it)
 
@@ -114,3 +118,17 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow --model to be a bare registry name, run untrained (smoke tests only)",
     )
+
+
+def parse_intrinsics(text: str | None) -> np.ndarray | None:
+    """``"fx,fy,cx,cy"`` -> 3 x 3 matrix (None: the dataset's default)."""
+    from ..data.hha import intrinsics
+    from ..errors import PixelwiseError
+
+    if text is None:
+        return None
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError:
+        raise PixelwiseError(f"--intrinsics must be four numbers FX,FY,CX,CY, got '{text}'") from None
+    return intrinsics(fx, fy, cx, cy)

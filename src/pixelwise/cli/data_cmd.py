@@ -6,27 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    import numpy as np
 
 from ..ranges import arg
-from .common import add_dataset_args, add_out_arg, data_kwargs
-
-
-def _intrinsics(text: str | None) -> np.ndarray | None:
-    """``"fx,fy,cx,cy"`` -> 3 x 3 matrix (None: the dataset's default)."""
-    from ..data.hha import intrinsics
-    from ..errors import PixelwiseError
-
-    if text is None:
-        return None
-    try:
-        fx, fy, cx, cy = (float(v) for v in text.split(","))
-    except ValueError:
-        raise PixelwiseError(f"--intrinsics must be four numbers FX,FY,CX,CY, got '{text}'") from None
-    return intrinsics(fx, fy, cx, cy)
+from .common import add_dataset_args, add_out_arg, data_kwargs, parse_intrinsics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -136,7 +118,7 @@ def hha_command(args: argparse.Namespace) -> int:
 
     if args.dataset != "nyud":
         raise PixelwiseError(f"data hha encodes the nyud dataset's depth; got --dataset {args.dataset}")
-    K = _intrinsics(args.intrinsics)
+    K = parse_intrinsics(args.intrinsics)
     check_dir(args.out)
     start = time.perf_counter()
 

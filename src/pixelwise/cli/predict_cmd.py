@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..ranges import arg
-from .common import add_inference_args, add_out_arg
+from .common import add_inference_args, add_out_arg, parse_intrinsics
 
 DEFAULT_MAX_PIXELS = 100_000_000  # pixelwise.data.fileio.DEFAULT_MAX_PIXELS (the parser stays torch-free)
 DEFAULT_TILE = 512  # pixelwise.engine.predict: the window on images over Options.max_pixels
@@ -49,6 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="images of one size run through the network together (default 4; images cut into "
         "sliding windows go alone)",
     )
+    p.add_argument(
+        "--depth",
+        metavar="PNG|DIR",
+        help="for models that take depth or HHA besides colour (RGB-D, RGB-HHA): each image's depth map, "
+        "uint16 millimetres registered to the photo: one PNG for one image, or a folder of STEM.png",
+    )
+    p.add_argument(
+        "--intrinsics",
+        metavar="FX,FY,CX,CY",
+        help="with --depth, for HHA: the depth camera in pixels, 0-based (default: NYUDv2's, as `data hha`)",
+    )
     add_inference_args(p)
     p.set_defaults(func=run)
 
@@ -83,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     model = resolve_model(args.model, device=device, random_weights=args.random_weights)
     flip, scales = test_time_views(model, args.flip, args.scales, tta=args.tta)
     crf = requested_params(model, args.crf, args.crf_params)
-    backend = args.backend
+    depth = _depth_source(args)
+    backend = _backend_for(model, args.backend)
     if backend != "eager":
         from ..engine.predict_files import collect_inputs
         from ..runtime import backend_name, calibration_from_files, with_backend
@@ -108,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
         skip_bad=args.skip_bad,
         max_pixels=args.max_pixels,
         batch_size=args.batch_size,
+        depth=depth,
     )
     part = f" (rank {rank} of {world})" if world > 1 else ""
     skipped = sum("skipped" in r for r in records)
@@ -118,6 +131,34 @@ def run(args: argparse.Namespace) -> int:
         f" -> {args.out}"
     )
     return 0
+
+
+def _depth_source(args: argparse.Namespace):
+    """``--depth`` / ``--intrinsics`` -> a :class:`DepthSource` (None without ``--depth``)."""
+    from pathlib import Path
+
+    from ..engine.depth_inputs import DepthSource
+    from ..errors import PixelwiseError
+
+    K = parse_intrinsics(args.intrinsics)
+    if args.depth is None:
+        if K is not None:
+            raise PixelwiseError("--intrinsics describes the depth camera: it needs --depth")
+        return None
+    return DepthSource(Path(args.depth), K)
+
+
+def _backend_for(model, backend: str) -> str:
+    """The backend to run: models with depth inputs run eager (``auto`` picks it for them; the
+    exported and compiled paths take one colour tensor)."""
+    from ..engine.depth_inputs import needed_modalities
+    from ..errors import PixelwiseError
+
+    if not needed_modalities(model) or backend == "eager":
+        return backend
+    if backend == "auto":
+        return "eager"
+    raise PixelwiseError(f"--backend {backend}: a model with depth inputs runs on --backend eager (or auto) only")
 
 
 def _first_readable(files, max_pixels: int) -> dict | None:

@@ -8,8 +8,8 @@ traceback or -- worse -- a silently wrong label.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,8 @@ class Decoded:
 
     image: torch.Tensor
     notes: tuple[str, ...] = ()
+    #: the frame's other inputs, for models that take them (``predict --depth``: ``depth``, ``hha``)
+    extra: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
 def decode_image(path: Path, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Decoded:

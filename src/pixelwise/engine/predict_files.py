@@ -16,14 +16,16 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import atomic, legend
-from ..data.fileio import DEFAULT_MAX_PIXELS, decode_image
+from ..data.fileio import DEFAULT_MAX_PIXELS, Decoded, decode_image
 from ..errors import PixelwiseError
+from .depth_inputs import DepthSource, check_depth_source, depth_inputs, needed_modalities
 from .outputs import overlay, overlay_with_legend, palette_for, save_label_png, save_probabilities, save_rgb
 from .pipeline import Prefetcher, Writer, same_size_runs
 from .predict import Options, Predictor
@@ -141,6 +143,7 @@ def predict_files(
     log: Callable[[str], None] = print,
     shard: tuple[int, int] = (0, 1),
     batch_size: int = 4,
+    depth: DepthSource | None = None,
 ) -> list[dict]:
     """Predict every input image; returns one record per image (paths written, size, seconds).
 
@@ -155,8 +158,13 @@ def predict_files(
 
     With ``skip_bad`` an unreadable image is reported on stderr and recorded as ``{"input", "skipped"}``
     instead of stopping the run.
+
+    ``depth``: where each image's depth PNG is, for a model that takes depth or HHA besides colour
+    (:mod:`pixelwise.engine.depth_inputs`; required by those models, refused by the others).
     """
     paths = collect_inputs(inputs)
+    check_depth_source(model, depth, paths)
+    needed = needed_modalities(model)
     names = output_names(paths)
     _refuse_overwriting_inputs(paths, names, Path(out_dir))
     rank, world = shard
@@ -173,7 +181,13 @@ def predict_files(
         h, w = decoded.image.shape[-2:]
         return (h, w) if predictor.windows(h, w) == 1 and batch_size > 1 else None
 
-    prefetch = Prefetcher(todo, lambda item: decode_image(item[0], max_pixels=max_pixels), depth=2 * batch_size)
+    def load(item: tuple[Path, Path]) -> Decoded:  # a decoding thread: the photo, then its depth inputs
+        decoded = decode_image(item[0], max_pixels=max_pixels)
+        if not needed:
+            return decoded
+        return replace(decoded, extra=depth_inputs(item[0], tuple(decoded.image.shape[-2:]), needed, depth))
+
+    prefetch = Prefetcher(todo, load, depth=2 * batch_size)
     writer = Writer(depth=2 * batch_size)
     try:
         for run in same_size_runs(prefetch, size, batch_size):
@@ -186,7 +200,8 @@ def predict_files(
                 writer.submit(lambda: None, lambda _, path=path, e=e: _skipped(records, path, e))
                 continue
             t0 = time.perf_counter()
-            done = _infer(model, predictor, [(item[1], d.image) for item, d, _ in run], probabilities)
+            samples = [(item[1], {"image": d.image, **d.extra}) for item, d, _ in run]
+            done = _infer(model, predictor, samples, probabilities)
             share = (time.perf_counter() - t0) / len(run)
             for ((path, base), decoded, seconds), (labels, probs) in zip(run, done, strict=True):
                 writer.submit(
@@ -210,9 +225,13 @@ def _skipped(records: list[dict], path: Path, e: Exception) -> None:
 
 
 def _infer(
-    model: torch.nn.Module, predictor: Predictor, images: list[tuple[Path, torch.Tensor]], probabilities: str | None
+    model: torch.nn.Module,
+    predictor: Predictor,
+    images: list[tuple[Path, dict[str, torch.Tensor]]],
+    probabilities: str | None,
 ) -> list[tuple[dict[str, torch.Tensor], list[str]]]:
-    """Labels of uint8 ``3 x H x W`` images (one batch when several: equal size, one window each),
+    """Labels of raw samples (``image`` uint8 ``3 x H x W``, and depth inputs if the model takes them;
+    one batch when several: equal size, one window each),
     with probabilities written to ``base_prob.npy`` etc. as they become final -> per image
     (``{head: labels}``, probability files written)."""
     from ..tasks import head_tasks
@@ -220,8 +239,8 @@ def _infer(
     heads, meta, tasks = dict(model.heads), model.meta, head_tasks(model)
     writers: list[dict] = []
     try:
-        for base, image in images:
-            h, w = image.shape[-2:]
+        for base, sample in images:
+            h, w = sample["image"].shape[-2:]
             writers.append(
                 {
                     head: _ProbWriter(
@@ -239,9 +258,9 @@ def _infer(
             )
         sinks = [(lambda hd, y, x, p, ws=ws: ws[hd](y, x, p)) if ws else None for ws in writers]
         if len(images) == 1:
-            labels = [predictor.predict({"image": images[0][1]}, sink=sinks[0])]
+            labels = [predictor.predict(images[0][1], sink=sinks[0])]
         else:
-            labels = predictor.predict_batch([{"image": im} for _, im in images], sinks)
+            labels = predictor.predict_batch([sample for _, sample in images], sinks)
     except BaseException:
         for ws in writers:
             for wr in ws.values():

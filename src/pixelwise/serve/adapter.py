@@ -93,11 +93,17 @@ def load_served(
     in ``backend``; its views as ``predict`` picks them: the checkpoint's default view (one forward),
     with ``tta`` its recorded test-time views, ``flip``/``scales`` overriding either."""
     from ..engine.checkpoint import resolve_model
+    from ..engine.depth_inputs import needed_modalities
     from ..engine.forward import test_time_views
     from ..runtime import with_backend
 
     name, spec = split_spec(value)
     model = resolve_model(spec, device=device)
+    if needed_modalities(model):  # an upload is one photo: no depth map comes with it
+        raise PixelwiseError(
+            f"--model {value}: the model takes depth besides colour and the server takes photos only: "
+            "run it with `pixelwise predict --depth`"
+        )
     heads = describe_heads(model)  # before the backend wrap: metadata lives on the original
     flip_, scales_ = test_time_views(model, flip, scales, tta=tta)
     prep = model.preprocessing.to_dict()

@@ -1,0 +1,104 @@
+"""Inputs besides colour for ``predict``: depth and HHA, made from the depth PNG a user has.
+
+A model whose preprocessing takes ``depth`` (RGB-D early fusion) or ``hha`` (HHA, RGB-HHA late
+fusion: the NYUDv2 comparison nets) cannot run on a photo alone.  The user gives each image's depth
+PNG (uint16 millimetres, the Kinect / NYUDv2 convention); this module finds it, checks it matches
+the image, and encodes it exactly as training read it: raw millimetres for ``depth`` (the
+preprocessing takes their log), :func:`pixelwise.data.hha.hha_encode` for ``hha`` (the same
+intrinsics default and normal window as ``pixelwise data hha``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import PixelwiseError
+
+#: modalities read from the depth PNG (colour, ``image``, comes from the photo itself)
+DEPTH_MODALITIES = ("depth", "hha")
+
+
+def needed_modalities(model: torch.nn.Module) -> tuple[str, ...]:
+    """The model's inputs that come from depth (``()`` for an RGB model), in input order."""
+    return tuple(m for m in model.preprocessing.modalities if m in DEPTH_MODALITIES)
+
+
+def _inputs(model: torch.nn.Module) -> str:
+    """``"colour + hha"``: the model's inputs as a user would name them."""
+    return " + ".join("colour" if m == "image" else m for m in model.preprocessing.modalities)
+
+
+@dataclass(frozen=True)
+class DepthSource:
+    """Where each image's depth PNG is and how to encode it.
+
+    ``path``: one PNG (for a single input image) or a folder holding ``STEM.png`` for every input
+    ``STEM.*``.  ``K``: 3 x 3 camera intrinsics in pixels of the depth map (None: NYUDv2's colour
+    camera, left-right mirrored as in the shared copy, rescaled to the frame, as ``data hha``).
+    ``normal_radius``: half-size of the HHA surface-normal window (``data hha``'s NYUDv2 default).
+    """
+
+    path: Path
+    K: np.ndarray | None = None
+    normal_radius: int | None = None
+
+    def file_for(self, image: Path) -> Path:
+        """The depth PNG of ``image`` (the folder's ``STEM.png``, or the one file given)."""
+        return self.path / f"{image.stem}.png" if self.path.is_dir() else self.path
+
+
+def check_depth_source(model: torch.nn.Module, source: DepthSource | None, images: Sequence[Path]) -> None:
+    """One-line errors, before any image runs: a model that needs depth without ``--depth``, an RGB
+    model given ``--depth``, one depth file for several images, a missing depth file."""
+    needed = needed_modalities(model)
+    if needed and source is None:
+        raise PixelwiseError(
+            f"the model takes {_inputs(model)}: give each image's depth PNG "
+            "(uint16 millimetres) with --depth FILE (one image) or --depth DIR (DIR/STEM.png per image)"
+        )
+    if source is None:
+        return
+    if not needed:
+        raise PixelwiseError("--depth: the model takes colour only; drop --depth (or use an RGB-D / RGB-HHA model)")
+    if not source.path.exists():
+        raise PixelwiseError(f"--depth {source.path} does not exist: give a depth PNG or a folder of STEM.png files")
+    if not source.path.is_dir() and len(images) != 1:
+        raise PixelwiseError(
+            f"--depth {source.path} is one file but there are {len(images)} images: give a folder of STEM.png files"
+        )
+    missing = next((source.file_for(p) for p in images if not source.file_for(p).is_file()), None)
+    if missing is not None:
+        raise PixelwiseError(f"missing depth PNG {missing} (one per input image, named by its stem)")
+
+
+def depth_inputs(image: Path, size: tuple[int, int], modalities: Sequence[str], source: DepthSource) -> dict:
+    """``{modality: tensor}`` for ``image`` of ``size`` (H, W): ``depth`` float32 ``1 x H x W``
+    millimetres, ``hha`` uint8 ``3 x H x W``; a depth map of another size is refused (one line)."""
+    from ..data.fileio import read_depth_png
+    from ..data.hha import NYUD_NORMAL_RADIUS, hha_encode, nyud_intrinsics, scaled_intrinsics
+
+    path = source.file_for(image)
+    depth_mm = read_depth_png(path)
+    if tuple(depth_mm.shape[-2:]) != tuple(size):
+        raise PixelwiseError(
+            f"depth {path} is {tuple(depth_mm.shape[-2:])} (H, W) but image {image} is {tuple(size)}: "
+            "give the depth map registered to the photo, at its size"
+        )
+    out: dict[str, torch.Tensor] = {}
+    if "depth" in modalities:
+        out["depth"] = depth_mm
+    if "hha" in modalities:
+        metres = depth_mm[0].numpy() / np.float32(1000.0)
+        K = source.K if source.K is not None else scaled_intrinsics(nyud_intrinsics(), metres.shape)
+        radius = source.normal_radius if source.normal_radius is not None else NYUD_NORMAL_RADIUS
+        try:
+            hha = hha_encode(metres, K, normal_radius=radius)
+        except PixelwiseError as e:  # name the file the bad depth came from
+            raise PixelwiseError(f"{path}: {e}") from None
+        out["hha"] = torch.from_numpy(np.ascontiguousarray(hha.transpose(2, 0, 1)))
+    return out
