@@ -214,6 +214,20 @@ def scaled_intrinsics(K: np.ndarray, size: tuple[int, int], calibrated: tuple[in
     return intrinsics(fx, fy, cx, cy)
 
 
+def hha_from_png(path: Path, K: np.ndarray | None = None, *, normal_radius: int = NYUD_NORMAL_RADIUS) -> np.ndarray:
+    """HHA ``H x W x 3`` uint8 of one uint16 millimetre depth PNG: what ``data hha`` writes for a
+    frame and ``predict --depth`` feeds a model.  ``K`` defaults to :func:`nyud_intrinsics` (mirrored
+    frames) rescaled to the frame's size; errors name the file."""
+    from .nyud import read_depth_metres
+
+    depth = read_depth_metres(path).numpy()
+    frame_K = K if K is not None else scaled_intrinsics(nyud_intrinsics(), depth.shape)
+    try:
+        return hha_encode(depth, frame_K, normal_radius=normal_radius)
+    except PixelwiseError as e:  # name the file the bad depth came from
+        raise PixelwiseError(f"{path}: {e}") from None
+
+
 def write_nyud_hha(
     root: str | Path,
     out: str | Path,
@@ -234,7 +248,7 @@ def write_nyud_hha(
 
     from ..atomic import atomic_path
     from .fileio import read_split, require
-    from .nyud import SPLITS, read_depth_metres
+    from .nyud import SPLITS
 
     root = require(Path(root), "NYUDv2 root folder")
     names = splits or [s for s in SPLITS if (root / f"{s}.txt").is_file()]
@@ -243,12 +257,7 @@ def write_nyud_hha(
     ids = list(dict.fromkeys(n for s in names for n in read_split(require(root / f"{s}.txt", f"NYUDv2 {s} split"))))
     for done, n in enumerate(ids, 1):
         stem = n if n.startswith("img_") else f"img_{n}"
-        depth = read_depth_metres(root / "data" / "depth" / f"{stem}.png").numpy()
-        frame_K = K if K is not None else scaled_intrinsics(nyud_intrinsics(), depth.shape)
-        try:
-            hha = hha_encode(depth, frame_K, normal_radius=normal_radius)
-        except PixelwiseError as e:  # name the file the bad depth came from
-            raise PixelwiseError(f"{root / 'data' / 'depth' / f'{stem}.png'}: {e}") from None
+        hha = hha_from_png(root / "data" / "depth" / f"{stem}.png", K, normal_radius=normal_radius)
         with atomic_path(Path(out) / "data" / "hha" / f"{stem}.png") as tmp:
             Image.fromarray(hha).save(tmp, format="PNG")
         if progress:

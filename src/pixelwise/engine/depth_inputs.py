@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.hha import NYUD_NORMAL_RADIUS
 from ..errors import PixelwiseError
 
 #: modalities read from the depth PNG (colour, ``image``, comes from the photo itself)
@@ -45,7 +46,7 @@ class DepthSource:
 
     path: Path
     K: np.ndarray | None = None
-    normal_radius: int | None = None
+    normal_radius: int = NYUD_NORMAL_RADIUS
 
     def file_for(self, image: Path) -> Path:
         """The depth PNG of ``image`` (the folder's ``STEM.png``, or the one file given)."""
@@ -71,7 +72,7 @@ def check_depth_source(model: torch.nn.Module, source: DepthSource | None, image
         raise PixelwiseError(
             f"--depth {source.path} is one file but there are {len(images)} images: give a folder of STEM.png files"
         )
-    missing = next((source.file_for(p) for p in images if not source.file_for(p).is_file()), None)
+    missing = next((f for f in map(source.file_for, images) if not f.is_file()), None)
     if missing is not None:
         raise PixelwiseError(f"missing depth PNG {missing} (one per input image, named by its stem)")
 
@@ -80,25 +81,19 @@ def depth_inputs(image: Path, size: tuple[int, int], modalities: Sequence[str], 
     """``{modality: tensor}`` for ``image`` of ``size`` (H, W): ``depth`` float32 ``1 x H x W``
     millimetres, ``hha`` uint8 ``3 x H x W``; a depth map of another size is refused (one line)."""
     from ..data.fileio import read_depth_png
-    from ..data.hha import NYUD_NORMAL_RADIUS, hha_encode, nyud_intrinsics, scaled_intrinsics
+    from ..data.hha import hha_from_png
 
     path = source.file_for(image)
-    depth_mm = read_depth_png(path)
-    if tuple(depth_mm.shape[-2:]) != tuple(size):
-        raise PixelwiseError(
-            f"depth {path} is {tuple(depth_mm.shape[-2:])} (H, W) but image {image} is {tuple(size)}: "
-            "give the depth map registered to the photo, at its size"
-        )
     out: dict[str, torch.Tensor] = {}
     if "depth" in modalities:
-        out["depth"] = depth_mm
+        out["depth"] = read_depth_png(path)
     if "hha" in modalities:
-        metres = depth_mm[0].numpy() / np.float32(1000.0)
-        K = source.K if source.K is not None else scaled_intrinsics(nyud_intrinsics(), metres.shape)
-        radius = source.normal_radius if source.normal_radius is not None else NYUD_NORMAL_RADIUS
-        try:
-            hha = hha_encode(metres, K, normal_radius=radius)
-        except PixelwiseError as e:  # name the file the bad depth came from
-            raise PixelwiseError(f"{path}: {e}") from None
+        hha = hha_from_png(path, source.K, normal_radius=source.normal_radius)
         out["hha"] = torch.from_numpy(np.ascontiguousarray(hha.transpose(2, 0, 1)))
+    got = next(iter(out.values())).shape[-2:]
+    if tuple(got) != tuple(size):
+        raise PixelwiseError(
+            f"depth {path} is {tuple(got)} (H, W) but image {image} is {tuple(size)}: "
+            "give the depth map registered to the photo, at its size"
+        )
     return out
