@@ -21,7 +21,19 @@ from ..errors import PixelwiseError, one_line
 from ..registry import Registry
 
 # command modules, in help order; each defines register(subparsers)
-COMMANDS = ["models", "data", "train", "eval", "predict", "tune_crf", "convert", "export", "bench", "serve"]
+COMMANDS = [
+    "models",
+    "data",
+    "train",
+    "eval",
+    "predict",
+    "tune_crf",
+    "tune_views",
+    "convert",
+    "export",
+    "bench",
+    "serve",
+]
 #: ``register(subparsers)``: adds one command's subparser
 AddCommand = Callable[[argparse._SubParsersAction], None]
 #: commands registered from outside this package: name -> register(subparsers)

@@ -55,22 +55,12 @@ def evaluate(
     ``task_options``: per head (or task name) options of the metric, e.g. ``{"boundary":
     {"thresholds": 9}}`` (they reach the accumulator as ``HeadSpec.extra``).
     """
-    from ..tasks import HeadSpec, get_task
+    from ..tasks import get_task
 
     was_training = getattr(model, "training", False)  # runtimes (ONNX) have no training mode
     model.eval()
     kinds = {h: get_task((tasks or {}).get(h, "semantic")) for h in heads}
-    opts = dict(task_options or {})
-    cms = {
-        h: (
-            ConfusionMatrix(k, ignore_index)
-            if kinds[h].name == "semantic"
-            else kinds[h].new_metric(
-                HeadSpec(h, kinds[h].name, k, extra=dict(opts.get(h, opts.get(kinds[h].name)) or {}))
-            )
-        )
-        for h, k in heads.items()
-    }
+    cms = head_metrics(heads, tasks, task_options, ignore_index)
     batches = loader
     if progress:
         from tqdm.auto import tqdm
@@ -95,6 +85,30 @@ def evaluate(
         cm.all_reduce()
     model.train(was_training)
     return cms
+
+
+def head_metrics(
+    heads: Mapping[str, int],
+    tasks: Mapping[str, str] | None = None,
+    task_options: Mapping[str, Mapping] | None = None,
+    ignore_index: int = 255,
+) -> dict[str, Metric]:
+    """A fresh accumulator per head: the paper's confusion matrix for semantic heads (the default
+    for heads missing from ``tasks``), the task's own metric otherwise (``task_options`` per head
+    or task name reach it as ``HeadSpec.extra``)."""
+    from ..tasks import HeadSpec, get_task
+
+    opts = dict(task_options or {})
+    out: dict[str, Metric] = {}
+    for h, k in heads.items():
+        kind = get_task((tasks or {}).get(h, "semantic"))
+        extra = dict(opts.get(h, opts.get(kind.name)) or {})
+        out[h] = (
+            ConfusionMatrix(k, ignore_index)
+            if kind.name == "semantic"
+            else kind.new_metric(HeadSpec(h, kind.name, k, extra=extra))
+        )
+    return out
 
 
 def summarize(
@@ -122,7 +136,7 @@ def summarize(
     return out
 
 
-def _dataset_kwargs(dataset: str, model: nn.Module, given: dict) -> dict:
+def dataset_kwargs(dataset: str, model: nn.Module, given: dict) -> dict:
     """Ask a multi-target reader (``targets=``, e.g. nyud) for the targets the model predicts."""
     import inspect
 
@@ -194,7 +208,7 @@ def evaluate_split(
     model = resolve_model(model_spec, device=dev, random_weights=random_weights)
     flip, scales = test_time_views(model, flip, scales, tta=tta)
     crf_set = requested_params(model, crf, crf_params)
-    extra = _dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
+    extra = dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
         calib = calibration_from_dataset(dataset, root, extra, split) if backend == "onnxruntime-int8" else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -98,7 +98,7 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 
 @torch.no_grad()
-def averaged_logits(
+def view_logits(
     model: nn.Module,
     x: torch.Tensor,
     heads: Mapping[str, int],
@@ -107,18 +107,16 @@ def averaged_logits(
     flip: bool = False,
     scales: tuple[float, ...] = (1.0,),
     amp: str = "none",
-) -> dict[str, torch.Tensor]:
-    """Test-time averaging: preprocessed ``N x C x H x W`` -> ``{head: N x K x H x W}`` float logits
-    on ``device``, the mean over every (scale, flip) view.
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Each test-time view's ``{head: N x K x H x W}`` float logits on ``device``, mapped back to
+    the grid of the preprocessed input ``x`` (``N x C x H x W``): un-mirrored and resized bilinearly.
 
-    Each view's logits are mapped back to the input grid (un-mirrored, resized bilinearly) before
-    averaging, so one view at scale 1 without flip is exactly the plain forward (callers need no
-    special case for it).  Downscaled views are antialiased (a photo shrunk without it aliases
-    thin poles into dashes).
+    Order: scale by scale as given, the plain view before the mirrored one -- the order
+    :func:`averaged_logits` sums them in (and :mod:`.view_tune` too, so that a subset of views it
+    scores equals ``eval`` with those views bit for bit).  Downscaled views are antialiased (a
+    photo shrunk without it aliases thin poles into dashes).
     """
     h, w = x.shape[-2:]
-    total: dict[str, torch.Tensor] = {}
-    views = 0
     for s in scales:
         xs = (
             x
@@ -134,14 +132,42 @@ def averaged_logits(
         for mirrored in (False, True) if flip else (False,):
             with autocast(device, amp):
                 out = head_outputs(model((xs.flip(-1) if mirrored else xs).to(device)), heads)
+            view = {}
             for head, logits in out.items():
                 logits = logits.float()
                 logits = logits.flip(-1) if mirrored else logits
                 if s != 1:
                     logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
-                total[head] = total[head] + logits if head in total else logits
-            views += 1
-    return {head: t / views for head, t in total.items()} if views > 1 else total
+                view[head] = logits
+            yield view
+
+
+def mean_of_views(views: Iterable[Mapping[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """``{head: logits}`` averaged over ``views``, summed left to right (one view: itself, not
+    divided -- so one view at scale 1 without flip is exactly the plain forward)."""
+    total: dict[str, torch.Tensor] = {}
+    n = 0
+    for view in views:
+        for head, logits in view.items():
+            total[head] = total[head] + logits if head in total else logits
+        n += 1
+    return {head: t / n for head, t in total.items()} if n > 1 else total
+
+
+@torch.no_grad()
+def averaged_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    heads: Mapping[str, int],
+    device: torch.device,
+    *,
+    flip: bool = False,
+    scales: tuple[float, ...] = (1.0,),
+    amp: str = "none",
+) -> dict[str, torch.Tensor]:
+    """Test-time averaging: preprocessed ``N x C x H x W`` -> ``{head: N x K x H x W}`` float logits
+    on ``device``, the mean over every (scale, flip) view of :func:`view_logits`."""
+    return mean_of_views(view_logits(model, x, heads, device, flip=flip, scales=scales, amp=amp))
 
 
 def test_time_views(
