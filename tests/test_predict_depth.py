@@ -94,6 +94,17 @@ def test_rgbd_model_gets_raw_millimetres_and_auto_runs_eager(tmp_path, capsys):
     assert np.array_equal(labels["a"], Predictor(model, CPU).predict(sample)["out"].numpy())
 
 
+def test_fast_paths_refuse_depth_models_in_runtime(tmp_path):
+    """The rule lives in ``runtime.with_backend``, so eval, predict and any later caller share it."""
+    from pixelwise.errors import PixelwiseError
+    from pixelwise.runtime import with_backend
+
+    model, _ = _model(tmp_path, in_channels=4)
+    assert with_backend(model, "auto", CPU, sample={"image": torch.zeros(3, H, W, dtype=torch.uint8)}) is model
+    with pytest.raises(PixelwiseError, match="image \\+ depth inputs runs on --backend eager"):
+        with_backend(model, "channels_last", CPU)
+
+
 def _error(capsys, argv) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err

@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     flip, scales = test_time_views(model, args.flip, args.scales, tta=args.tta)
     crf = requested_params(model, args.crf, args.crf_params)
     depth = _depth_source(args)
-    backend = _backend_for(model, args.backend)
+    backend = args.backend
     if backend != "eager":
         from ..engine.predict_files import collect_inputs
         from ..runtime import backend_name, calibration_from_files, with_backend
@@ -146,19 +146,6 @@ def _depth_source(args: argparse.Namespace):
             raise PixelwiseError("--intrinsics describes the depth camera: it needs --depth")
         return None
     return DepthSource(Path(args.depth), K)
-
-
-def _backend_for(model, backend: str) -> str:
-    """The backend to run: models with depth inputs run eager (``auto`` picks it for them; the
-    exported and compiled paths take one colour tensor)."""
-    from ..engine.depth_inputs import needed_modalities
-    from ..errors import PixelwiseError
-
-    if not needed_modalities(model) or backend == "eager":
-        return backend
-    if backend == "auto":
-        return "eager"
-    raise PixelwiseError(f"--backend {backend}: a model with depth inputs runs on --backend eager (or auto) only")
 
 
 def _first_readable(files, max_pixels: int) -> dict | None:

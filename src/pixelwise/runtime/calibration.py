@@ -46,6 +46,15 @@ def with_backend(
     cache_dir = None
     if backend == "auto" and not isinstance(model, nn.Module):
         return model  # already a runtime (an exported .onnx file): nothing to choose
+    inputs = tuple(model.preprocessing.modalities)
+    if backend != "eager" and inputs != ("image",):
+        # the fast paths are timed, exported and calibrated on one colour image; a model that also
+        # takes depth/HHA (the NYUDv2 fusion nets) runs eager: what auto picks, the rest refuse
+        if backend == "auto":
+            return model
+        raise PixelwiseError(
+            f"--backend {backend}: a model with {' + '.join(inputs)} inputs runs on --backend eager (or auto) only"
+        )
     if backend == "auto":
         from .auto import auto_backend, onnx_dir
 
