@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"\n{len(rows)} view sets over {len(indices)} {args.dataset}/{args.split} images, ranked by {select}; "
         f"the best as eval runs it: pixelwise eval --model {args.model} --dataset {args.dataset} --root {args.root} "
-        f"--split {args.split} --{'' if flip else 'no-'}flip --scales {','.join(f'{s:g}' for s in best['scales'])}"
+        f"--split {args.split} --backend eager --{'' if flip else 'no-'}flip --scales {','.join(f'{s:g}' for s in best['scales'])}"
     )
     return 0
 
