@@ -17,6 +17,11 @@
     # runs/bsds-lite2) gives the selection metrics
     .venv/bin/python scripts/ship_model.py runs/bsds-lite2-trainval --checkpoint last --name bsds ... \
         --selection runs/bsds-lite2/bsds.safetensors
+    # views chosen after shipping (pixelwise tune-views on the train-only model): re-measure the
+    # shipped file with them and record them; tensors and the rest of the record unchanged
+    .venv/bin/python scripts/ship_model.py src/pixelwise/weights/nyud.safetensors --restamp --name nyud \
+        --dataset nyud --root ../shared/datasets/nyud --flip --scales 0.5,0.75,1 --default-scale 0.75 \
+        --selection runs/nyud-lite2-x2-whole/nyud.safetensors
 
 Steps:
 1. the checkpoint: ``RUN/best.safetensors`` (``--checkpoint last``: the run's final one) or a file;
@@ -96,6 +101,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--device", default="cpu", help="where the evaluations run (cpu, cuda[:N], auto)")
     ap.add_argument("--workers", type=int, default=0, help="data loading processes")
     ap.add_argument("--eval-workers", type=int, help="boundary matching processes (default: every core)")
+    ap.add_argument(
+        "--restamp",
+        action="store_true",
+        help="SOURCE is a shipped file: re-measure it with --flip/--scales (and --default-scale) and record "
+        "those views; tensors, dtype, recipe and shipping record are kept (views chosen later, e.g. by tune-views)",
+    )
     ap.add_argument(
         "--selection",
         type=Path,
@@ -288,6 +299,58 @@ def ship(args: argparse.Namespace) -> Path:
     return out
 
 
+def restamp(args: argparse.Namespace) -> Path:
+    """``--restamp``: a shipped file with new recorded views, its metrics re-measured with them.
+
+    Only what the views change is rewritten: ``test_time`` and ``metrics`` (and ``default_view`` /
+    ``metrics_single_view`` when ``--default-scale`` differs from the recorded one), plus
+    ``selection_metrics`` with ``--selection``; ``restamped`` keeps what was replaced and the commit
+    that replaced it.  The tensors are copied byte for byte."""
+    import shutil
+
+    from pixelwise.atomic import atomic_path, check_dir
+    from pixelwise.checkpoint import update_metadata
+    from pixelwise.engine.config import git_commit
+
+    path, _ = checkpoint_of(args.source, args.checkpoint)
+    meta = read_metadata(path)
+    if "shipping" not in meta:
+        raise PixelwiseError(f"--restamp {path}: not a shipped file (no 'shipping' record): ship it without --restamp")
+    check_dir(args.out_dir, "--out-dir")
+    one_view(args)
+    selection = selection_metrics(args.selection)  # a bad --selection fails before the evaluations
+    views = (args.flip, tuple(args.scales))
+    headline = {"limit": args.limit, "boundary": boundary_options(args, compare=False)}
+    recorded_default = meta.get("default_view") or {"flip": False, "scales": [1.0]}
+    new_default = recorded_default != {"flip": False, "scales": [args.default_scale]}
+    config = (meta.get("recipe") or {}).get("training_config") or {}
+    tagged = {
+        "dataset": args.dataset,
+        "split": args.split,
+        "model": args.name,
+        "split_seen_in_training": split_seen(args, config.get("train_split")),
+    }
+    result = evaluate(path, args, views=views, **headline)
+    replaced = {"test_time": meta.get("test_time"), "metrics_views": (meta.get("metrics") or {}).get("views")}
+    fields = {"test_time": {"flip": args.flip, "scales": list(args.scales)}, "metrics": {**result["json"], **tagged}}
+    if new_default:
+        single = evaluate(path, args, views=one_view(args), **headline)
+        replaced["default_view"] = meta.get("default_view")
+        fields["default_view"] = None if args.default_scale == 1 else {"flip": False, "scales": [args.default_scale]}
+        fields["metrics_single_view"] = {**single["json"], **tagged}
+    if selection is not None:
+        replaced["selection_metrics_views"] = ((meta.get("selection_metrics") or {}).get("metrics") or {}).get("views")
+        fields["selection_metrics"] = selection
+    fields["restamped"] = {"git_commit": git_commit(), "replaced": replaced}
+    out = args.out_dir / f"{args.name}.safetensors"
+    if out.resolve() != path.resolve():
+        with atomic_path(out) as tmp:
+            shutil.copyfile(path, tmp)
+    update_metadata(out, **fields)
+    print(f"{result['table']}\n\nrestamped with {result['json']['views']} (was {replaced['metrics_views']})")
+    return out
+
+
 def metadata_fields(
     args: argparse.Namespace, run: Path | None, meta: dict, tasks: dict[str, str], single: dict, result: dict
 ) -> dict:
@@ -379,7 +442,7 @@ def selection_metrics(path: Path | None) -> dict | None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        out = ship(args)
+        out = restamp(args) if args.restamp else ship(args)
     except PixelwiseError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2

@@ -202,3 +202,29 @@ def test_split_seen_compares_record_ids_not_names(tmp_path) -> None:
     assert not ship_model.split_seen(args, "train") and not ship_model.split_seen(args, None)
     args.split = "test"  # a split named differently that holds a val image has been seen too
     assert ship_model.split_seen(args, "val")
+
+
+def test_restamp_records_new_views_with_metrics_measured_from_the_file(nyud_run, tmp_path, capsys) -> None:
+    root, run = nyud_run
+    shipped = _ship(run, root, "nyud", tmp_path / "a", "--dtype", "float32")
+    before = read_metadata(shipped)
+    out = _ship(shipped, root, "nyud", tmp_path / "b", "--restamp", "--flip", "--scales", "0.5,1")
+    meta = read_metadata(out)
+    assert meta["test_time"] == {"flip": True, "scales": [0.5, 1.0]} and meta["metrics"]["flip"] is True
+    assert meta["restamped"]["replaced"]["test_time"] == before["test_time"]
+    assert meta["restamped"]["replaced"]["metrics_views"] == before["metrics"]["views"]
+    for key in ("shipping", "recipe", "metrics_single_view", "default_view", "dtype"):
+        assert meta[key] == before[key]  # only what the views change is rewritten
+    a, b = read_tensors(shipped), read_tensors(out)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the recorded figures are what eval --tta reports for the restamped file
+    capsys.readouterr()
+    assert cli(["eval", "--model", str(out), "--dataset", "nyud", "--root", str(root), "--tta", "--json",
+                "--backend", "eager", "--workers", "0"]) == 0  # fmt: skip
+    import json
+
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["heads"] == meta["metrics"]["heads"] and ev["views"] == meta["metrics"]["views"]
+    with pytest.raises(PixelwiseError, match="not a shipped file"):
+        ship_model.restamp(ship_model.parse_args([str(run / "last.safetensors"), "--restamp", "--name", "x",
+                                                  "--dataset", "nyud", "--root", str(root)]))  # fmt: skip
