@@ -142,11 +142,3 @@ def test_rgb_model_refuses_depth(tmp_path, capsys):
     _, path = _model(tmp_path)
     argv = ["predict", "--model", str(path), str(photos / "a.png"), "--depth", str(depth / "a.png")]
     assert "colour only" in _error(capsys, [*argv, "--out", str(tmp_path / "out")])
-
-
-def test_server_refuses_a_depth_model_at_startup(rgbd):
-    from pixelwise.errors import PixelwiseError
-    from pixelwise.serve.adapter import load_served
-
-    with pytest.raises(PixelwiseError, match="predict --depth"):
-        load_served(str(rgbd[2]), device=CPU)

@@ -74,7 +74,7 @@ def test_models_listing(tiny_ckpt):
     with client_for(tiny_ckpt) as c:
         op = c.get("/openapi.json").json()["paths"]["/api/segment"]["post"]
     assert "multipart/form-data" in op["requestBody"]["content"]
-    assert {p["name"] for p in op["parameters"]} == {"model", "return", "include", "head"}
+    assert {p["name"] for p in op["parameters"]} == {"model", "return", "include", "head", "intrinsics"}
     assert {"400", "404", "413", "415", "503", "504"} <= set(op["responses"])
 
 
@@ -257,12 +257,12 @@ def test_config_round_trip_and_worker_factory(tiny_ckpt, monkeypatch):
     assert app_from_env().state.limits.max_batch == 3
 
 
-def test_duplicate_names_and_rgbd_models_refused(tiny_ckpt):
+def test_duplicate_names_and_unknown_inputs_refused(tiny_ckpt):
     with pytest.raises(PixelwiseError, match="two models are named"):
         load_all([str(tiny_ckpt), str(tiny_ckpt)], device=torch.device("cpu"))
     served = _served(tiny_ckpt)
-    served.preprocessing = {**served.preprocessing, "modalities": ["image", "depth"]}
-    with pytest.raises(PixelwiseError, match="RGB images only"):
+    served.preprocessing = {**served.preprocessing, "modalities": ["image", "thermal"]}
+    with pytest.raises(PixelwiseError, match="accepts a photo, plus a depth map for depth/HHA models"):
         create_app({"tiny": served})
 
 

@@ -153,3 +153,35 @@ def test_page_shows_depth_and_edge_maps(browser, tmp_path):
             else:
                 assert shown[0] is True and shown[2:] == [False, 96, 64], shown
                 assert "of pixels are edges" in summary, summary
+
+
+def test_page_takes_a_depth_map_for_an_rgb_hha_model(browser, tmp_path):
+    """An RGB-HHA model (the NYUDv2 late-fusion net): the page asks for the photo's depth PNG, sends
+    both, and shows the labels; choosing the depth first works too."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from test_predict_depth import H, W, _model, _scene
+
+    photos, depth = _scene(tmp_path, stems=("a", "b"))
+    _, path = _model(tmp_path, streams=("image", "hha"))
+    with server_process(["--model", f"rgbhha={path}", "--no-flip", "--scales", "1", "--threads", "1"]) as url:
+        browser.get(url + "/")
+        wait = WebDriverWait(browser, 120)
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#model option"))
+        assert browser.find_element(By.ID, "depth-pick").is_displayed()
+        state = lambda d: d.find_element(By.ID, "status").get_attribute("data-state")  # noqa: E731
+        browser.find_element(By.ID, "file").send_keys(str(photos / "a.png"))
+        wait.until(lambda d: state(d) == "waiting")
+        assert "choose its depth map" in browser.find_element(By.ID, "status").text
+        browser.find_element(By.ID, "depth-file").send_keys(str(depth / "a.png"))
+        wait.until(lambda d: state(d) in ("done", "error"))
+        assert state(browser) == "done", browser.find_element(By.ID, "status").text
+        size = browser.execute_script(
+            "const o = document.getElementById('overlay'); return [o.naturalWidth, o.naturalHeight];"
+        )
+        assert size == [W, H] and browser.find_elements(By.CSS_SELECTOR, "#legend li")
+        # depth first, then the photo: sent together at once
+        browser.find_element(By.ID, "depth-file").send_keys(str(depth / "b.png"))
+        browser.find_element(By.ID, "file").send_keys(str(photos / "b.png"))
+        wait.until(lambda d: "b.png: done" in d.find_element(By.ID, "status").text or state(d) == "error")
+        assert state(browser) == "done", browser.find_element(By.ID, "status").text

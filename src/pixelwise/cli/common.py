@@ -121,14 +121,7 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
 
 
 def parse_intrinsics(text: str | None) -> np.ndarray | None:
-    """``"fx,fy,cx,cy"`` -> 3 x 3 matrix (None: the dataset's default)."""
-    from ..data.hha import intrinsics
-    from ..errors import PixelwiseError
+    """``"fx,fy,cx,cy"`` -> 3 x 3 matrix (None: the dataset's default); see :func:`pixelwise.data.hha.parse_intrinsics`."""
+    from ..data.hha import parse_intrinsics as parse
 
-    if text is None:
-        return None
-    try:
-        fx, fy, cx, cy = (float(v) for v in text.split(","))
-    except ValueError:
-        raise PixelwiseError(f"--intrinsics must be four numbers FX,FY,CX,CY, got '{text}'") from None
-    return intrinsics(fx, fy, cx, cy)
+    return parse(text)

@@ -220,12 +220,31 @@ def hha_from_png(path: Path, K: np.ndarray | None = None, *, normal_radius: int 
     frames) rescaled to the frame's size; errors name the file."""
     from .nyud import read_depth_metres
 
-    depth = read_depth_metres(path).numpy()
-    frame_K = K if K is not None else scaled_intrinsics(nyud_intrinsics(), depth.shape)
     try:
-        return hha_encode(depth, frame_K, normal_radius=normal_radius)
+        return hha_from_metres(read_depth_metres(path).numpy(), K, normal_radius=normal_radius)
     except PixelwiseError as e:  # name the file the bad depth came from
         raise PixelwiseError(f"{path}: {e}") from None
+
+
+def hha_from_metres(
+    depth: np.ndarray, K: np.ndarray | None = None, *, normal_radius: int = NYUD_NORMAL_RADIUS
+) -> np.ndarray:
+    """HHA ``H x W x 3`` uint8 of one ``H x W`` float32 depth map in metres (0: no reading), ``K``
+    defaulting as in :func:`hha_from_png` -- the one place that default is applied (``data hha``,
+    ``predict --depth`` and ``serve`` uploads all come through here)."""
+    frame_K = K if K is not None else scaled_intrinsics(nyud_intrinsics(), depth.shape)
+    return hha_encode(depth, frame_K, normal_radius=normal_radius)
+
+
+def parse_intrinsics(text: str | None, what: str = "--intrinsics") -> np.ndarray | None:
+    """``"fx,fy,cx,cy"`` (pixels) -> 3 x 3 matrix; None for None (the dataset's default)."""
+    if text is None:
+        return None
+    try:
+        fx, fy, cx, cy = (float(v) for v in text.split(","))
+    except ValueError:
+        raise PixelwiseError(f"{what} must be four numbers FX,FY,CX,CY, got '{text}'") from None
+    return intrinsics(fx, fy, cx, cy)
 
 
 def write_nyud_hha(

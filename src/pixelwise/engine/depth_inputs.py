@@ -97,3 +97,24 @@ def depth_inputs(image: Path, size: tuple[int, int], modalities: Sequence[str], 
             "give the depth map registered to the photo, at its size"
         )
     return out
+
+
+def encode_depth(
+    millimetres: np.ndarray,
+    modalities: Sequence[str],
+    K: np.ndarray | None = None,
+    normal_radius: int = NYUD_NORMAL_RADIUS,
+) -> dict[str, torch.Tensor]:
+    """``{modality: tensor}`` from an ``H x W`` float32 depth map in millimetres (0: no reading) that
+    is already in memory (a ``serve`` upload): ``depth`` float32 ``1 x H x W`` millimetres, ``hha``
+    uint8 ``3 x H x W`` -- the values :func:`depth_inputs` reads from a 16-bit PNG of the same map."""
+    from ..data.hha import hha_from_metres
+
+    mm = np.ascontiguousarray(millimetres, dtype=np.float32)
+    out: dict[str, torch.Tensor] = {}
+    if "depth" in modalities:
+        out["depth"] = torch.from_numpy(mm.copy())[None]
+    if "hha" in modalities:
+        hha = hha_from_metres(mm / np.float32(1000.0), K, normal_radius=normal_radius)  # as read_depth_metres
+        out["hha"] = torch.from_numpy(np.ascontiguousarray(hha.transpose(2, 0, 1)))
+    return out

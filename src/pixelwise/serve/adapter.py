@@ -50,6 +50,20 @@ class ServedModel:
     def modalities(self) -> list[str]:
         return list(self.preprocessing.get("modalities", ["image"]))
 
+    @property
+    def depth_modalities(self) -> list[str]:
+        """Inputs made from an uploaded depth map (``depth``, ``hha``); empty for an RGB model."""
+        from ..engine.depth_inputs import DEPTH_MODALITIES
+
+        return [m for m in self.modalities if m in DEPTH_MODALITIES]
+
+    def depth_inputs(self, millimetres: Any, K: Any = None) -> dict[str, torch.Tensor]:
+        """The extra inputs of one upload from its ``H x W`` depth map in millimetres (``K``: the
+        camera's 3 x 3 intrinsics, None for NYUDv2's) -- encoded as ``predict --depth`` encodes them."""
+        from ..engine.depth_inputs import encode_depth
+
+        return encode_depth(millimetres, self.depth_modalities, K)
+
 
 def split_spec(value: str) -> tuple[str, str]:
     """``--model`` value -> (served name, spec): ``NAME=SPEC`` or a bare spec named by its stem."""
@@ -93,17 +107,11 @@ def load_served(
     in ``backend``; its views as ``predict`` picks them: the checkpoint's default view (one forward),
     with ``tta`` its recorded test-time views, ``flip``/``scales`` overriding either."""
     from ..engine.checkpoint import resolve_model
-    from ..engine.depth_inputs import needed_modalities
     from ..engine.forward import test_time_views
     from ..runtime import with_backend
 
     name, spec = split_spec(value)
     model = resolve_model(spec, device=device)
-    if needed_modalities(model):  # an upload is one photo: no depth map comes with it
-        raise PixelwiseError(
-            f"--model {value}: the model takes depth besides colour and the server takes photos only: "
-            "run it with `pixelwise predict --depth`"
-        )
     heads = describe_heads(model)  # before the backend wrap: metadata lives on the original
     flip_, scales_ = test_time_views(model, flip, scales, tta=tta)
     prep = model.preprocessing.to_dict()

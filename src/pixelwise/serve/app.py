@@ -105,10 +105,11 @@ def create_app(
     """The FastAPI app serving ``models`` (already loaded; the first is the default)."""
     for served in models.values():
         check_servable(served.heads)
-        if served.modalities != ["image"]:
+        unknown = [m for m in served.modalities if m != "image" and m not in served.depth_modalities]
+        if unknown:
             raise PixelwiseError(
-                f"model {served.name!r} takes {'+'.join(served.modalities)} input; "
-                "pixelwise serve accepts RGB images only"
+                f"model {served.name!r} takes {'+'.join(served.modalities)} input; pixelwise serve "
+                "accepts a photo, plus a depth map for depth/HHA models"
             )
     batcher = Batcher(limits, torch.device(device))
 
@@ -127,7 +128,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         description="Semantic segmentation with Fully Convolutional Networks. Upload an image to "
-        "`POST /api/segment` as multipart field `file`.",
+        "`POST /api/segment` as multipart field `file` (and, for RGB-D / RGB-HHA models, its depth map "
+        "as field `depth`).",
     )
     app.state.models, app.state.limits, app.state.batcher = models, limits, batcher
     _install_errors(app)
@@ -188,6 +190,14 @@ def _routes(app: FastAPI) -> None:
     async def segment(
         request: Request,
         file: UploadFile | None = File(None, description="the image (PNG, JPEG, BMP, TIFF, WebP, ...)"),
+        depth: UploadFile | None = File(
+            None,
+            description="models that take depth or HHA (input modalities): the photo's depth map, "
+            "a 16-bit PNG of millimetres at the photo's size",
+        ),
+        intrinsics: str | None = Query(
+            None, description="HHA models: the depth camera FX,FY,CX,CY in pixels (default NYUDv2's)"
+        ),
         model: str | None = Query(None, description="served model name (default: the first)"),
         return_: str = Query("json", alias="return", description="json, label_png or overlay"),
         include: str = Query(
@@ -195,7 +205,7 @@ def _routes(app: FastAPI) -> None:
         ),
         head: str | None = Query(None, description="head for ?return= images (default: the first)"),
     ) -> Any:
-        return await _segment(app, request, file, model, return_, include, head)
+        return await _segment(app, request, file, model, return_, include, head, depth, intrinsics)
 
 
 async def _segment(
@@ -206,17 +216,24 @@ async def _segment(
     return_: str,
     include: str,
     head: str | None,
+    depth: UploadFile | None = None,
+    intrinsics: str | None = None,
 ) -> Any:
     """Validate, decode (I/O thread), queue for the batcher, encode (I/O thread)."""
     t0 = time.perf_counter()
     served = _pick_model(app.state.models, model)
     wanted = [w for w in include.split(",") if w.strip()]
     _check_outputs(served, return_, wanted, head)
+    K = _check_depth_fields(served, depth, intrinsics)
     data = await _read_upload(request, file, app.state.limits)
     loop = asyncio.get_running_loop()
     image = await loop.run_in_executor(app.state.io, decode_image, data, app.state.limits)
+    extra = {}
+    if depth is not None:
+        raw = await depth.read(app.state.limits.max_bytes + 1)
+        extra = await loop.run_in_executor(app.state.io, _depth_inputs, served, raw, K, image, app.state.limits)
     t1 = time.perf_counter()
-    outcome = await app.state.batcher.submit(served, image)
+    outcome = await app.state.batcher.submit(served, image, extra)
     t2 = time.perf_counter()
     if return_ != "json":
         info = next(h for h in served.heads if h.name == (head or served.heads[0].name))
@@ -260,6 +277,31 @@ async def _read_upload(request: Request, file: UploadFile | None, limits: Limits
         raise ServeError(400, "no 'file' field in the form: send the image as multipart field 'file'")
     check_content_type(file.content_type)
     return await file.read(limits.max_bytes + 1)
+
+
+def _check_depth_fields(served: ServedModel, depth: UploadFile | None, intrinsics: str | None):
+    """400 unless a depth map comes exactly with the models that take one; the parsed intrinsics."""
+    from ..data.hha import parse_intrinsics
+
+    needs = served.depth_modalities
+    if needs and depth is None:
+        raise ServeError(
+            400,
+            f"model {served.name!r} takes {' + '.join(served.modalities)}: send the photo's depth map "
+            "(16-bit PNG, millimetres) as multipart field 'depth' besides 'file'",
+        )
+    if not needs and depth is not None:
+        raise ServeError(400, f"model {served.name!r} takes a photo only: drop the 'depth' field")
+    if intrinsics is not None and "hha" not in needs:
+        raise ServeError(400, f"?intrinsics= is for models with HHA input; {served.name!r} has none")
+    return parse_intrinsics(intrinsics, "?intrinsics=")
+
+
+def _depth_inputs(served: ServedModel, data: bytes, K, image: torch.Tensor, limits: Limits) -> dict:
+    """Decode the depth upload (registered to ``image``) into the model's extra inputs."""
+    from .limits import decode_depth
+
+    return served.depth_inputs(decode_depth(data, limits, tuple(image.shape[-2:])), K)
 
 
 def _pick_model(models: dict[str, ServedModel], name: str | None) -> ServedModel:
@@ -312,6 +354,16 @@ def _describe(served: ServedModel, limits: Limits) -> dict:
         ],
         "input": {
             "modalities": served.modalities,
+            "depth_field": (
+                "the photo's depth map: 16-bit PNG, millimetres, the photo's size"
+                + (
+                    " (HHA: ?intrinsics=FX,FY,CX,CY, default NYUDv2's camera)"
+                    if "hha" in served.depth_modalities
+                    else ""
+                )
+                if served.depth_modalities
+                else None
+            ),
             "preprocessing": served.preprocessing,
             "formats": list(IMAGE_FORMATS),
             "max_bytes": limits.max_bytes,

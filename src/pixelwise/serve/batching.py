@@ -31,6 +31,8 @@ class Job:
     image: torch.Tensor
     future: asyncio.Future
     enqueued: float = field(default_factory=time.perf_counter)
+    #: inputs besides colour (``depth`` / ``hha`` of the same H x W), for models that take them
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,7 +80,7 @@ class Batcher:
         if self._worker is not None:
             self._worker.shutdown(wait=True)
 
-    async def submit(self, model: ServedModel, image: torch.Tensor) -> Outcome:
+    async def submit(self, model: ServedModel, image: torch.Tensor, extra: dict | None = None) -> Outcome:
         """Queue one image and wait for its outcome (503 when full, 504 after ``timeout_s``)."""
         if not self.running or self._queue is None:
             raise ServeError(503, "server is not ready yet", {"Retry-After": "1"})
@@ -88,7 +90,7 @@ class Batcher:
                 f"server busy: {self.pending} images queued (--max-queue {self.limits.max_queue}); retry later",
                 {"Retry-After": "1"},
             )
-        job = Job(model, image, asyncio.get_running_loop().create_future())
+        job = Job(model, image, asyncio.get_running_loop().create_future(), extra=dict(extra or {}))
         self.pending += 1
         try:
             self._queue.put_nowait(job)
@@ -149,25 +151,28 @@ class Batcher:
         served = jobs[0].model
         h, w = jobs[0].image.shape[-2:]
         if h * w <= self.limits.whole_image_pixels:
-            results = self._forward_batch(served, [j.image for j in jobs])
+            results = self._forward_batch(served, [{"image": j.image, **j.extra} for j in jobs])
             path = "batched"
         else:
-            results = [self._sliding(served, jobs[0].image)]
+            results = [self._sliding(served, {"image": jobs[0].image, **jobs[0].extra})]
             path = "sliding"
         took = time.perf_counter() - start
         return [Outcome(r, start - j.enqueued, took, len(jobs), path) for j, r in zip(jobs, results, strict=False)]
 
     @torch.no_grad()
-    def _forward_batch(self, served: ServedModel, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+    def _forward_batch(
+        self, served: ServedModel, samples: list[dict[str, torch.Tensor]]
+    ) -> list[dict[str, torch.Tensor]]:
+        """Same-size samples (``image`` and any depth inputs) -> per sample, each head's reduced output."""
         from ..engine.forward import averaged_logits
 
         model = served.model
-        x = model.preprocessing.apply({"image": torch.stack(images)})
+        x = model.preprocessing.apply({k: torch.stack([s[k] for s in samples]) for k in samples[0]})
         out = averaged_logits(model, x, dict(model.heads), self.device, flip=served.flip, scales=served.scales)
         per_head = {head.name: renderer_for(head).reduce(out[head.name]) for head in served.heads}
-        return [{name: r[i] for name, r in per_head.items()} for i in range(len(images))]
+        return [{name: r[i] for name, r in per_head.items()} for i in range(len(samples))]
 
-    def _sliding(self, served: ServedModel, image: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _sliding(self, served: ServedModel, sample: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Large image: windows of ``tile`` (labels only: the Predictor reduces to class indices)."""
         from ..engine.predict import Options, Predictor
 
@@ -180,4 +185,4 @@ class Batcher:
                 )
         tile = self.limits.tile
         opts = Options(tile=tile, overlap=min(128, tile // 4), flip=served.flip, scales=served.scales)
-        return Predictor(served.model, self.device, opts).predict({"image": image})
+        return Predictor(served.model, self.device, opts).predict(sample)

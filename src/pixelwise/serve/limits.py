@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..errors import PixelwiseError
@@ -59,6 +60,40 @@ def check_content_type(content_type: str | None) -> None:
     ctype = (content_type or "").split(";")[0].strip().lower()
     if not (ctype.startswith("image/") or ctype in GENERIC_TYPES):
         raise ServeError(415, f"upload has content type {ctype!r}: send an image (PNG, JPEG, ...)")
+
+
+def decode_depth(data: bytes, limits: Limits, size: tuple[int, int]) -> np.ndarray:
+    """Upload bytes of a depth map -> float32 ``H x W`` millimetres (0: no reading).
+
+    A 16-bit single-channel PNG of millimetres (the Kinect / NYUDv2 convention, what ``predict
+    --depth`` reads), registered to the photo: ``size`` (H, W) must match.  413 for too many bytes
+    or pixels, 400 for anything else -- every message names the ``depth`` field.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if len(data) > limits.max_bytes:
+        raise ServeError(413, f"depth upload is {len(data)} bytes; the limit is {limits.max_bytes} (--max-bytes)")
+    if not data:
+        raise ServeError(400, "depth upload is empty: send the depth map as a 16-bit PNG of millimetres")
+    try:
+        im = Image.open(io.BytesIO(data), formats=("PNG",))
+        w, h = im.size
+        if w * h > limits.max_pixels:
+            raise ServeError(413, f"depth map is {w}x{h} = {w * h} pixels; the limit is {limits.max_pixels}")
+        im.load()
+    except Image.DecompressionBombError as e:
+        raise ServeError(413, f"depth map rejected as a decompression bomb ({e})") from None
+    except UnidentifiedImageError:
+        raise ServeError(400, "depth upload is not a PNG: send a 16-bit PNG of millimetres") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ServeError(400, f"depth upload is not a readable PNG ({_line(e)})") from None
+    if im.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        raise ServeError(400, f"depth PNG has mode {im.mode}; send a 16-bit single-channel PNG of millimetres")
+    if (h, w) != tuple(size):
+        raise ServeError(
+            400, f"depth map is {w}x{h} but the photo is {size[1]}x{size[0]}: send the depth registered to the photo"
+        )
+    return np.asarray(im, dtype=np.float32)
 
 
 def decode_image(data: bytes, limits: Limits) -> torch.Tensor:

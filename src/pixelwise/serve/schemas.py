@@ -21,7 +21,13 @@ class HeadSpec(BaseModel):
 
 
 class InputSpec(BaseModel):
-    modalities: list[str] = Field(description="raw inputs the model takes (the service accepts RGB images)")
+    modalities: list[str] = Field(
+        description="raw inputs the model takes: 'image' (the uploaded photo, field 'file'); 'depth' / 'hha' "
+        "are made from the depth map uploaded in field 'depth'"
+    )
+    depth_field: str | None = Field(
+        None, description="what to send in multipart field 'depth' (null: the model takes the photo only)"
+    )
     preprocessing: dict = Field(description="how pixels become the network input: channel order, scale, mean, std")
     formats: list[str]
     max_bytes: int

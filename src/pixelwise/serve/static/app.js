@@ -3,6 +3,9 @@
 
 const $ = (id) => document.getElementById(id);
 let models = [];
+// RGB-D / RGB-HHA models take the photo's depth map too: the photo waits here until it is chosen
+let pendingPhoto = null;
+let depthFile = null;
 
 // One drawing function per task kind (the API's head "kind"); each fills an <img> and returns it.
 const RENDERERS = {
@@ -85,6 +88,37 @@ function showModel() {
   $("model-info").textContent = `${what} · ${views} view(s) · ${m.backend}`;
   const mp = (m.input.max_pixels / 1e6).toFixed(0), mb = (m.input.max_bytes / 1048576).toFixed(0);
   $("limits").textContent = `up to ${mp} megapixels, ${mb} MB; ${m.input.formats.join(", ")}`;
+  $("depth-pick").hidden = !m.input.depth_field;
+  $("depth-pick").title = m.input.depth_field || "";
+}
+
+// a photo: segmented now, or (for a model that takes depth) once its depth map is chosen too
+function choosePhoto(file) {
+  if (current().input.depth_field && !depthFile) {
+    pendingPhoto = file;
+    setStatus(`${file.name}: now choose its depth map (16-bit PNG, millimetres)`, "waiting");
+    return;
+  }
+  segment(file);
+  forgetDepth();
+}
+
+// a depth map belongs to one photo: the next photo asks for its own
+function forgetDepth() {
+  depthFile = null;
+  $("depth-name").textContent = "";
+  $("depth-file").value = "";
+}
+
+function chooseDepth(file) {
+  depthFile = file;
+  $("depth-name").textContent = file.name;
+  if (pendingPhoto) {
+    const photo = pendingPhoto;
+    pendingPhoto = null;
+    segment(photo);
+    forgetDepth();
+  }
 }
 
 async function segment(file) {
@@ -98,6 +132,7 @@ async function segment(file) {
   setStatus(`segmenting ${file.name} with ${m.name}…`, "busy");
   const form = new FormData();
   form.append("file", file, file.name);
+  if (m.input.depth_field && depthFile) form.append("depth", depthFile, depthFile.name);
   const t0 = performance.now();
   let r, body;
   try {
@@ -136,15 +171,20 @@ async function segment(file) {
 
 function setup() {
   $("opacity").addEventListener("input", (e) => { $("overlay").style.opacity = e.target.value / 100; });
-  $("model").addEventListener("change", showModel);
-  $("file").addEventListener("change", (e) => { if (e.target.files[0]) segment(e.target.files[0]); });
+  $("model").addEventListener("change", () => {
+    pendingPhoto = null;
+    forgetDepth();
+    showModel();
+  });
+  $("file").addEventListener("change", (e) => { if (e.target.files[0]) choosePhoto(e.target.files[0]); });
+  $("depth-file").addEventListener("change", (e) => { if (e.target.files[0]) chooseDepth(e.target.files[0]); });
   const drop = $("drop");
   drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
   drop.addEventListener("dragleave", () => drop.classList.remove("over"));
   drop.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    if (e.dataTransfer.files[0]) segment(e.dataTransfer.files[0]);
+    if (e.dataTransfer.files[0]) choosePhoto(e.dataTransfer.files[0]);
   });
   loadModels().catch((e) => setStatus(`cannot list models: ${e}`, "error"));
 }
