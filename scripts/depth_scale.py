@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flip", action="store_true")
     ap.add_argument("--scales", type=scales_arg, default=(1.0,))
     ap.add_argument("--factors", type=scales_arg, default=FACTORS, help="the factors c to score")
+    ap.add_argument("--workers", type=int, default=2, help="data loading processes")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         r = (target[keep] / pred[keep]).float()
         ratios.append(r[torch.randint(len(r), (min(len(r), 20_000),), generator=gen)] if len(r) else r)
 
-    loader = DataLoader(ds, batch_size=1, num_workers=2, collate_fn=collate_sized)
+    loader = DataLoader(ds, batch_size=1, num_workers=args.workers, collate_fn=collate_sized)
     evaluate(model, loader, heads, torch.device("cpu"), flip=args.flip, scales=args.scales, tasks=tasks, on_batch=hook)
     rows = {f"{c:g}": scaled[c].compute() for c in args.factors}
     median = float(torch.cat(ratios).median())

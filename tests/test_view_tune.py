@@ -95,3 +95,28 @@ def test_bad_arguments_are_one_line(setup, capsys, flags, message) -> None:
     rc = main(["tune-views", "--model", str(model), "--dataset", "nyud", "--root", str(root), *flags])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_depth_scale_script_row_1_is_eval_and_factors_scale_predictions(setup, capsys) -> None:
+    """``scripts/depth_scale.py``: c = 1 is exactly eval's depth row; c scales every prediction."""
+    import importlib.util
+    from pathlib import Path
+
+    root, model = setup
+    path = Path(__file__).resolve().parents[1] / "scripts" / "depth_scale.py"
+    spec = importlib.util.spec_from_file_location("depth_scale", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    capsys.readouterr()
+    argv = [str(model), "--root", str(root), "--split", "train", "--flip", "--scales", "0.5,1", "--factors", "0.5,1,2"]
+    assert script.main([*argv, "--json", "--workers", "0"]) == 0
+    rows = json.loads(capsys.readouterr().out)["factors"]
+    ev = _run(capsys, "eval", "--model", model, "--dataset", "nyud", "--root", root, "--split", "train",
+              "--backend", "eager", "--flip", "--scales", "0.5,1")  # fmt: skip
+    depth = ev["heads"]["depth"]
+    assert {k: rows["1"][k] for k in ("abs_rel", "rmse", "delta1")} == {
+        k: depth[k] for k in ("abs_rel", "rmse", "delta1")
+    }
+    assert rows["2"]["rmse"] != rows["1"]["rmse"] and rows["0.5"]["abs_rel"] != rows["1"]["abs_rel"]
+    assert script.main([str(model), "--root", str(root), "--head", "semantic"]) == 2
+    assert "no depth head" in capsys.readouterr().err
