@@ -52,7 +52,6 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.crf_tune import spread
     from ..engine.distributed import pick_device
     from ..engine.evaluate import dataset_kwargs, head_metrics
-    from ..engine.forward import test_time_views
     from ..engine.loaders import collate_sized
     from ..engine.train import LOWER_IS_BETTER
     from ..engine.view_tune import DEFAULT_CANDIDATES, rank, score_subsets
@@ -66,8 +65,8 @@ def run(args: argparse.Namespace) -> int:
         raise PixelwiseError("--images must be >= 1")
     device = pick_device(args.device)
     model = resolve_model(args.model, device=device)
-    recorded_flip, _ = test_time_views(model, None, None, tta=True)
-    flip = args.flip if args.flip is not None else (recorded_flip or model.meta.test_time is None)
+    recorded = model.meta.test_time  # the checkpoint's --tta views decide flip unless given; none: flip
+    flip = args.flip if args.flip is not None else (recorded.flip if recorded is not None else True)
     specs = head_specs(model)
     tasks = {h: sp.task for h, sp in specs.items()}
     first = next(iter(specs))

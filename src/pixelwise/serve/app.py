@@ -31,7 +31,7 @@ from ..errors import PixelwiseError
 from . import schemas
 from .adapter import ServedModel
 from .batching import Batcher, Outcome
-from .limits import IMAGE_FORMATS, Limits, ServeError, check_content_type, decode_image
+from .limits import IMAGE_FORMATS, Limits, ServeError, check_content_type, decode_depth, decode_image
 from .render import check_servable, renderer_for
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -299,8 +299,6 @@ def _check_depth_fields(served: ServedModel, depth: UploadFile | None, intrinsic
 
 def _depth_inputs(served: ServedModel, data: bytes, K, image: torch.Tensor, limits: Limits) -> dict:
     """Decode the depth upload (registered to ``image``) into the model's extra inputs."""
-    from .limits import decode_depth
-
     return served.depth_inputs(decode_depth(data, limits, tuple(image.shape[-2:])), K)
 
 
