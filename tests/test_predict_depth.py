@@ -105,6 +105,28 @@ def test_fast_paths_refuse_depth_models_in_runtime(tmp_path):
         with_backend(model, "channels_last", CPU)
 
 
+def test_refused_int8_reads_no_calibration(tmp_path):
+    """A lazy calibration reader is called only once int8 will really run: a depth model's int8
+    request is refused before any calibration image is read."""
+    from pixelwise.errors import PixelwiseError
+    from pixelwise.runtime import with_backend
+
+    model, _ = _model(tmp_path, in_channels=4)
+    calls = []
+
+    def reader():
+        calls.append(1)
+        return []
+
+    with pytest.raises(PixelwiseError, match="runs on --backend eager"):
+        with_backend(model, "onnxruntime-int8", CPU, calibration=reader)
+    assert calls == []
+    rgb, _ = _model(tmp_path / "rgb", in_channels=3)
+    with pytest.raises(PixelwiseError, match="needs calibration images and none were found"):
+        with_backend(rgb, "onnxruntime-int8", CPU, calibration=reader)
+    assert calls == [1]  # an RGB model does read it (it returned none, hence the error)
+
+
 def _error(capsys, argv) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -119,7 +141,7 @@ def rgbd(tmp_path):
     return photos, depth, _model(tmp_path, in_channels=4)[1], tmp_path / "out"
 
 
-def test_depth_arguments_that_cannot_work_fail_in_one_line(rgbd, tmp_path, capsys):
+def test_depth_arguments_that_cannot_work_fail_in_one_line(rgbd, tmp_path, capsys, monkeypatch):
     photos, depth, model, out = rgbd
     base = ["predict", "--model", str(model), "--out", str(out)]
     assert "--depth" in _error(capsys, [*base, str(photos / "a.png")])  # the model needs depth
@@ -132,6 +154,15 @@ def test_depth_arguments_that_cannot_work_fail_in_one_line(rgbd, tmp_path, capsy
     msg = _error(capsys, [*base, str(photos / "a.png"), "--depth", str(depth / "wide.png")])
     assert str(depth / "wide.png") in msg and "(48, 72)" in msg
     msg = _error(capsys, [*base, str(photos / "a.png"), "--depth", str(depth / "a.png"), "--backend", "onnxruntime"])
+    assert "--backend eager" in msg
+    # int8 is refused before its calibration images are read (reading them would fail here)
+    import pixelwise.runtime as runtime
+
+    def unreadable(*_):
+        raise AssertionError("calibration read for a refused backend")
+
+    monkeypatch.setattr(runtime, "calibration_from_files", unreadable)
+    msg = _error(capsys, [*base, str(photos / "a.png"), "--depth", str(depth / "a.png"), "--backend", "onnxruntime-int8"])
     assert "--backend eager" in msg
     assert "needs --depth" in _error(capsys, [*base, str(photos / "a.png"), "--intrinsics", "1,1,1,1"])
     assert not out.exists() or not any(out.iterdir())  # nothing half-written

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 
 from ..ranges import arg
 from .common import add_inference_args, add_out_arg, parse_intrinsics
@@ -101,8 +102,8 @@ def run(args: argparse.Namespace) -> int:
         from ..runtime import backend_name, calibration_from_files, with_backend
 
         files = collect_inputs(inputs)
-        calib = calibration_from_files(files) if backend == "onnxruntime-int8" else None
         sample = _first_readable(files, args.max_pixels) if backend == "auto" else None
+        calib = partial(calibration_from_files, files)  # read only if the model runs int8
         model = with_backend(model, backend, device, calibration=calib, sample=sample, log=print)
         backend = backend_name(model)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)

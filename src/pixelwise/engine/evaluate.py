@@ -10,6 +10,7 @@ matrices are summed with :meth:`ConfusionMatrix.all_reduce`, which gives the sin
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING
 
 import torch
@@ -211,7 +212,7 @@ def evaluate_split(
     extra = dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
-        calib = calibration_from_dataset(dataset, root, extra, split) if backend == "onnxruntime-int8" else None
+        calib = partial(calibration_from_dataset, dataset, root, extra, split)  # read only for int8
         sample = (
             {k: v for k, v in ds[0].items() if isinstance(v, torch.Tensor) and k != "target"}
             if backend == "auto" and len(ds)

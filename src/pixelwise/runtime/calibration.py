@@ -23,6 +23,9 @@ from .backends import BACKENDS, prepare
 if TYPE_CHECKING:
     from ..data import SegmentationDataset
 
+#: raw calibration samples, or a function that reads them when (and only if) int8 needs them
+Calibration = Sequence[Mapping[str, torch.Tensor]] | Callable[[], Sequence[Mapping[str, torch.Tensor]]]
+
 #: how many images calibrate the int8 scales (more changes little: MinMax ranges saturate fast)
 CALIBRATION_IMAGES = 4
 
@@ -32,14 +35,16 @@ def with_backend(
     backend: str,
     device: torch.device,
     *,
-    calibration: Sequence[Mapping[str, torch.Tensor]] | None = None,
+    calibration: Calibration | None = None,
     sample: Mapping[str, torch.Tensor] | None = None,
     auto_cache: str | Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> nn.Module:
     """``model`` run through ``backend``; the result keeps the Model contract (``heads``,
     ``preprocessing``, ...) and maps ``N x C x H x W`` input to the same logits, so the engine's
-    evaluate/Predictor use it unchanged.  ``calibration``: raw samples (needed for int8).
+    evaluate/Predictor use it unchanged.  ``calibration``: raw samples (needed for int8), or a
+    zero-argument function returning them, called only once the model and device are known to run
+    int8 (so a refused request reads no calibration images).
     ``backend="auto"``: the fastest fp32-equivalent path measured on the raw ``sample`` (the first
     input; cached in ``auto_cache``, see :mod:`.auto`); without a sample, eager.
     :func:`backend_name` says which path the result runs."""
@@ -66,6 +71,8 @@ def with_backend(
         return model
     if backend.startswith("onnxruntime") and device.type != "cpu":
         raise PixelwiseError(f"--backend {backend} runs on the CPU: add --device cpu")
+    if callable(calibration):
+        calibration = calibration() if backend == "onnxruntime-int8" else None
     if backend == "onnxruntime-int8" and not calibration:
         raise PixelwiseError("--backend onnxruntime-int8 needs calibration images and none were found")
     calib = [model.preprocessing.apply(dict(s))[None] for s in calibration or ()]
