@@ -162,7 +162,9 @@ def test_depth_arguments_that_cannot_work_fail_in_one_line(rgbd, tmp_path, capsy
         raise AssertionError("calibration read for a refused backend")
 
     monkeypatch.setattr(runtime, "calibration_from_files", unreadable)
-    msg = _error(capsys, [*base, str(photos / "a.png"), "--depth", str(depth / "a.png"), "--backend", "onnxruntime-int8"])
+    msg = _error(
+        capsys, [*base, str(photos / "a.png"), "--depth", str(depth / "a.png"), "--backend", "onnxruntime-int8"]
+    )
     assert "--backend eager" in msg
     assert "needs --depth" in _error(capsys, [*base, str(photos / "a.png"), "--intrinsics", "1,1,1,1"])
     assert not out.exists() or not any(out.iterdir())  # nothing half-written
