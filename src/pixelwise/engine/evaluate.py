@@ -196,7 +196,7 @@ def evaluate_split(
 
     from ..data import get_dataset
     from ..runtime import backend_name, calibration_from_dataset, with_backend
-    from ..tasks import check_heads, get_task, head_specs
+    from ..tasks import check_heads, head_specs
     from .checkpoint import resolve_model
     from .config import key_values
     from .crf import requested_params
@@ -213,12 +213,9 @@ def evaluate_split(
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
         calib = partial(calibration_from_dataset, dataset, root, extra, split)  # read only for int8
-        sample = (
-            {k: v for k, v in ds[0].items() if isinstance(v, torch.Tensor) and k != "target"}
-            if backend == "auto" and len(ds)
-            else None
+        model = with_backend(
+            model, backend, dev, calibration=calib, sample=_timing_sample(ds, backend), auto_cache=auto_cache
         )
-        model = with_backend(model, backend, dev, calibration=calib, sample=sample, auto_cache=auto_cache)
     backend = backend_name(model)  # what auto resolved to: the numbers say which path made them
     ds = FirstN(ds, limit) if limit else ds
     heads = dict(model.heads)
@@ -258,22 +255,37 @@ def evaluate_split(
     first = next(iter(heads))
     if confusion_png and tasks[first] == "semantic":
         draw_confusion(confusion_png, cms[first].hist, specs[first].class_names)
+    return {"json": _finite(metrics), "table": _table(metrics, specs)}
+
+
+def _timing_sample(ds, backend: str) -> dict | None:
+    """The first sample's inputs (no target), which ``auto`` times the fast paths on."""
+    if backend != "auto" or not len(ds):
+        return None
+    return {k: v for k, v in ds[0].items() if isinstance(v, torch.Tensor) and k != "target"}
+
+
+def _table(metrics: Mapping, specs: Mapping) -> str:
+    """``eval``'s text report: each head's metrics (headed by name when there are several), then
+    one line saying what was scored and how (images, pixels, views, CRF, backend)."""
+    from ..tasks import get_task
+
+    first = next(iter(specs))
     per_head = metrics.get("heads", {first: metrics})
     table = "\n\n".join(
-        (f"head '{h}' ({tasks[h]})\n" if len(heads) > 1 else "")
-        + get_task(tasks[h]).format_metrics(per_head[h], specs[h])
-        for h in heads
+        (f"head '{h}' ({sp.task})\n" if len(specs) > 1 else "") + get_task(sp.task).format_metrics(per_head[h], sp)
+        for h, sp in specs.items()
     )
     pixels = ", ".join(
         f"{per_head[h].get('labelled_pixels', per_head[h].get('valid_pixels'))} "
-        f"{'labelled' if tasks[h] == 'semantic' else 'valid ' + tasks[h]} pixels"
-        for h in heads
+        f"{'labelled' if sp.task == 'semantic' else 'valid ' + sp.task} pixels"
+        for h, sp in specs.items()
     )
-    table += (
-        f"\n\n{len(ds)} images of {dataset}/{split}, {pixels}, "
-        f"{describe_views(flip, scales)}{', dense CRF' if crf_set else ''}, backend {backend}"
+    crf = ", dense CRF" if metrics["crf"] else ""
+    return (
+        f"{table}\n\n{metrics['images']} images of {metrics['dataset']}/{metrics['split']}, {pixels}, "
+        f"{metrics['views']}{crf}, backend {metrics['backend']}"
     )
-    return {"json": _finite(metrics), "table": table}
 
 
 def _prediction_writer(out, specs: Mapping) -> BatchHook:
