@@ -102,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
         from ..runtime import backend_name, calibration_from_files, with_backend
 
         files = collect_inputs(inputs)
-        sample = _first_readable(files, args.max_pixels) if backend == "auto" else None
-        calib = partial(calibration_from_files, files)  # read only if the model runs int8
+        # both read only if the backend needs them (a depth model, which runs eager, reads neither)
+        sample = partial(_first_readable, files, args.max_pixels)
+        calib = partial(calibration_from_files, files)
         model = with_backend(model, backend, device, calibration=calib, sample=sample, log=print)
         backend = backend_name(model)
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)

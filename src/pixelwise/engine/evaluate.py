@@ -212,9 +212,10 @@ def evaluate_split(
     extra = dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
     ds = get_dataset(dataset, root, split, **extra)
     if backend != "eager":
-        calib = partial(calibration_from_dataset, dataset, root, extra, split)  # read only for int8
+        # both read only if the backend needs them (a depth model, which runs eager, reads neither)
+        calib = partial(calibration_from_dataset, dataset, root, extra, split)
         model = with_backend(
-            model, backend, dev, calibration=calib, sample=_timing_sample(ds, backend), auto_cache=auto_cache
+            model, backend, dev, calibration=calib, sample=partial(_timing_sample, ds), auto_cache=auto_cache
         )
     backend = backend_name(model)  # what auto resolved to: the numbers say which path made them
     ds = FirstN(ds, limit) if limit else ds
@@ -258,9 +259,9 @@ def evaluate_split(
     return {"json": _finite(metrics), "table": _table(metrics, specs)}
 
 
-def _timing_sample(ds, backend: str) -> dict | None:
+def _timing_sample(ds) -> dict | None:
     """The first sample's inputs (no target), which ``auto`` times the fast paths on."""
-    if backend != "auto" or not len(ds):
+    if not len(ds):
         return None
     return {k: v for k, v in ds[0].items() if isinstance(v, torch.Tensor) and k != "target"}
 

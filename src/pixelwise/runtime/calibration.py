@@ -36,7 +36,7 @@ def with_backend(
     device: torch.device,
     *,
     calibration: Calibration | None = None,
-    sample: Mapping[str, torch.Tensor] | None = None,
+    sample: Mapping[str, torch.Tensor] | Callable[[], Mapping[str, torch.Tensor] | None] | None = None,
     auto_cache: str | Path | None = None,
     log: Callable[[str], None] | None = None,
 ) -> nn.Module:
@@ -46,7 +46,8 @@ def with_backend(
     zero-argument function returning them, called only once the model and device are known to run
     int8 (so a refused request reads no calibration images).
     ``backend="auto"``: the fastest fp32-equivalent path measured on the raw ``sample`` (the first
-    input; cached in ``auto_cache``, see :mod:`.auto`); without a sample, eager.
+    input, or a function reading it, called only when there is something to time; cached in
+    ``auto_cache``, see :mod:`.auto`); without a sample, eager.
     :func:`backend_name` says which path the result runs."""
     cache_dir = None
     if backend == "auto" and not isinstance(model, nn.Module):
@@ -63,6 +64,7 @@ def with_backend(
     if backend == "auto":
         from .auto import auto_backend, onnx_dir
 
+        sample = sample() if callable(sample) else sample
         backend = auto_backend(model, dict(sample), device, cache=auto_cache, log=log) if sample else "eager"
         cache_dir = onnx_dir(auto_cache)
     if backend not in BACKENDS:
