@@ -70,6 +70,25 @@ def test_losses_hand_computed_and_masked() -> None:
         depth_loss(log_pred, target, "l2")
 
 
+def test_silog_lambda_reaches_the_loss_from_task_options() -> None:
+    """lambda 0: the mean squared log error; 1: its variance; the config's task_options carry it to
+    the task's loss (a typo'd value range, or lambda with another loss, is one line)."""
+    from pixelwise.engine.recipe import SegmentationLoss
+
+    log_pred, target = PRED.log()[None], TRUE[None]
+    d = [math.log(1.2), 0.0, math.log(1.5), math.log(2.5)]
+    mean, sq = sum(d) / 4, sum(v * v for v in d) / 4
+    for lam in (0.0, 0.25, 1.0):
+        assert depth_loss(log_pred, target, "silog", silog_lambda=lam).item() == pytest.approx(sq - lam * mean**2)
+        loss = SegmentationLoss(
+            tasks={"depth": "depth"}, task_options={"depth": {"loss": "silog", "silog_lambda": lam}}
+        )
+        assert loss(log_pred[:, None], target).item() == pytest.approx(sq - lam * mean**2)
+    for bad, kind in ((1.5, "silog"), (-0.1, "silog"), (0.5, "l1_log")):
+        with pytest.raises(PixelwiseError, match="silog_lambda"):
+            depth_loss(log_pred, target, kind, silog_lambda=bad)
+
+
 def test_depth_task_predict_and_registry() -> None:
     task = get_task("depth")
     assert {"semantic", "depth"} <= set(list_tasks()) and task.out_channels(HeadSpec("d", "depth", 7)) == 1

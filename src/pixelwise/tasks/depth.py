@@ -14,8 +14,8 @@ Conventions
   depth, so scale augmentation teaches scale-invariant appearance instead).  Depth maps are
   resized with nearest neighbour, never blended across depth edges.
 * Loss (``task_options: {depth: {loss: NAME}}``): ``silog`` (default: Eigen et al. 2014
-  scale-invariant log loss, lambda 0.5, per image; best of the three on 7 of 8 metrics in a short
-  measurement, see docs/tasks.md), ``l1_log`` (mean |log p - log t|) or ``berhu`` (Laina et al.
+  scale-invariant log loss, per image, lambda ``silog_lambda``, default 0.5; best of the three on
+  7 of 8 metrics in a short measurement, see docs/tasks.md), ``l1_log`` (mean |log p - log t|) or ``berhu`` (Laina et al.
   2016, on metres, c = 0.2 max error).
 * Metrics, over every valid pixel of the whole split (pooled, not per-image means):
   ``abs_rel`` mean |p-t|/t, ``sq_rel`` mean (p-t)^2/t, ``rmse`` sqrt(mean (p-t)^2), ``rmse_log``
@@ -46,23 +46,33 @@ def valid_mask(target: torch.Tensor) -> torch.Tensor:
 
 
 def depth_loss(
-    log_pred: torch.Tensor, target: torch.Tensor, kind: str = "silog", reduction: str = "mean"
+    log_pred: torch.Tensor,
+    target: torch.Tensor,
+    kind: str = "silog",
+    reduction: str = "mean",
+    silog_lambda: float | None = None,
 ) -> torch.Tensor:
     """Loss of predicted log depth ``N x H x W`` against metres ``N x H x W`` over valid pixels.
 
     ``reduction="sum"`` multiplies the per-pixel mean by the valid count (a summed loss).
-    No valid pixel: 0 (with a gradient path, so DDP stays in step)."""
-    if kind not in LOSSES:
-        from ..errors import PixelwiseError
+    ``silog_lambda`` (``silog`` only; default 0.5, Eigen et al.'s): how much of each image's mean
+    log error the loss forgives -- 0 is the mean squared log error (the absolute scale fully
+    penalised), 1 fully scale-invariant.  No valid pixel: 0 (with a gradient path, so DDP stays in step)."""
+    from ..errors import PixelwiseError
 
+    if kind not in LOSSES:
         raise PixelwiseError(f"unknown depth loss '{kind}' in task_options: valid {', '.join(LOSSES)}")
+    if silog_lambda is not None and (kind != "silog" or not 0.0 <= float(silog_lambda) <= 1.0):
+        raise PixelwiseError(
+            f"task_options silog_lambda {silog_lambda!r} needs loss silog and a value in [0, 1] (loss is {kind})"
+        )
     log_pred = log_pred.float()
     valid = valid_mask(target)
     n = int(valid.sum())
     if n == 0:
         return log_pred.sum() * 0.0
     if kind == "silog":
-        loss = _silog(log_pred, target, valid)
+        loss = _silog(log_pred, target, valid, 0.5 if silog_lambda is None else float(silog_lambda))
     else:
         p, t = log_pred[valid], target[valid].float()
         if kind == "l1_log":
@@ -170,10 +180,11 @@ class DepthTask(Task):
         reduction: str = "mean",
         weight: torch.Tensor | None = None,
         loss: str = "silog",
+        silog_lambda: float | None = None,
         **options: Any,
     ) -> torch.Tensor:
         """``N x 1 x H x W`` log-depth outputs against ``N x H x W`` metres."""
-        return depth_loss(logits[:, 0], target, loss, reduction)
+        return depth_loss(logits[:, 0], target, loss, reduction, silog_lambda)
 
     def predict(self, logits: torch.Tensor) -> torch.Tensor:
         """``N x 1 x H x W`` log depth -> float32 ``N x H x W`` metres."""
