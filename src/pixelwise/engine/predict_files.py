@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -164,7 +165,6 @@ def predict_files(
     """
     paths = collect_inputs(inputs)
     check_depth_source(model, depth, paths)
-    needed = needed_modalities(model)
     names = output_names(paths)
     _refuse_overwriting_inputs(paths, names, Path(out_dir))
     rank, world = shard
@@ -174,42 +174,12 @@ def predict_files(
     records: list[dict] = []
     todo = [(p, Path(out_dir) / n) for i, (p, n) in enumerate(zip(paths, names, strict=True)) if i % world == rank]
     fmt = {"probabilities": probabilities, "overlays": overlays, "alpha": alpha, "legends": legends}
-
-    def size(decoded) -> tuple | None:  # batchable images: one window, grouped by size
-        if isinstance(decoded, Exception):
-            return None
-        h, w = decoded.image.shape[-2:]
-        return (h, w) if predictor.windows(h, w) == 1 and batch_size > 1 else None
-
-    def load(item: tuple[Path, Path]) -> Decoded:  # a decoding thread: the photo, then its depth inputs
-        decoded = decode_image(item[0], max_pixels=max_pixels)
-        if not needed:
-            return decoded
-        return replace(decoded, extra=depth_inputs(item[0], tuple(decoded.image.shape[-2:]), needed, depth))
-
+    load = partial(_load, max_pixels=max_pixels, needed=needed_modalities(model), depth=depth)
     prefetch = Prefetcher(todo, load, depth=2 * batch_size)
     writer = Writer(depth=2 * batch_size)
     try:
-        for run in same_size_runs(prefetch, size, batch_size):
-            bad = [(item, e) for item, e, _ in run if isinstance(e, Exception)]
-            if bad and not (skip_bad and isinstance(bad[0][1], PixelwiseError)):
-                writer.close()  # the images before it are written, as one at a time would
-                raise bad[0][1]
-            if bad:
-                (path, _), e = bad[0]
-                writer.submit(lambda: None, lambda _, path=path, e=e: _skipped(records, path, e))
-                continue
-            t0 = time.perf_counter()
-            samples = [(item[1], {"image": d.image, **d.extra}) for item, d, _ in run]
-            done = _infer(model, predictor, samples, probabilities)
-            share = (time.perf_counter() - t0) / len(run)
-            for ((path, base), decoded, seconds), (labels, probs) in zip(run, done, strict=True):
-                writer.submit(
-                    lambda base=base, decoded=decoded, labels=labels: _render(model, base, decoded, labels, fmt),
-                    lambda done, path=path, decoded=decoded, probs=probs, spent=seconds + share: _record(
-                        predictor, records, log, path, decoded, probs, spent, done
-                    ),
-                )
+        for run in same_size_runs(prefetch, partial(_batch_key, predictor, batch_size), batch_size):
+            _submit_run(run, model, predictor, writer, records, log, fmt, skip_bad)
         writer.close()
     except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
         writer.close(discard=True)
@@ -217,6 +187,58 @@ def predict_files(
     finally:
         prefetch.close()
     return records
+
+
+def _batch_key(predictor: Predictor, batch_size: int, decoded: Decoded | Exception) -> tuple | None:
+    """Images that may share a batch: one window each, grouped by size (None: goes alone)."""
+    if isinstance(decoded, Exception):
+        return None
+    h, w = decoded.image.shape[-2:]
+    return (h, w) if predictor.windows(h, w) == 1 and batch_size > 1 else None
+
+
+def _load(
+    item: tuple[Path, Path], *, max_pixels: int | None, needed: tuple[str, ...], depth: DepthSource | None
+) -> Decoded:
+    """A decoding thread: the photo, then the depth inputs the model takes (if any)."""
+    decoded = decode_image(item[0], max_pixels=max_pixels)
+    if not needed:
+        return decoded
+    return replace(decoded, extra=depth_inputs(item[0], tuple(decoded.image.shape[-2:]), needed, depth))
+
+
+def _submit_run(
+    run: list[tuple],
+    model: torch.nn.Module,
+    predictor: Predictor,
+    writer: Writer,
+    records: list[dict],
+    log: Callable[[str], None],
+    fmt: dict,
+    skip_bad: bool,
+) -> None:
+    """Predict one run of ``((input, base), decoded or error, seconds)`` and queue its outputs and
+    records on ``writer`` (input order).  An unreadable image stops the run after the images
+    before it are written -- or, with ``skip_bad`` and a one-line error, is recorded as skipped."""
+    bad = [(item, e) for item, e, _ in run if isinstance(e, Exception)]
+    if bad and not (skip_bad and isinstance(bad[0][1], PixelwiseError)):
+        writer.close()  # the images before it are written, as one at a time would
+        raise bad[0][1]
+    if bad:
+        (path, _), e = bad[0]
+        writer.submit(lambda: None, lambda _, path=path, e=e: _skipped(records, path, e))
+        return
+    t0 = time.perf_counter()
+    samples = [(item[1], {"image": d.image, **d.extra}) for item, d, _ in run]
+    done = _infer(model, predictor, samples, fmt["probabilities"])
+    share = (time.perf_counter() - t0) / len(run)
+    for ((path, base), decoded, seconds), (labels, probs) in zip(run, done, strict=True):
+        writer.submit(
+            lambda base=base, decoded=decoded, labels=labels: _render(model, base, decoded, labels, fmt),
+            lambda done, path=path, decoded=decoded, probs=probs, spent=seconds + share: _record(
+                predictor, records, log, path, decoded, probs, spent, done
+            ),
+        )
 
 
 def _skipped(records: list[dict], path: Path, e: Exception) -> None:
