@@ -5,8 +5,8 @@
         --dataset camvid --root ../shared/datasets/camvid --flip --scales 1,1.25,1.5
     # NYUDv2: semantic + depth heads on one trunk (the reader is asked for both targets); its one
     # forward without --tta runs at input scale 0.75 (chosen on val)
-    .venv/bin/python scripts/ship_model.py runs/nyud-lite2-x2-whole --checkpoint last --name nyud --dataset nyud \
-        --root ../shared/datasets/nyud --flip --scales 0.5,0.75,1 --default-scale 0.75 --out-dir runs/nyud-lite2-x2-whole
+    .venv/bin/python scripts/ship_model.py runs/nyud-lite2-x2-msle --checkpoint last --name nyud --dataset nyud \
+        --root ../shared/datasets/nyud --flip --scales 0.625,0.875 --default-scale 0.75 --out-dir runs/nyud-lite2-x2-msle
     # BSDS500: one boundary head; fp32 vs fp16 on 10 images at 9 thresholds, headline at 9 (the
     # benchmark uses 99: about 2 h here with its matcher)
     .venv/bin/python scripts/ship_model.py runs/bsds-lite2 --name bsds --dataset bsds500 \
@@ -20,8 +20,8 @@
     # views chosen after shipping (pixelwise tune-views on the train-only model): re-measure the
     # shipped file with them and record them; tensors and the rest of the record unchanged
     .venv/bin/python scripts/ship_model.py src/pixelwise/weights/nyud.safetensors --restamp --name nyud \
-        --dataset nyud --root ../shared/datasets/nyud --flip --scales 0.5,0.75,1 --default-scale 0.75 \
-        --selection runs/nyud-lite2-x2-whole/nyud.safetensors
+        --dataset nyud --root ../shared/datasets/nyud --flip --scales 0.625,0.875 --default-scale 0.75 \
+        --selection runs/nyud-lite2-x2-msle/nyud.safetensors
 
 Steps:
 1. the checkpoint: ``RUN/best.safetensors`` (``--checkpoint last``: the run's final one) or a file;
