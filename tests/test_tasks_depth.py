@@ -84,7 +84,7 @@ def test_silog_lambda_reaches_the_loss_from_task_options() -> None:
             tasks={"depth": "depth"}, task_options={"depth": {"loss": "silog", "silog_lambda": lam}}
         )
         assert loss(log_pred[:, None], target).item() == pytest.approx(sq - lam * mean**2)
-    for bad, kind in ((1.5, "silog"), (-0.1, "silog"), (0.5, "l1_log")):
+    for bad, kind in ((1.5, "silog"), (-0.1, "silog"), ("half", "silog"), (True, "silog"), (0.5, "l1_log")):
         with pytest.raises(PixelwiseError, match="silog_lambda"):
             depth_loss(log_pred, target, kind, silog_lambda=bad)
 

@@ -15,8 +15,8 @@ Conventions
   resized with nearest neighbour, never blended across depth edges.
 * Loss (``task_options: {depth: {loss: NAME}}``): ``silog`` (default: Eigen et al. 2014
   scale-invariant log loss, per image, lambda ``silog_lambda``, default 0.5; best of the three on
-  7 of 8 metrics in a short measurement, see docs/tasks.md), ``l1_log`` (mean |log p - log t|) or ``berhu`` (Laina et al.
-  2016, on metres, c = 0.2 max error).
+  7 of 8 metrics in a short measurement, see docs/tasks.md), ``l1_log`` (mean |log p - log t|)
+  or ``berhu`` (Laina et al. 2016, on metres, c = 0.2 max error).
 * Metrics, over every valid pixel of the whole split (pooled, not per-image means):
   ``abs_rel`` mean |p-t|/t, ``sq_rel`` mean (p-t)^2/t, ``rmse`` sqrt(mean (p-t)^2), ``rmse_log``
   sqrt(mean (ln p - ln t)^2), ``log10`` mean |log10 p - log10 t|, ``delta{1,2,3}`` share of pixels
@@ -62,7 +62,8 @@ def depth_loss(
 
     if kind not in LOSSES:
         raise PixelwiseError(f"unknown depth loss '{kind}' in task_options: valid {', '.join(LOSSES)}")
-    if silog_lambda is not None and (kind != "silog" or not 0.0 <= float(silog_lambda) <= 1.0):
+    number = isinstance(silog_lambda, int | float) and not isinstance(silog_lambda, bool)
+    if silog_lambda is not None and (kind != "silog" or not number or not 0.0 <= silog_lambda <= 1.0):
         raise PixelwiseError(
             f"task_options silog_lambda {silog_lambda!r} needs loss silog and a value in [0, 1] (loss is {kind})"
         )
