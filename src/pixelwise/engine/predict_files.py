@@ -179,7 +179,7 @@ def predict_files(
     writer = Writer(depth=2 * batch_size)
     try:
         for run in same_size_runs(prefetch, partial(_batch_key, predictor, batch_size), batch_size):
-            _submit_run(run, model, predictor, writer, records, log, fmt, skip_bad)
+            _submit_run(run, predictor, writer, records, log, fmt, skip_bad)
         writer.close()
     except BaseException:  # errors, Ctrl-C and SIGTERM (raised as KeyboardInterrupt by the CLI)
         writer.close(discard=True)
@@ -209,7 +209,6 @@ def _load(
 
 def _submit_run(
     run: list[tuple],
-    model: torch.nn.Module,
     predictor: Predictor,
     writer: Writer,
     records: list[dict],
@@ -217,9 +216,11 @@ def _submit_run(
     fmt: dict,
     skip_bad: bool,
 ) -> None:
-    """Predict one run of ``((input, base), decoded or error, seconds)`` and queue its outputs and
-    records on ``writer`` (input order).  An unreadable image stops the run after the images
-    before it are written -- or, with ``skip_bad`` and a one-line error, is recorded as skipped."""
+    """Predict one run of ``((input, base), decoded or error, seconds)`` with ``predictor.model``
+    and queue its outputs and records on ``writer`` (input order).  An unreadable image stops the
+    run after the images before it are written -- or, with ``skip_bad`` and a one-line error, is
+    recorded as skipped."""
+    model = predictor.model
     bad = [(item, e) for item, e, _ in run if isinstance(e, Exception)]
     if bad and not (skip_bad and isinstance(bad[0][1], PixelwiseError)):
         writer.close()  # the images before it are written, as one at a time would
