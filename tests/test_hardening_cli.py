@@ -95,6 +95,10 @@ def _train(folder: Path, run: Path, *extra: str) -> list[str]:
         (["--set", "scale_range=[2, 1]"], "scale_range"),
         (["--set", "scale_range=[0, 1]"], "scale_range"),
         (["--set", "learning_rate=0.1"], "did you mean lr"),
+        # task_options: checked when the trainer starts, before the first step (issue 15's leftover)
+        (["--set", "task_options={out: {silog_lambda: 0}}"], "unknown option 'silog_lambda' for the semantic task"),
+        (["--set", "task_options={dpeth: {loss: silog}}"], "key 'dpeth' is neither a head"),
+        (["--set", "task_options={depth: {loss: silog, silog_lambda: half}}"], "silog_lambda 'half'"),
     ],
 )
 def test_train_numbers_out_of_range(folder, tmp_path, capsys, extra, message):

@@ -128,9 +128,10 @@ class Trainer:
         # amp "auto": bf16 where the device has it natively; the run's metadata records the choice
         self.cfg["amp"] = prepare_amp(self.model, cfg["amp"], world.device)
         self.optimizer = recipe.build_optimizer(self.model, cfg)
-        from ..tasks import get_task, head_tasks
+        from ..tasks import check_task_options, get_task, head_tasks
 
         self.tasks = head_tasks(model)  # models without a ``tasks`` attribute are semantic
+        check_task_options(cfg.get("task_options"), self.tasks)  # before the first step, not at it
         weights = loaders.class_weights(self.train_ds, cfg, self.heads)
         self.loss_fn = recipe.SegmentationLoss(
             cfg["loss_reduction"], weights, cfg["head_weights"], tasks=self.tasks, task_options=cfg.get("task_options")

@@ -31,6 +31,7 @@ Tasks are stateless singletons looked up by name (:func:`get_task`); register ne
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -128,6 +129,22 @@ class Task:
         return {}
 
     # -- training and inference --------------------------------------------------------------------
+    #: the ``task_options`` keys the task reads (its loss's and its metric's); None: not declared,
+    #: every key is accepted (a task registered from outside that has not listed them)
+    option_keys: ClassVar[tuple[str, ...] | None] = None
+
+    def check_options(self, options: Mapping[str, Any], where: str) -> None:
+        """Refuse ``task_options`` this task would ignore (an unknown key) or cannot use (a bad
+        value), in one line naming ``where`` (the config key).  Checked once when training starts,
+        so a typo fails before the first step -- or at all, for a key the loss would ignore.
+        Subclasses extend this to check their values."""
+        unknown = sorted(set(options) - set(self.option_keys)) if self.option_keys is not None else []
+        if unknown:
+            valid = ", ".join(self.option_keys or ()) or "none"
+            raise PixelwiseError(
+                f"task_options {where}: unknown option '{unknown[0]}' for the {self.name} task (valid: {valid})"
+            )
+
     def loss(
         self,
         logits: torch.Tensor,
@@ -196,6 +213,22 @@ def get_task(name: str) -> Task:
 
 def list_tasks() -> list[str]:
     return sorted(set(_BUILTIN) | set(_TASKS))
+
+
+def check_task_options(task_options: Mapping[str, Any] | None, tasks: Mapping[str, str]) -> None:
+    """Check a config's ``task_options`` (keyed by head name or task name, as the loss and the
+    metrics look them up) against a model's ``tasks`` (``{head: task}``, every head): each key must
+    name one of them and its options must pass that task's :meth:`Task.check_options`."""
+    for key, options in (task_options or {}).items():
+        task = tasks.get(key, key if key in list_tasks() else None)
+        if task is None:
+            raise PixelwiseError(
+                f"task_options key '{key}' is neither a head of the model ({', '.join(tasks)}) "
+                f"nor a task ({', '.join(list_tasks())})"
+            )
+        if not isinstance(options, Mapping):
+            raise PixelwiseError(f"task_options {key} must map option names to values, got {options!r}")
+        get_task(task).check_options(options, key)
 
 
 def head_tasks(obj: Any) -> dict[str, str]:

@@ -32,6 +32,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,32 @@ class BoundaryTask(Task):
     units = "probability"  # of a boundary at the pixel, 0-1
     #: HED side outputs on every tap the variant fuses + learned fusion (models/side_outputs.py)
     decoder = "side_outputs"
+    #: the loss's (combine, eta, side_weight) and the benchmark's (thresholds, eval_workers, matcher)
+    option_keys = ("combine", "eta", "side_weight", "thresholds", "eval_workers", "matcher")
 
     def out_channels(self, spec: HeadSpec) -> int:
         return 1
+
+    def check_options(self, options: Mapping[str, Any], where: str) -> None:
+        from ..boundary_metrics import MATCHERS
+
+        super().check_options(options, where)
+        o = dict(options)
+        bad = None
+        if o.get("combine", "consensus") not in COMBINES:
+            bad = f"combine '{o['combine']}' (valid: {', '.join(COMBINES)})"
+        elif not _number(o.get("eta", 0.5), 0.0, 1.0) or o.get("eta", 0.5) == 0:
+            bad = f"eta {o['eta']!r} (a share of the annotators in (0, 1])"
+        elif not _number(o.get("side_weight", 1.0), 0.0):
+            bad = f"side_weight {o['side_weight']!r} (a number >= 0)"
+        elif not _count(o.get("thresholds", 1), 1):
+            bad = f"thresholds {o['thresholds']!r} (a whole number >= 1)"
+        elif o.get("eval_workers") is not None and not _count(o["eval_workers"], 0):
+            bad = f"eval_workers {o['eval_workers']!r} (a whole number >= 0; 0 = in-process)"
+        elif o.get("matcher", "bsds") not in MATCHERS:
+            bad = f"matcher '{o['matcher']}' (valid: {', '.join(MATCHERS)})"
+        if bad:
+            raise PixelwiseError(f"task_options {where}: bad boundary option {bad}")
 
     def loss(
         self,
@@ -185,6 +209,16 @@ class BoundaryTask(Task):
             written.append(out_dir / f"{stem}_overlay.png")
             save_rgb(written[2], edge_overlay(image, edges8))
         return written
+
+
+def _number(v: Any, lo: float, hi: float = math.inf) -> bool:
+    """``v`` is a real number (not a bool) in [lo, hi]."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and lo <= v <= hi
+
+
+def _count(v: Any, lo: int) -> bool:
+    """``v`` is a whole number (not a bool) >= lo."""
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
 
 
 def _fmt(v: Any) -> str:

@@ -26,6 +26,7 @@ Conventions
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,20 @@ def valid_mask(target: torch.Tensor) -> torch.Tensor:
     return torch.isfinite(target) & (target > 0)
 
 
+def check_loss_options(kind: Any, silog_lambda: Any) -> None:
+    """The depth loss's options, or a one-line error: ``kind`` one of :data:`LOSSES`;
+    ``silog_lambda`` None or a number in [0, 1], with ``silog`` only."""
+    from ..errors import PixelwiseError
+
+    if kind not in LOSSES:
+        raise PixelwiseError(f"unknown depth loss '{kind}' in task_options: valid {', '.join(LOSSES)}")
+    number = isinstance(silog_lambda, int | float) and not isinstance(silog_lambda, bool)
+    if silog_lambda is not None and (kind != "silog" or not number or not 0.0 <= silog_lambda <= 1.0):
+        raise PixelwiseError(
+            f"task_options silog_lambda {silog_lambda!r} needs loss silog and a value in [0, 1] (loss is {kind})"
+        )
+
+
 def depth_loss(
     log_pred: torch.Tensor,
     target: torch.Tensor,
@@ -58,15 +73,7 @@ def depth_loss(
     ``silog_lambda`` (``silog`` only; default 0.5, Eigen et al.'s): how much of each image's mean
     log error the loss forgives -- 0 is the mean squared log error (the absolute scale fully
     penalised), 1 fully scale-invariant.  No valid pixel: 0 (with a gradient path, so DDP stays in step)."""
-    from ..errors import PixelwiseError
-
-    if kind not in LOSSES:
-        raise PixelwiseError(f"unknown depth loss '{kind}' in task_options: valid {', '.join(LOSSES)}")
-    number = isinstance(silog_lambda, int | float) and not isinstance(silog_lambda, bool)
-    if silog_lambda is not None and (kind != "silog" or not number or not 0.0 <= silog_lambda <= 1.0):
-        raise PixelwiseError(
-            f"task_options silog_lambda {silog_lambda!r} needs loss silog and a value in [0, 1] (loss is {kind})"
-        )
+    check_loss_options(kind, silog_lambda)
     log_pred = log_pred.float()
     valid = valid_mask(target)
     n = int(valid.sum())
@@ -170,8 +177,14 @@ class DepthTask(Task):
     integer_target = False
     units = "metres"
 
+    option_keys = ("loss", "silog_lambda")
+
     def out_channels(self, spec: HeadSpec) -> int:
         return 1
+
+    def check_options(self, options: Mapping[str, Any], where: str) -> None:
+        super().check_options(options, where)
+        check_loss_options(options.get("loss", "silog"), options.get("silog_lambda"))
 
     def loss(
         self,

@@ -25,6 +25,7 @@ class SemanticTask(Task):
     name = "semantic"
     best_metric = "mean_iou"
     integer_target = True
+    option_keys = ()  # class weights and the reduction are recipe keys, not task options
 
     def loss(
         self,
