@@ -34,7 +34,8 @@ Steps:
 4. ``OUT_DIR/NAME.safetensors`` (default ``src/pixelwise/weights``) with the per-head metrics, the
    comparison, the units of non-class heads, the boundary benchmark's settings, the run's resolved
    config, its commit and training time, and (``recipe.init_stage``) those of the checkpoint it
-   started from, for a staged recipe.  Listing it in ``pixelwise.checkpoint.SHIPPED`` makes it
+   started from, for a staged recipe; with ``--selection``, that file's tuned dense-CRF parameters
+   (``pixelwise tune-crf --write`` on it).  Listing it in ``pixelwise.checkpoint.SHIPPED`` makes it
    ``--model NAME``.
 
 Boundary heads: matching dominates the cost (``pixelwise.boundary_metrics``), so ``--thresholds``,
@@ -341,6 +342,7 @@ def restamp(args: argparse.Namespace) -> Path:
     if selection is not None:
         replaced["selection_metrics_views"] = ((meta.get("selection_metrics") or {}).get("metrics") or {}).get("views")
         fields["selection_metrics"] = selection
+        fields.update(selection_crf(args.selection))
     fields["restamped"] = {"git_commit": git_commit(), "replaced": replaced}
     out = args.out_dir / f"{args.name}.safetensors"
     if out.resolve() != path.resolve():
@@ -379,6 +381,7 @@ def metadata_fields(
         "default_view": None if args.default_scale == 1 else {"flip": False, "scales": [args.default_scale]},
         "units": units or None,
         "boundary_benchmark": boundary_settings(result, tasks),
+        **selection_crf(args.selection),
     }
 
 
@@ -437,6 +440,16 @@ def selection_metrics(path: Path | None) -> dict | None:
         "source": path.name,
         "git_commit": meta.get("git_commit"),
     }
+
+
+def selection_crf(path: Path | None) -> dict:
+    """The dense-CRF parameters ``pixelwise tune-crf --write`` stored in the ``--selection`` file
+    (``crf``, and its search record with the file named), for the final model: like the views, they
+    are chosen on val with the model that never saw it.  Empty without them."""
+    meta = read_metadata(path) if path is not None and path.is_file() else {}
+    if not meta.get("crf"):
+        return {}
+    return {"crf": meta["crf"], "crf_search": {**(meta.get("crf_search") or {}), "chosen_with": path.name}}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ import torch
 from bsds_fixtures import make_bsds500
 from test_data_nyud_depth import make_archive
 
-from pixelwise.checkpoint import WEIGHTS_DIR, read_metadata, read_tensors
+from pixelwise.checkpoint import WEIGHTS_DIR, read_metadata, read_tensors, update_metadata
 from pixelwise.cli import main as cli
 from pixelwise.errors import PixelwiseError
 
@@ -116,7 +116,12 @@ def test_a_final_model_records_the_split_it_saw_and_the_selection_metrics(nyud_r
         "dataset_kwargs={targets: 'semantic,depth'}",
         "model_kwargs={heads: {semantic: 40, depth: 1}, tasks: {depth: depth}}",
     )
+    # dense-CRF parameters tuned on val with the train-only model (tune-crf --write) go with it
+    crf = {"iterations": 5, "appearance_sxy": 50.0, "appearance_weight": 5.0}
+    update_metadata(first, crf=crf, crf_search={"split": "val", "images": 40})
     meta = read_metadata(_ship(final, root, "nyud", tmp_path / "b", "--checkpoint", "last", "--selection", str(first)))
+    assert meta["crf"] == crf and meta["crf_search"] == {"split": "val", "images": 40, "chosen_with": first.name}
+    assert "crf" not in read_metadata(_ship(final, root, "nyud", tmp_path / "c", "--checkpoint", "last"))
     assert meta["metrics"]["split_seen_in_training"] is True
     sel = meta["selection_metrics"]
     assert sel["metrics"] == read_metadata(first)["metrics"] and sel["train_split"] == "train"
@@ -225,6 +230,12 @@ def test_restamp_records_new_views_with_metrics_measured_from_the_file(nyud_run,
 
     ev = json.loads(capsys.readouterr().out)
     assert ev["heads"] == meta["metrics"]["heads"] and ev["views"] == meta["metrics"]["views"]
+    # restamping with --selection also brings that file's tuned CRF parameters
+    update_metadata(shipped, crf={"appearance_weight": 5.0})
+    again = _ship(
+        out, root, "nyud", tmp_path / "c", "--restamp", "--flip", "--scales", "0.5,1", "--selection", str(shipped)
+    )
+    assert read_metadata(again)["crf"] == {"appearance_weight": 5.0} and "crf" not in meta
     with pytest.raises(PixelwiseError, match="not a shipped file"):
         ship_model.restamp(ship_model.parse_args([str(run / "last.safetensors"), "--restamp", "--name", "x",
                                                   "--dataset", "nyud", "--root", str(root)]))  # fmt: skip
