@@ -120,3 +120,41 @@ def test_depth_scale_script_row_1_is_eval_and_factors_scale_predictions(setup, c
     assert rows["2"]["rmse"] != rows["1"]["rmse"] and rows["0.5"]["abs_rel"] != rows["1"]["abs_rel"]
     assert script.main([str(model), "--root", str(root), "--head", "semantic"]) == 2
     assert "no depth head" in capsys.readouterr().err
+
+
+def test_class_prior_script_row_0_is_eval_and_tau_shifts_toward_rare_classes(setup, tmp_path, capsys) -> None:
+    """``scripts/class_prior.py``: tau = 0 is exactly eval's semantic row; a large tau moves every
+    pixel to the class of the smallest training weight (the shift -tau log w dominates)."""
+    import importlib.util
+    from pathlib import Path
+
+    from pixelwise.checkpoint import update_metadata
+
+    root, model = setup
+    weighted = tmp_path / "w.safetensors"
+    weighted.write_bytes(Path(model).read_bytes())
+    weights = [1.0] * 40
+    weights[7] = 1e-6  # class 7 has the smallest weight: -tau log w is largest there for tau > 0
+    update_metadata(weighted, recipe={"class_weight_values": {"semantic": weights}})
+    path = Path(__file__).resolve().parents[1] / "scripts" / "class_prior.py"
+    spec = importlib.util.spec_from_file_location("class_prior", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    capsys.readouterr()
+    argv = [str(weighted), "--root", str(root), "--split", "train", "--flip", "--scales", "0.5,1", "--taus", "0,1000"]
+    assert script.main([*argv, "--json", "--workers", "0"]) == 0
+    rows = json.loads(capsys.readouterr().out)["taus"]
+    ev = _run(capsys, "eval", "--model", weighted, "--dataset", "nyud", "--root", root, "--split", "train",
+              "--backend", "eager", "--flip", "--scales", "0.5,1")  # fmt: skip
+    assert rows["0"] == {k: ev["heads"]["semantic"][k] for k in script.KEYS}
+    labels = _labels(root)  # every pixel predicted 7: pixel accuracy is class 7's share
+    share = sum(int((t == 7).sum()) for t in labels) / sum(int((t != 255).sum()) for t in labels)
+    assert 0 < share < 1 and rows["1000"]["pixel_accuracy"] == pytest.approx(share)
+    assert script.main([str(model), "--root", str(root)]) == 2  # trained unweighted: one line
+    assert "no class weights recorded" in capsys.readouterr().err
+
+
+def _labels(root) -> list[torch.Tensor]:
+    from pixelwise.data import get_dataset
+
+    return [s["target"] for s in get_dataset("nyud", str(root), "train")]
