@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from ..engine.distributed import launched, pick_device
     from ..engine.forward import describe_views, test_time_views
     from ..engine.predict import Options
-    from ..engine.predict_files import predict_files
+    from ..engine.predict_files import collect_inputs, predict_files
     from ..errors import PixelwiseError
 
     # without --tile, images over 1600 x 1600 are cut into 512 x 512 windows: the overlap must fit those too
@@ -90,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise PixelwiseError("no INPUT given: name image files, folders or globs (or --demo)")
     check_dir(args.out)  # before loading the model: an unwritable --out fails now, in one line
+    # listed once, before the model loads (a missing input fails now); predict_files and the
+    # backends' calibration read this same list
+    files = [str(f) for f in collect_inputs(inputs)]
     rank, world, local_rank = launched()  # under torchrun: this process's share of the inputs
     device = pick_device(args.device, local_rank)
     model = resolve_model(args.model, device=device, random_weights=args.random_weights)
@@ -98,10 +101,8 @@ def run(args: argparse.Namespace) -> int:
     depth = _depth_source(args)
     backend = args.backend
     if backend != "eager":
-        from ..engine.predict_files import collect_inputs
         from ..runtime import backend_name, calibration_from_files, with_backend
 
-        files = collect_inputs(inputs)
         # both read only if the backend needs them (a depth model, which runs eager, reads neither)
         sample = partial(_first_readable, files, args.max_pixels)
         calib = partial(calibration_from_files, files)
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     opts = Options(tile=args.tile, overlap=args.overlap, flip=flip, scales=scales, amp=args.amp, crf=crf)
     records = predict_files(
         model,
-        inputs,
+        files,
         args.out,
         device=device,
         options=opts,
