@@ -99,14 +99,8 @@ def test_bad_arguments_are_one_line(setup, capsys, flags, message) -> None:
 
 def test_depth_scale_script_row_1_is_eval_and_factors_scale_predictions(setup, capsys) -> None:
     """``scripts/depth_scale.py``: c = 1 is exactly eval's depth row; c scales every prediction."""
-    import importlib.util
-    from pathlib import Path
-
     root, model = setup
-    path = Path(__file__).resolve().parents[1] / "scripts" / "depth_scale.py"
-    spec = importlib.util.spec_from_file_location("depth_scale", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("depth_scale")
     capsys.readouterr()
     argv = [str(model), "--root", str(root), "--split", "train", "--flip", "--scales", "0.5,1", "--factors", "0.5,1,2"]
     assert script.main([*argv, "--json", "--workers", "0"]) == 0
@@ -125,7 +119,6 @@ def test_depth_scale_script_row_1_is_eval_and_factors_scale_predictions(setup, c
 def test_class_prior_script_row_0_is_eval_and_tau_shifts_toward_rare_classes(setup, tmp_path, capsys) -> None:
     """``scripts/class_prior.py``: tau = 0 is exactly eval's semantic row; a large tau moves every
     pixel to the class of the smallest training weight (the shift -tau log w dominates)."""
-    import importlib.util
     from pathlib import Path
 
     from pixelwise.checkpoint import update_metadata
@@ -136,10 +129,7 @@ def test_class_prior_script_row_0_is_eval_and_tau_shifts_toward_rare_classes(set
     weights = [1.0] * 40
     weights[7] = 1e-6  # class 7 has the smallest weight: -tau log w is largest there for tau > 0
     update_metadata(weighted, recipe={"class_weight_values": {"semantic": weights}})
-    path = Path(__file__).resolve().parents[1] / "scripts" / "class_prior.py"
-    spec = importlib.util.spec_from_file_location("class_prior", path)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _script("class_prior")
     capsys.readouterr()
     argv = [str(weighted), "--root", str(root), "--split", "train", "--flip", "--scales", "0.5,1", "--taus", "0,1000"]
     assert script.main([*argv, "--json", "--workers", "0"]) == 0
@@ -152,6 +142,18 @@ def test_class_prior_script_row_0_is_eval_and_tau_shifts_toward_rare_classes(set
     assert 0 < share < 1 and rows["1000"]["pixel_accuracy"] == pytest.approx(share)
     assert script.main([str(model), "--root", str(root)]) == 2  # trained unweighted: one line
     assert "no class weights recorded" in capsys.readouterr().err
+
+
+def _script(name: str):
+    """``scripts/NAME.py`` loaded as a module (scripts are not a package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 def _labels(root) -> list[torch.Tensor]:
