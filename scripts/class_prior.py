@@ -19,16 +19,10 @@ import math
 import sys
 
 import torch
-from torch.utils.data import DataLoader
 
 from pixelwise.checkpoint import SHIPPED, read_metadata, shipped_path
-from pixelwise.cli.common import scales_arg
+from pixelwise.cli.analysis import analysis_parser, open_split, run_pass
 from pixelwise.contract import head_outputs
-from pixelwise.data import get_dataset
-from pixelwise.engine.checkpoint import resolve_model
-from pixelwise.engine.evaluate import dataset_kwargs
-from pixelwise.engine.forward import averaged_logits, model_input
-from pixelwise.engine.loaders import collate_sized
 from pixelwise.errors import PixelwiseError, one_line
 from pixelwise.metrics import ConfusionMatrix
 
@@ -58,38 +52,23 @@ def class_weights(spec: str, head: str) -> torch.Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", help="checkpoint (or shipped name) trained with class_weights")
-    ap.add_argument("--dataset", default="nyud")
-    ap.add_argument("--root", required=True)
-    ap.add_argument("--split", default="val")
-    ap.add_argument("--head", default="semantic")
-    ap.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False)
-    ap.add_argument("--scales", type=scales_arg, default=(1.0,))
+    ap = analysis_parser(__doc__, head="semantic", task="semantic")
     ap.add_argument("--taus", type=taus_arg, default=TAUS, help="the shifts tau to score")
-    ap.add_argument("--workers", type=int, default=2, help="data loading processes")
-    ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     try:
-        model = resolve_model(args.model, device=torch.device("cpu"))
-        k = model.heads.get(args.head)
-        if k is None or model.meta.heads[args.head].task != "semantic":
-            raise PixelwiseError(f"--head {args.head}: {args.model} has no semantic head of that name")
+        model, ds = open_split(args, "semantic")
         log_w = class_weights(args.model, args.head).log().view(1, -1, 1, 1)
-        ds = get_dataset(args.dataset, args.root, args.split, **dataset_kwargs(args.dataset, model, {}))
     except PixelwiseError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
-    cms = {t: ConfusionMatrix(k) for t in args.taus}
-    heads = dict(model.heads)
-    model.eval()
-    with torch.no_grad():
-        for batch in DataLoader(ds, batch_size=1, num_workers=args.workers, collate_fn=collate_sized):
-            x = model_input(model, batch, torch.device("cpu"))
-            logits = averaged_logits(model, x, heads, torch.device("cpu"), flip=args.flip, scales=args.scales)
-            target = head_outputs(batch["target"], heads)[args.head]
-            for t, cm in cms.items():  # max(1).indices: the task's argmax (first of tied maxima)
-                cm.update((logits[args.head] - t * log_w).max(1).indices, target)
+    cms = {t: ConfusionMatrix(model.heads[args.head]) for t in args.taus}
+
+    def hook(batch: dict, logits: dict[str, torch.Tensor]) -> None:
+        target = head_outputs(batch["target"], dict(model.heads))[args.head]
+        for t, cm in cms.items():  # max(1).indices: the task's argmax (first of tied maxima)
+            cm.update((logits[args.head] - t * log_w).max(1).indices.cpu(), target)
+
+    run_pass(args, model, ds, on_logits=hook)
     rows = {f"{t:g}": {key: cms[t].compute()[key] for key in KEYS} for t in args.taus}
     if args.json:
         print(json.dumps({"taus": rows}))

@@ -186,6 +186,26 @@ def test_evaluate_counts_the_models_own_argmax(kind, models):
 
 
 @pytest.mark.parametrize("kind", PARAMS)
+def test_evaluate_hooks_see_the_logits_and_their_argmax(kind, models):
+    """``on_logits`` receives the forward's logits, ``on_batch`` their argmax, once per batch."""
+    model = models(kind)
+    batch = collate(_samples(model))
+    seen: dict[str, list] = {"logits": [], "preds": []}
+    evaluate(
+        model,
+        [batch],
+        model.heads,
+        CPU,
+        on_logits=lambda b, out: seen["logits"].append(out),
+        on_batch=lambda b, preds: seen["preds"].append(preds),
+    )
+    assert len(seen["logits"]) == len(seen["preds"]) == 1
+    for head, logits in _logits(model, batch).items():
+        assert torch.equal(seen["logits"][0][head], logits), head
+        assert torch.equal(seen["preds"][0][head], logits.argmax(1)), head
+
+
+@pytest.mark.parametrize("kind", PARAMS)
 def test_predict_writes_the_models_own_argmax(kind, models, tmp_path):
     model = models(kind)
     sample = _samples(model, n=1)[0]

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 #: called with (batch, {head: N x H x W predictions}) after every batch
 BatchHook = Callable[[dict, dict[str, torch.Tensor]], None]
+#: called with (batch, {head: N x K x H x W float logits, the mean over the views}) after every batch
+LogitsHook = Callable[[dict, dict[str, torch.Tensor]], None]
 
 
 @torch.no_grad()
@@ -39,6 +41,7 @@ def evaluate(
     amp: str = "none",
     ignore_index: int = 255,
     on_batch: BatchHook | None = None,
+    on_logits: LogitsHook | None = None,
     progress: bool = False,
     flip: bool = False,
     scales: tuple[float, ...] = (1.0,),
@@ -55,6 +58,8 @@ def evaluate(
     ``crf``: refine each image's averaged softmax with a dense CRF (:mod:`pixelwise.engine.crf`).
     ``task_options``: per head (or task name) options of the metric, e.g. ``{"boundary":
     {"thresholds": 9}}`` (they reach the accumulator as ``HeadSpec.extra``).
+    ``on_batch`` sees each batch's predictions, ``on_logits`` its averaged logits (analyses that
+    rescore the same pass, e.g. ``scripts/class_prior.py``, without a second view loop).
     """
     from ..tasks import get_task
 
@@ -70,6 +75,8 @@ def evaluate(
     for batch in batches:
         x = model_input(model, batch, device)
         out = averaged_logits(model, x, heads, device, flip=flip, scales=tuple(scales), amp=amp)
+        if on_logits is not None:
+            on_logits(batch, out)
         target = head_outputs(batch["target"], heads)
         preds = {h: kinds[h].predict(out[h]).cpu() for h in heads}
         semantic = [h for h in heads if kinds[h].name == "semantic"]
