@@ -3,7 +3,8 @@
 * :func:`add_dataset_args`: ``--dataset/-d``, ``--root/-r``, ``--split/-s``, ``--data-arg KEY=VALUE``
   (``data inspect``, ``data export``, ``eval``; ``train`` takes the same flags, its splits are config keys);
 * :func:`add_out_arg`: the one output flag, ``--out/-o``;
-* :func:`add_inference_args`: test-time views and the inference backend (``eval``, ``predict``).
+* :func:`add_inference_args`: test-time views and the inference backend (``eval``, ``predict``);
+* :func:`add_fuse_arg`: ``--fuse MODEL[@WEIGHT]``, late fusion with other models (``eval``, ``predict``).
 """
 
 from __future__ import annotations
@@ -117,6 +118,35 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
         "--random-weights",
         action="store_true",
         help="allow --model to be a bare registry name, run untrained (smoke tests only)",
+    )
+
+
+def fuse_arg(text: str) -> tuple[str, float | None]:
+    """``"runs/x/best.safetensors@0.4"`` -> ``("runs/x/best.safetensors", 0.4)``; no ``@``: weight None
+    (equal shares).  The weight is the member's share of the fused log-probabilities, in (0, 1)."""
+    spec, at, weight = text.rpartition("@")
+    if not at:
+        return text, None
+    try:
+        w = float(weight)
+    except ValueError:
+        w = -1.0
+    if not spec or not 0 < w < 1:
+        raise argparse.ArgumentTypeError(f"expects MODEL or MODEL@WEIGHT with 0 < WEIGHT < 1, got '{text}'")
+    return spec, w
+
+
+def add_fuse_arg(p: argparse.ArgumentParser) -> None:
+    """``--fuse MODEL[@WEIGHT]`` (repeatable), parsed to ``args.fuse``: ``[(spec, weight or None)]``."""
+    p.add_argument(
+        "--fuse",
+        action="append",
+        default=[],
+        type=fuse_arg,
+        metavar="MODEL[@WEIGHT]",
+        help="late fusion: add this model's semantic log-probabilities with share WEIGHT (default: equal "
+        "shares); --model keeps the rest and gives the other heads (e.g. --fuse RGB-HHA.safetensors@0.5 "
+        "with the RGB nyud; inputs the fused model needs, e.g. HHA, come as for that model alone)",
     )
 
 

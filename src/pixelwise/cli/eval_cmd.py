@@ -6,7 +6,7 @@ import argparse
 import json
 
 from ..ranges import arg
-from .common import add_dataset_args, add_inference_args
+from .common import add_dataset_args, add_fuse_arg, add_inference_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(exact maximum matching; model selection)",
     )
     add_inference_args(p)
+    add_fuse_arg(p)
     p.set_defaults(func=run)
 
 
@@ -75,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         crf_params=args.crf_params,
         task_options=_boundary_options(args),
         random_weights=args.random_weights,
+        fuse=args.fuse,
     )
     if args.json:
         print(json.dumps(result["json"]))

@@ -6,7 +6,7 @@ import argparse
 from functools import partial
 
 from ..ranges import arg
-from .common import add_inference_args, add_out_arg, parse_intrinsics
+from .common import add_fuse_arg, add_inference_args, add_out_arg, parse_intrinsics
 
 DEFAULT_MAX_PIXELS = 100_000_000  # pixelwise.data.fileio.DEFAULT_MAX_PIXELS (the parser stays torch-free)
 DEFAULT_TILE = 512  # pixelwise.engine.predict: the window on images over Options.max_pixels
@@ -62,6 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="with --depth, for HHA: the depth camera in pixels, 0-based (default: NYUDv2's, as `data hha`)",
     )
     add_inference_args(p)
+    add_fuse_arg(p)
     p.set_defaults(func=run)
 
 
@@ -95,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     files = [str(f) for f in collect_inputs(inputs)]
     rank, world, local_rank = launched()  # under torchrun: this process's share of the inputs
     device = pick_device(args.device, local_rank)
-    model = resolve_model(args.model, device=device, random_weights=args.random_weights)
+    model = resolve_model(args.model, device=device, random_weights=args.random_weights, fuse=args.fuse)
     flip, scales = test_time_views(model, args.flip, args.scales, tta=args.tta)
     crf = requested_params(model, args.crf, args.crf_params)
     depth = _depth_source(args)
@@ -128,8 +129,9 @@ def run(args: argparse.Namespace) -> int:
     part = f" (rank {rank} of {world})" if world > 1 else ""
     skipped = sum("skipped" in r for r in records)
     part += f" (skipped {skipped} unreadable)" if skipped else ""
+    named = " + ".join([args.model, *(spec for spec, _ in args.fuse)])  # --fuse: every member
     print(
-        f"predicted {len(records) - skipped} image(s){part} with {args.model} ({describe_views(flip, scales)}, "
+        f"predicted {len(records) - skipped} image(s){part} with {named} ({describe_views(flip, scales)}, "
         f"{backend}{', dense CRF' if crf else ''})"
         f" -> {args.out}"
     )

@@ -9,7 +9,7 @@ matrices are summed with :meth:`ConfusionMatrix.all_reduce`, which gives the sin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -181,6 +181,7 @@ def evaluate_split(
     crf_params: str | Mapping | None = None,
     task_options: Mapping[str, Mapping] | None = None,
     random_weights: bool = False,
+    fuse: Sequence[tuple[str, float | None]] = (),
     tta: bool = False,
     auto_cache: str | None = None,
 ) -> dict:
@@ -195,7 +196,8 @@ def evaluate_split(
     fp32-equivalent one, timed on the first image and cached in ``auto_cache``); its int8
     scales are calibrated on images of another split (the dataset's ``calibration_splits``), never on
     the split being scored while another exists; ``random_weights``: allow a bare registry name
-    (untrained; smoke tests only).
+    (untrained; smoke tests only); ``fuse``: ``--fuse`` members, ``(spec, share or None)``, late
+    fusion with ``model_spec`` (:func:`~pixelwise.engine.checkpoint.fuse_models`).
     ``crf``: dense-CRF refinement with the checkpoint's parameters (``crf`` metadata) replaced by
     ``crf_params`` (``"key=value,..."`` or a dict; given alone it implies ``crf``).
     """
@@ -213,7 +215,8 @@ def evaluate_split(
     from .outputs import confusion_png as draw_confusion
 
     dev = pick_device(device)
-    model = resolve_model(model_spec, device=dev, random_weights=random_weights)
+    model = resolve_model(model_spec, device=dev, random_weights=random_weights, fuse=fuse)
+    fused = {"members": model.config["fused"], "weights": list(model.weights)} if fuse else None
     flip, scales = test_time_views(model, flip, scales, tta=tta)
     crf_set = requested_params(model, crf, crf_params)
     extra = dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
@@ -250,6 +253,8 @@ def evaluate_split(
     metrics.update(
         {
             "model": model_spec,
+            # the fused members and their shares (the first is --model's); absent without --fuse
+            **({"fused": fused} if fused else {}),
             "dataset": dataset,
             "split": split,
             "images": len(ds),
