@@ -90,11 +90,19 @@ def _late_fusion(base, store):
     return _randomised(pixelwise.get_model("fcn32s_resnet18", num_classes=3, streams=("image", "hha")))
 
 
+def _fused(base, store):
+    """``--fuse``: the base FCN with the RGB-HHA late-fusion net (shared input: image + hha)."""
+    from pixelwise.models.fused import Fused
+
+    return Fused([copy.deepcopy(base), _late_fusion(base, store)], [0.6, 0.4], ["base", "late_fusion"]).eval()
+
+
 ort_only = pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
 slow = pytest.mark.slow
 KINDS = {
     "registry": lambda base, store: base,
     "late_fusion": _late_fusion,
+    "fused": _fused,
     "checkpoint": _checkpoint,
     "shipped": lambda base, store: pixelwise.load_model("camvid"),
     "torchvision": _torchvision,
@@ -115,7 +123,7 @@ MARKS = {
 PARAMS = [pytest.param(k, marks=MARKS.get(k, []), id=k) for k in KINDS]
 #: exporting these takes tens of seconds each (ResNet-50, Lite2, two streams; "registry" is the same
 #: architecture as "checkpoint", whose export runs by default): only in slow runs
-SLOW_EXPORT = {"torchvision", "shipped", "late_fusion", "registry"}
+SLOW_EXPORT = {"torchvision", "shipped", "late_fusion", "fused", "registry"}
 EXPORT_PARAMS = [pytest.param(k, marks=MARKS.get(k, []) + ([slow] if k in SLOW_EXPORT else []), id=k) for k in KINDS]
 
 
