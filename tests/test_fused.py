@@ -164,3 +164,23 @@ def test_fused_rgb_hha_model_needs_depth_in_predict(members, nyud, tmp_path, cap
     err = capsys.readouterr().err
     assert rc == 2 and "--depth" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_tune_crf_tunes_the_fused_model_and_refuses_to_write_it(members, nyud, capsys) -> None:
+    """``tune-crf --fuse``: the CRF parameters of the fusion; ``--write`` would store them in
+    ``--model``'s file, which they do not belong to: refused in one line, the file untouched."""
+    pytest.importorskip("pydensecrf.densecrf", reason="pydensecrf2 (the crf extra) is not installed")
+    rgb_path, rgbhha_path = members
+    root, hha_root, _ = nyud
+    before = rgb_path.read_bytes()
+    argv = ["tune-crf", "--model", str(rgb_path), "--fuse", str(rgbhha_path), "--dataset", "nyud", "--root",
+            str(root), "--split", "train", "--data-arg", "modalities=color,hha", "--data-arg",
+            f"hha_root={hha_root}", "--grid", "appearance_weight=3", "--grid", "appearance_sxy=30",
+            "--grid", "appearance_srgb=5", "--json"]  # fmt: skip
+    assert main(argv) == 0, capsys.readouterr().err
+    tuned = json.loads(capsys.readouterr().out)
+    assert tuned["settings"] == 1 and tuned["images"] == 2
+    assert main([*argv, "--write"]) == 2
+    err = capsys.readouterr().err
+    assert "--write stores parameters in --model's file" in err and len(err.strip().splitlines()) == 1
+    assert rgb_path.read_bytes() == before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .common import scales_arg
+from .common import add_fuse_arg, scales_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,6 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="store the best parameters in the checkpoint's metadata ('crf'); tensors unchanged",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    add_fuse_arg(p)  # tune for a fused model (not with --write: the parameters belong to no one file)
     p.set_defaults(func=run)
 
 
@@ -73,9 +74,13 @@ def run(args: argparse.Namespace) -> int:
     settings = grid(_grid(args.grid))
     if args.radius < 1:
         raise PixelwiseError("--radius must be >= 1")
+    if args.write and args.fuse:
+        raise PixelwiseError(
+            "--write stores parameters in --model's file; with --fuse they are the fusion's: drop --write"
+        )
     path = _checkpoint_path(args.model) if args.write else None
     device = pick_device(args.device)
-    model = resolve_model(args.model, device=device)
+    model = resolve_model(args.model, device=device, fuse=args.fuse)
     flip, scales = test_time_views(model, args.flip, args.scales, tta=True)
     ds = get_dataset(args.dataset, args.root, args.split, **key_values(args.data_arg, "--data-arg"))
     indices = spread(len(ds), args.images)
