@@ -184,3 +184,16 @@ def test_tune_crf_tunes_the_fused_model_and_refuses_to_write_it(members, nyud, c
     err = capsys.readouterr().err
     assert "--write stores parameters in --model's file" in err and len(err.strip().splitlines()) == 1
     assert rgb_path.read_bytes() == before
+
+
+def test_serve_loads_a_plus_joined_spec_as_the_fusion(members) -> None:
+    """``serve --model NAME=A+B@0.4``: the served model is the fusion ``predict --fuse`` runs."""
+    from pixelwise.serve.adapter import load_served
+
+    rgb_path, rgbhha_path = members
+    served = load_served(f"fused={rgb_path}+{rgbhha_path}@0.4", device=CPU)
+    assert served.name == "fused" and isinstance(served.model, Fused)
+    assert served.model.weights == pytest.approx((0.6, 0.4))
+    assert list(served.preprocessing["modalities"]) == ["image", "hha"]  # an HHA member: requests need the depth field
+    with pytest.raises(PixelwiseError, match=r"--model .*: expects MODEL or MODEL@WEIGHT"):
+        load_served(f"{rgb_path}+{rgbhha_path}@2", device=CPU)

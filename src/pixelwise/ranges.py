@@ -131,3 +131,18 @@ def scales_arg(text: str) -> tuple[float, ...]:
     if not scales or not all(rng.ok(s) for s in scales):
         raise argparse.ArgumentTypeError(f"each scale must be {rng.describe()}, got '{text}'")
     return scales
+
+
+def fuse_arg(text: str) -> tuple[str, float | None]:
+    """``"runs/x/best.safetensors@0.4"`` -> ``("runs/x/best.safetensors", 0.4)``; no ``@``: weight None
+    (equal shares).  The weight is the member's share of the fused log-probabilities, in (0, 1)."""
+    spec, at, weight = text.rpartition("@")
+    if not at:
+        return text, None
+    try:
+        w = float(weight)
+    except ValueError:
+        w = -1.0
+    if not spec or not 0 < w < 1:
+        raise argparse.ArgumentTypeError(f"expects MODEL or MODEL@WEIGHT with 0 < WEIGHT < 1, got '{text}'")
+    return spec, w

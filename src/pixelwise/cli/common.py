@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import numpy as np
 
-from ..ranges import scales_arg  # noqa: F401  (re-exported: scripts/ship_model.py parses --scales with it)
+from ..ranges import fuse_arg, scales_arg  # noqa: F401  (scales_arg re-exported: scripts/ship_model.py parses --scales with it)
 
 
 def add_dataset_args(
@@ -119,21 +119,6 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow --model to be a bare registry name, run untrained (smoke tests only)",
     )
-
-
-def fuse_arg(text: str) -> tuple[str, float | None]:
-    """``"runs/x/best.safetensors@0.4"`` -> ``("runs/x/best.safetensors", 0.4)``; no ``@``: weight None
-    (equal shares).  The weight is the member's share of the fused log-probabilities, in (0, 1)."""
-    spec, at, weight = text.rpartition("@")
-    if not at:
-        return text, None
-    try:
-        w = float(weight)
-    except ValueError:
-        w = -1.0
-    if not spec or not 0 < w < 1:
-        raise argparse.ArgumentTypeError(f"expects MODEL or MODEL@WEIGHT with 0 < WEIGHT < 1, got '{text}'")
-    return spec, w
 
 
 def add_fuse_arg(p: argparse.ArgumentParser) -> None:

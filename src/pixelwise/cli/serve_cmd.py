@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="append",
         required=True,
         metavar="[NAME=]MODEL",
-        help="shipped weights name, checkpoint or .onnx; repeat for several (the first is the default)",
+        help="shipped weights name, checkpoint or .onnx; repeat for several (the first is the default); "
+        "MODEL+OTHER[@SHARE] serves their late fusion, as --fuse in predict",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")

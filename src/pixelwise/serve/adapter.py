@@ -75,6 +75,20 @@ def split_spec(value: str) -> tuple[str, str]:
     return Path(value).stem if value.endswith((".safetensors", ".onnx")) else value, value
 
 
+def fused_parts(spec: str) -> tuple[str, list[tuple[str, float | None]]]:
+    """``"nyud+runs/x.safetensors@0.5"`` -> ``("nyud", [("runs/x.safetensors", 0.5)])``: the
+    ``--fuse`` members of a served spec, joined by ``+`` (none: an empty list)."""
+    import argparse
+
+    from ..ranges import fuse_arg
+
+    first, *rest = spec.split("+")
+    try:
+        return first, [fuse_arg(part) for part in rest]
+    except argparse.ArgumentTypeError as e:
+        raise PixelwiseError(f"--model {spec!r}: {e}") from None
+
+
 def head_kinds(model: nn.Module) -> dict[str, str]:
     """``{head: task kind}`` from the model's metadata (``model.meta``: checkpoint or ``.onnx``)."""
     return {head: info.task or DEFAULT_KIND for head, info in model.meta.heads.items()}
@@ -111,7 +125,8 @@ def load_served(
     from ..runtime import with_backend
 
     name, spec = split_spec(value)
-    model = resolve_model(spec, device=device)
+    first, fuse = fused_parts(spec)
+    model = resolve_model(first, device=device, fuse=fuse)
     heads = describe_heads(model)  # before the backend wrap: metadata lives on the original
     flip_, scales_ = test_time_views(model, flip, scales, tta=tta)
     prep = model.preprocessing.to_dict()
