@@ -197,3 +197,11 @@ def test_serve_loads_a_plus_joined_spec_as_the_fusion(members) -> None:
     assert list(served.preprocessing["modalities"]) == ["image", "hha"]  # an HHA member: requests need the depth field
     with pytest.raises(PixelwiseError, match=r"--model .*: expects MODEL or MODEL@WEIGHT"):
         load_served(f"{rgb_path}+{rgbhha_path}@2", device=CPU)
+
+
+def test_a_depth_only_model_has_nothing_to_fuse_into(members, tmp_path) -> None:
+    _, rgbhha_path = members
+    depth = get_model("fcn4s_efficientnet_lite0", heads={"depth": 1}, tasks={"depth": "depth"})
+    path = save_model(_randomised(depth), tmp_path / "d.safetensors")
+    with pytest.raises(PixelwiseError, match=r"--fuse .*rgbhha.safetensors: the --model has no semantic head"):
+        resolve_model(str(path), fuse=[(str(rgbhha_path), None)])

@@ -76,7 +76,7 @@ def semantic_route(primary: nn.Module, member: nn.Module, name: str) -> dict[str
                 f"'{h}', found {len(same)} (heads {sorted(theirs)})"
             )
     if not route:
-        raise PixelwiseError(f"--fuse: the first model has no semantic head to fuse {name} into")
+        raise PixelwiseError(f"--fuse {name}: the --model has no semantic head to fuse it into")
     return route
 
 
@@ -103,7 +103,8 @@ class Fused(ContractMixin, nn.Module):
         primary = members[0]
         self.heads = dict(primary.heads)
         self.tasks = {h: hd.task for h, hd in primary.meta.heads.items()}
-        self.routes = [semantic_route(primary, m, n) for m, n in zip(members, names, strict=True)]
+        self.routes = [semantic_route(primary, m, n) for m, n in zip(members[1:], names[1:], strict=True)]
+        self.routes.insert(0, {h: h for h in self.routes[0]})  # the first member: its own heads
         self._preprocessing, channels = fused_preprocessing([m.preprocessing for m in members], names)
         for i, ch in enumerate(channels):  # buffers: they follow .to(device)
             self.register_buffer(f"channels{i}", torch.tensor(ch), persistent=False)
