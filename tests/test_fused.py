@@ -70,7 +70,7 @@ def test_fused_semantic_is_the_weighted_log_softmax_sum_and_depth_passes_through
     want = 0.7 * oa["semantic"].log_softmax(1) + 0.3 * ob.log_softmax(1)
     assert torch.allclose(out["semantic"], want, atol=1e-6)
     assert torch.equal(out["depth"], oa["depth"])  # depth: the first member's, untouched
-    # a member the fusion does not change: the fused argmax differs from either member's somewhere
+    # the fusion changes some labels (else this could not tell fusion from pass-through)
     assert not torch.equal(out["semantic"].argmax(1), oa["semantic"].argmax(1))
 
 
@@ -80,7 +80,7 @@ def test_equal_shares_by_default_and_bad_shares_are_one_line(members) -> None:
     assert fused.weights == pytest.approx((1 / 3, 1 / 3, 1 / 3))
     with pytest.raises(PixelwiseError, match="the weights sum to 1.2; leave --model a share"):
         resolve_model(str(rgb_path), fuse=[(str(rgbhha_path), 0.6), (str(rgbhha_path), 0.6)])
-    with pytest.raises(PixelwiseError, match="give every member a weight"):
+    with pytest.raises(PixelwiseError, match="give every member a share"):
         resolve_model(str(rgb_path), fuse=[(str(rgbhha_path), 0.4), (str(rgbhha_path), None)])
 
 
@@ -143,7 +143,7 @@ def test_predict_fused_makes_the_hha_from_the_depth_png(members, nyud, tmp_path,
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [("m@1.5", "0 < WEIGHT < 1"), ("m@x", "0 < WEIGHT < 1"), ("@0.5", "0 < WEIGHT < 1")],
+    [("m@1.5", "0 < SHARE < 1"), ("m@x", "0 < SHARE < 1"), ("@0.5", "0 < SHARE < 1")],
 )
 def test_bad_fuse_values_are_one_line(members, nyud, capsys, value, message) -> None:
     rgb_path, _ = members
@@ -195,7 +195,7 @@ def test_serve_loads_a_plus_joined_spec_as_the_fusion(members) -> None:
     assert served.name == "fused" and isinstance(served.model, Fused)
     assert served.model.weights == pytest.approx((0.6, 0.4))
     assert list(served.preprocessing["modalities"]) == ["image", "hha"]  # an HHA member: requests need the depth field
-    with pytest.raises(PixelwiseError, match=r"--model .*: expects MODEL or MODEL@WEIGHT"):
+    with pytest.raises(PixelwiseError, match=r"--model .*: expects MODEL or MODEL@SHARE"):
         load_served(f"{rgb_path}+{rgbhha_path}@2", device=CPU)
 
 

@@ -144,5 +144,5 @@ def fuse_arg(text: str) -> tuple[str, float | None]:
     except ValueError:
         w = -1.0
     if not spec or not 0 < w < 1:
-        raise argparse.ArgumentTypeError(f"expects MODEL or MODEL@WEIGHT with 0 < WEIGHT < 1, got '{text}'")
+        raise argparse.ArgumentTypeError(f"expects MODEL or MODEL@SHARE with 0 < SHARE < 1, got '{text}'")
     return spec, w

@@ -4,7 +4,7 @@
   (``data inspect``, ``data export``, ``eval``; ``train`` takes the same flags, its splits are config keys);
 * :func:`add_out_arg`: the one output flag, ``--out/-o``;
 * :func:`add_inference_args`: test-time views and the inference backend (``eval``, ``predict``);
-* :func:`add_fuse_arg`: ``--fuse MODEL[@WEIGHT]``, late fusion with other models (``eval``, ``predict``).
+* :func:`add_fuse_arg`: ``--fuse MODEL[@SHARE]``, late fusion with other models (``eval``, ``predict``, ``tune-crf``).
 """
 
 from __future__ import annotations
@@ -122,14 +122,14 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_fuse_arg(p: argparse.ArgumentParser) -> None:
-    """``--fuse MODEL[@WEIGHT]`` (repeatable), parsed to ``args.fuse``: ``[(spec, weight or None)]``."""
+    """``--fuse MODEL[@SHARE]`` (repeatable), parsed to ``args.fuse``: ``[(spec, weight or None)]``."""
     p.add_argument(
         "--fuse",
         action="append",
         default=[],
         type=fuse_arg,
-        metavar="MODEL[@WEIGHT]",
-        help="late fusion: add this model's semantic log-probabilities with share WEIGHT (default: equal "
+        metavar="MODEL[@SHARE]",
+        help="late fusion: add this model's semantic log-probabilities with share SHARE (default: equal "
         "shares); --model keeps the rest and gives the other heads (e.g. --fuse RGB-HHA.safetensors@0.5 "
         "with the RGB nyud; inputs the fused model needs, e.g. HHA, come as for that model alone)",
     )

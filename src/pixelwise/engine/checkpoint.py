@@ -71,7 +71,7 @@ def fuse_models(
     if all(w is None for w in given):
         weights = [1.0 / (len(fuse) + 1)] * (len(fuse) + 1)
     elif any(w is None for w in given):
-        raise PixelwiseError("--fuse: give every member a weight (MODEL@WEIGHT) or none")
+        raise PixelwiseError("--fuse: give every member a share (MODEL@SHARE) or none")
     else:
         rest = 1.0 - sum(given)
         if rest <= 0:
