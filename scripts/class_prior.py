@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     cms = {t: ConfusionMatrix(model.heads[args.head]) for t in args.taus}
 
+    heads = dict(model.heads)  # once, not per batch
+
     def hook(batch: dict, logits: dict[str, torch.Tensor]) -> None:
-        target = head_outputs(batch["target"], dict(model.heads))[args.head]
+        target = head_outputs(batch["target"], heads)[args.head]
         for t, cm in cms.items():  # max(1).indices: the task's argmax (first of tied maxima)
             cm.update((logits[args.head] - t * log_w).max(1).indices.cpu(), target)
 

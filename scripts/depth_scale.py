@@ -40,8 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     ratios: list[torch.Tensor] = []
     gen = torch.Generator().manual_seed(0)
 
+    heads = dict(model.heads)  # once, not per batch
+
     def hook(batch: dict, preds: dict[str, torch.Tensor]) -> None:
-        target = head_outputs(batch["target"], dict(model.heads))[args.head]
+        target = head_outputs(batch["target"], heads)[args.head]
         pred = preds[args.head]
         for c, m in scaled.items():
             m.update(pred * c, target)
