@@ -3,6 +3,7 @@
     python benchmarks/shipped_speed.py --model nyud                 # 480 x 640, both heads, batch 1
     python benchmarks/shipped_speed.py --model bsds                 # 321 x 481 (BSDS500 frames)
     python benchmarks/shipped_speed.py --model runs/nyud-lite2/best.safetensors --size 480 640
+    python benchmarks/shipped_speed.py --model nyud --fuse nyud-rgbhha --backend channels_last  # + fused
 
 ``--model``: a shipped name or any checkpoint (multi-head and boundary models included: a forward
 is the whole network, every head).  Every backend runs in its own process through ``pixelwise
@@ -11,6 +12,11 @@ configuration).  Prints the table and a summary -- fp32 eager, the fastest fp32-
 the fastest path of all (reduced precision included: check its accuracy before using it) with
 their ratios to eager, images/s and peak memory -- and writes the JSON document to ``--out``.
 Time it on an otherwise idle machine; ``run_benchmarks.py --only nyud bsds`` runs the same.
+
+``--fuse MEMBER`` (as ``predict --fuse``) adds, in the same run, the fused model on the backends
+that take its HHA input (eager, channels_last), as ratios to ``--model`` alone on plain fp32 eager,
+and the per-frame cost of what the fusion needs besides: the HHA encoding of a 480 x 640 depth frame
+(``pixelwise.data.hha``, a real NYUDv2 frame if the dataset is beside the repo).
 """
 
 from __future__ import annotations
@@ -26,9 +32,12 @@ from pixelwise.runtime import FP32_BACKENDS
 
 HERE = Path(__file__).resolve().parent
 CAMVID = HERE.parent.parent / "shared" / "datasets" / "camvid"
+NYUD = HERE.parent.parent / "shared" / "datasets" / "nyud"
 #: frame size of the dataset a model is named after (H, W); other models need --size
 SIZES = {"nyud": (480, 640), "bsds": (321, 481)}
 BACKENDS = ("eager", "channels_last", "bf16", "onnxruntime", "onnxruntime-int8")
+#: the backends a fusion with an HHA member runs on (the exporters take colour input only)
+FUSED_BACKENDS = ("eager", "channels_last")
 
 
 def measure(model: str, size: tuple[int, int], *, threads: int, backends=BACKENDS, runs: int = 5) -> dict:
@@ -76,6 +85,75 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
+def measure_fused(model: str, fuse: list[str], size: tuple[int, int], alone: dict, *, threads: int, runs: int) -> dict:
+    """The fused model's ``pixelwise bench`` document (eager, channels_last: the paths an HHA input
+    takes), its ratios to ``alone`` (``model``'s own document of this run) on fp32 eager, and the
+    HHA encoding time of one depth frame at ``size``."""
+    from pixelwise.ranges import fuse_arg
+
+    members = tuple(fuse_arg(f) for f in fuse)
+    opts = BenchOptions(
+        model=model, size=tuple(size), threads=threads, backends=FUSED_BACKENDS, runs=runs, warmup=2, fuse=members
+    )
+    command = ["pixelwise", "bench", "--model", model, *(a for f in fuse for a in ("--fuse", f))]
+    doc = bench(opts, command + ["--size", *map(str, size), "--threads", str(threads), "--runs", str(runs)])
+    base = alone["summary"]["eager"]
+    hha_s = hha_seconds(size, runs)
+    doc["summary"] = {
+        "model_alone_eager_ms": base["latency_ms"] if base else None,
+        "hha_encode_ms": 1e3 * hha_s,
+        "rows": {
+            r["backend"]: {
+                "latency_ms": r["latency_ms"],
+                "x_model_alone_eager": base["latency_ms"] / r["latency_ms"] if base else None,
+                "with_hha_ms": r["latency_ms"] + 1e3 * hha_s,
+                "peak_rss_mb": r["peak_rss_mb"],
+            }
+            for r in doc["results"]
+            if "latency_ms" in r
+        },
+    }
+    return doc
+
+
+def hha_seconds(size: tuple[int, int], runs: int) -> float:
+    """Median seconds of ``hha_from_metres`` on one depth frame of ``size``: a real val frame's depth
+    if the dataset is there, else a synthetic ramp."""
+    import statistics
+    import time
+
+    import numpy as np
+    import torch
+
+    from pixelwise.data.hha import hha_from_metres
+
+    frame = NYUD / "data" / "depth" / "img_5001.png"
+    if frame.is_file():
+        from PIL import Image
+
+        mm = np.asarray(Image.open(frame), dtype=np.float32)
+        metres = torch.nn.functional.interpolate(torch.from_numpy(mm / 1000)[None, None], size=size)[0, 0].numpy()
+    else:  # a floor-to-wall ramp: 1-5 m
+        metres = np.linspace(1.0, 5.0, size[0], dtype=np.float32)[:, None].repeat(size[1], 1)
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        hha_from_metres(metres)  # NYUDv2 intrinsics scaled to the frame
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def format_fused(s: dict) -> str:
+    lines = [f"HHA encoding of one depth frame: {s['hha_encode_ms']:.0f} ms"]
+    for backend, r in s["rows"].items():
+        ratio = r["x_model_alone_eager"]
+        lines.append(
+            f"fused {backend:<14} {r['latency_ms']:8.1f} ms (speed {'-' if ratio is None else f'{ratio:.2f}'}x the "
+            f"model alone on eager), {r['with_hha_ms']:.0f} ms with the HHA, peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help="shipped name or checkpoint path")
@@ -84,15 +162,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5, help="timed runs per backend (the median is reported)")
     p.add_argument("--backend", default=",".join(BACKENDS), help="comma-separated; eager is always measured")
     p.add_argument("--out", type=Path, help="write the JSON document here")
+    p.add_argument("--fuse", action="append", default=[], metavar="MODEL[@SHARE]", help="also time this fusion")
     args = p.parse_args(argv)
     size = args.size or SIZES.get(Path(args.model).stem)
     if size is None:
         p.error(f"--size H W is needed for {args.model} (known sizes: {SIZES})")
     doc = measure(args.model, size, threads=args.threads, backends=args.backend.split(","), runs=args.runs)
     print(format_table(doc), "\n", format_summary(doc["summary"]), sep="\n")
+    if args.fuse:
+        doc["fused"] = measure_fused(args.model, args.fuse, size, doc, threads=args.threads, runs=args.runs)
+        print("", format_table(doc["fused"]), "", format_fused(doc["fused"]["summary"]), sep="\n")
     if args.out:
         args.out.write_text(json.dumps(doc, indent=1))
-    return 1 if any("error" in r for r in doc["results"]) else 0
+    rows = doc["results"] + doc.get("fused", {}).get("results", [])
+    return 1 if any("error" in r for r in rows) else 0
 
 
 if __name__ == "__main__":

@@ -20,9 +20,14 @@ from pixelwise.checkpoint import SHIPPED, WEIGHTS_DIR, shipped_path
 
 
 def override(name: str) -> Path | None:
-    """The checkpoint ``$PIXELWISE_TEST_WEIGHTS_<NAME>`` names, if set."""
-    value = os.environ.get(f"PIXELWISE_TEST_WEIGHTS_{name.upper()}")
+    """The checkpoint ``$PIXELWISE_TEST_WEIGHTS_<NAME>`` names, if set (``-`` in NAME spelt ``_``)."""
+    value = os.environ.get(f"PIXELWISE_TEST_WEIGHTS_{env_name(name)}")
     return Path(value) if value else None
+
+
+def env_name(name: str) -> str:
+    """``nyud-rgbhha`` -> ``NYUD_RGBHHA``: the shipped name as an environment variable's suffix."""
+    return name.upper().replace("-", "_")
 
 
 def shipped_fixtures(name: str):
@@ -48,7 +53,7 @@ def weights_path(name: str) -> Path:
     if name not in SHIPPED:
         pytest.skip(
             f"'{name}' is not shipped yet (not in pixelwise.checkpoint.SHIPPED); "
-            f"set PIXELWISE_TEST_WEIGHTS_{name.upper()}=FILE to test a checkpoint"
+            f"set PIXELWISE_TEST_WEIGHTS_{env_name(name)}=FILE to test a checkpoint"
         )
     return shipped_path(name)  # a PixelwiseError (an error, never a skip) if the file is missing
 

@@ -188,3 +188,31 @@ def test_bad_input_is_one_line_error(argv, message, capsys):
     assert cli_main(["bench", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and message in err and "\n" not in err
+
+
+def test_fused_subject_takes_every_members_input_and_costs_their_sum(tmp_path):
+    """``bench --fuse``: the subject is the fusion ``predict --fuse`` runs (an RGB model with an
+    RGB-HHA one), fed colour and HHA; its convolution work is its members' together; the torchvision
+    baseline runs without the members."""
+    from pixelwise import get_model
+    from pixelwise.checkpoint import save_model
+    from pixelwise.models.fused import Fused
+
+    rgb = save_model(get_model(SMALL, num_classes=5).eval(), tmp_path / "rgb.safetensors")
+    hha = get_model(SMALL, num_classes=5, streams=("image", "hha")).eval()
+    hha = save_model(hha, tmp_path / "hha.safetensors")
+    fuse = ((str(hha), None),)
+    fused = build_subject(str(rgb), fuse=fuse)
+    assert isinstance(fused, Fused) and fused.in_channels == 6
+    size = (32, 48)
+    assert subject_flops(str(rgb), size, fuse=fuse) == pytest.approx(
+        subject_flops(str(rgb), size) + subject_flops(str(hha), size)
+    )
+    opts = BenchOptions(model=str(rgb), size=size, threads=1, runs=1, warmup=0, matmul_n=128, fuse=fuse)
+    doc = bench(opts)
+    (row,) = doc["results"]
+    assert "error" not in row, row
+    assert row["model"] == f"{rgb}+{hha}" and row["latency_ms"] > 0
+    assert doc["torchvision"]["model"] == TORCHVISION_FCN and "error" not in doc["torchvision"]
+    with pytest.raises(PixelwiseError, match="--fuse: --num-classes and --geometry apply to one model"):
+        build_subject(str(rgb), geometry="caffe", fuse=fuse)

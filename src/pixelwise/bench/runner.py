@@ -55,6 +55,8 @@ class BenchOptions:
     matmul_n: int = 4096
     seed: int = 0
     timeout_s: float = 1800.0
+    #: ``--fuse`` members ``(spec, share or None)``: the subject is ``model`` fused with them
+    fuse: tuple[tuple[str, float | None], ...] = ()
 
 
 def run_task(task: dict, *, malloc_env: bool = False, timeout_s: float = 1800.0) -> dict:
@@ -94,6 +96,7 @@ def _task(opts: BenchOptions, task: str, **kw) -> dict:
         "cache_dir": opts.cache_dir or str(DEFAULT_CACHE),
         "camvid": opts.camvid,
         "calibration_images": opts.calibration_images,
+        "fuse": [list(f) for f in opts.fuse],
     }
     t.update(kw)
     return t
@@ -110,18 +113,20 @@ def validate(opts: BenchOptions) -> dict:
         raise PixelwiseError(f"--geometry must be caffe or aligned, got '{opts.geometry}'")
     if opts.runs < 1 or opts.warmup < 0:
         raise PixelwiseError("--runs must be >= 1 and --warmup >= 0")
-    meta = build_subject(opts.model, num_classes=opts.num_classes, geometry=opts.geometry, device="meta")
+    meta = build_subject(
+        opts.model, num_classes=opts.num_classes, geometry=opts.geometry, device="meta", fuse=opts.fuse
+    )
     geometry = (getattr(meta, "config", {}) or {}).get("geometry", "aligned")
     flops = subject_flops(
-        opts.model, tuple(opts.size), opts.batch, num_classes=opts.num_classes, geometry=opts.geometry
+        opts.model, tuple(opts.size), opts.batch, num_classes=opts.num_classes, geometry=opts.geometry, fuse=opts.fuse
     )
     return {"geometry": geometry, "num_classes": meta.num_classes, "conv_gflop": flops / 1e9}
 
 
 def _infer(opts: BenchOptions, backend: str, model: str | None = None) -> dict:
     kw = {"backend": backend}
-    if model is not None:
-        kw.update(model=model, geometry=None)
+    if model is not None:  # a baseline: that model alone
+        kw.update(model=model, geometry=None, fuse=[])
     if backend.startswith("onnxruntime"):  # conversion in its own process: not in the measured peak
         prep = run_task(_task(opts, "prepare", **kw), timeout_s=opts.timeout_s)
         if "error" in prep:
@@ -140,7 +145,7 @@ def _row(
     geometry: str | None = None,
 ) -> dict:
     row = {
-        "model": model or opts.model,
+        "model": model or "+".join([opts.model, *(spec for spec, _ in opts.fuse)]),
         "geometry": geometry or subject["geometry"],
         "backend": backend,
         "size": list(opts.size),

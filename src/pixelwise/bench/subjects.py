@@ -15,6 +15,7 @@ that is how a Caffe-geometry model is run "without the pad".
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -55,10 +56,18 @@ def _randomise_scores(model: nn.Module, seed: int) -> None:
 
 
 def build_subject(
-    spec: str, *, num_classes: int | None = None, geometry: str | None = None, seed: int = 0, device: str = "cpu"
+    spec: str,
+    *,
+    num_classes: int | None = None,
+    geometry: str | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    fuse: Sequence[Sequence] = (),
 ) -> nn.Module:
     """The eval-mode model named by ``spec`` (see the module docstring); ``device="meta"`` builds
-    shapes only (for FLOP counting).  Unknown names and impossible options are a PixelwiseError."""
+    shapes only (for FLOP counting).  ``fuse``: ``--fuse`` members ``(spec, share or None)`` of a
+    checkpoint ``spec`` (the :class:`~pixelwise.models.fused.Fused` that ``predict --fuse`` runs).
+    Unknown names and impossible options are a PixelwiseError."""
     from ..engine.checkpoint import resolve_model
     from ..models import get_model, list_models
     from ..models.weights import config_kwargs
@@ -66,6 +75,11 @@ def build_subject(
     torch.manual_seed(seed)
     meta = device == "meta"
     ctx = torch.device("meta") if meta else contextlib.nullcontext()
+    if fuse:  # checkpoints only (resolve_model refuses a registry name): a fusion of trained models
+        if num_classes is not None or geometry:
+            raise PixelwiseError("--fuse: --num-classes and --geometry apply to one model, not to a fusion")
+        model = resolve_model(spec, fuse=[(str(s), w) for s, w in fuse])
+        return (model.to("meta") if meta else model).eval()
     if spec == TORCHVISION_FCN:
         if geometry not in (None, "aligned"):
             raise PixelwiseError(f"{TORCHVISION_FCN} has no '{geometry}' geometry")
@@ -98,13 +112,19 @@ def _with_geometry(model: nn.Module, geometry: str, config: dict) -> nn.Module:
 
 
 def subject_flops(
-    spec: str, size: tuple[int, int], batch: int = 1, *, num_classes: int | None = None, geometry: str | None = None
+    spec: str,
+    size: tuple[int, int],
+    batch: int = 1,
+    *,
+    num_classes: int | None = None,
+    geometry: str | None = None,
+    fuse: Sequence[Sequence] = (),
 ) -> float:
     """Convolution FLOPs of one forward of ``batch`` x ``size``, counted on the meta device (no
     memory, no arithmetic)."""
     from ..models.flops import conv_flops
 
-    model = build_subject(spec, num_classes=num_classes, geometry=geometry, device="meta")
+    model = build_subject(spec, num_classes=num_classes, geometry=geometry, device="meta", fuse=fuse)
     with torch.device("meta"):
         x = torch.empty(batch, model.in_channels, *size)
     return conv_flops(model, x)

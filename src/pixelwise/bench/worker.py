@@ -31,7 +31,11 @@ from .subjects import build_subject
 
 def _subject(t: dict, geometry: str | None = None) -> torch.nn.Module:
     return build_subject(
-        t["model"], num_classes=t.get("num_classes"), geometry=geometry or t.get("geometry"), seed=t.get("seed", 0)
+        t["model"],
+        num_classes=t.get("num_classes"),
+        geometry=geometry or t.get("geometry"),
+        seed=t.get("seed", 0),
+        fuse=t.get("fuse") or (),
     )
 
 
@@ -62,9 +66,17 @@ def sample_images(t: dict, split: str, n: int, size: tuple[int, int]) -> list[to
 
 
 def _inputs(model, t: dict) -> torch.Tensor:
+    """The preprocessed batch: sample photos, plus noise of the right range for any other modality
+    the model takes (HHA, raw depth in mm): a convolution's cost does not depend on the values."""
     size, batch = tuple(t["size"]), t.get("batch", 1)
-    images = sample_images(t, "val", batch, size)
-    return model.preprocessing.apply(torch.stack(images))
+    sample = {"image": torch.stack(sample_images(t, "val", batch, size))}
+    gen = torch.Generator().manual_seed(t.get("seed", 0))
+    for m in model.preprocessing.modalities:
+        if m == "hha":
+            sample[m] = torch.randint(0, 256, (batch, 3, *size), generator=gen, dtype=torch.uint8)
+        elif m == "depth":
+            sample[m] = torch.randint(500, 10000, (batch, 1, *size), generator=gen).float()
+    return model.preprocessing.apply(sample)
 
 
 def prepared_backend(t: dict):

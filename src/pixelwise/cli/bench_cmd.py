@@ -7,7 +7,7 @@ import os
 import sys
 
 from ..ranges import arg
-from .common import add_out_arg
+from .common import add_fuse_arg, add_out_arg
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="CamVid root: realistic sample and int8 calibration images (default: random images)")
     p.add_argument("--cache-dir", help="where ONNX exports are cached (default ~/.cache/pixelwise/bench)")
     p.add_argument("--json", action="store_true", help="print the result document as JSON instead of a table")
+    add_fuse_arg(p)
     add_out_arg(p, "also write the JSON document to this file", required=False)
     p.set_defaults(func=run)
 
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         malloc_env=args.malloc_env,
         cache_dir=args.cache_dir,
         camvid=args.data,
+        fuse=tuple(args.fuse),
     )
     doc = bench(opts, command=["pixelwise", *sys.argv[2:]] if sys.argv[1:2] == ["bench"] else None)
     if args.out:

@@ -1,0 +1,111 @@
+"""The shipped ``nyud-rgbhha`` model (issue 15): the RGB-HHA late-fusion net of the NYUDv2 input
+comparison (two EfficientNet-Lite0 streams, colour and HHA; one 40-class head), trained on
+train + val, for ``--fuse`` with the RGB ``nyud`` when the frame's depth is known.
+
+It loads offline, carries its metadata, and fused with ``nyud`` on a few real NYUDv2 val frames
+(HHA made from their depth PNGs, as ``predict --depth`` makes it) it is far above predicting the
+frames' majority class, while the depth head stays ``nyud``'s own.  Skipped until SHIPPED lists
+``nyud-rgbhha``, unless ``PIXELWISE_TEST_WEIGHTS_NYUD_RGBHHA`` names a checkpoint.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from shipped_weights import check_installed, override, shipped_fixtures
+from test_data_nyud_depth import SHARED
+
+from pixelwise.checkpoint import read_metadata, read_tensors
+from pixelwise.cli import main
+from pixelwise.data import get_dataset
+from pixelwise.data.hha import hha_from_png
+from pixelwise.data.nyud import CLASSES
+from pixelwise.engine.checkpoint import resolve_model
+from pixelwise.metrics import ConfusionMatrix
+
+NAME = "nyud-rgbhha"
+VAL_IMAGES = (0, 138, 276)  # as tests/test_shipped_nyud.py: spread over the 414 val frames
+
+path, model = shipped_fixtures(NAME)
+
+
+@pytest.fixture(scope="module")
+def nyud_root():
+    if not (SHARED / "val.txt").is_file():
+        pytest.skip(f"NYUDv2 not found at {SHARED} (expected ../shared/datasets/nyud beside the repo)")
+    return SHARED
+
+
+def test_shipped_file_is_installed():
+    check_installed(NAME)
+
+
+def test_two_streams_one_semantic_head(model, path):
+    assert dict(model.heads) == {"out": 40}  # one head: the plain-tensor output
+    assert model.preprocessing.modalities == ("image", "hha") and model.in_channels == 6
+    out = model(torch.zeros(1, 6, 64, 96))
+    assert out.shape == (1, 40, 64, 96)
+    assert path.stat().st_size < 30e6  # two Lite0 streams: ~14 MB in fp16, ~28 MB in fp32
+
+
+def test_metadata_records_classes_recipe_and_seen_val(model, path):
+    meta = read_metadata(path)
+    assert meta["class_names"] == list(CLASSES) and len(meta["palette"]) == 40
+    m = meta["metrics"]
+    assert (m["dataset"], m["split"], m["model"]) == ("nyud", "val", NAME)
+    assert 0 < m["mean_iou"] < 1 and len(m["per_class_iou"]) == 40
+    config = meta["recipe"]["training_config"]
+    assert config["model_kwargs"]["streams"] == ["image", "hha"]
+    if override(NAME) is None:
+        # the final model: trained on train + val, so its val figures are flagged as seen
+        assert config["train_split"] == "trainval" and m["split_seen_in_training"] is True
+        assert m["images"] == 414
+    assert meta["dtype"] == meta["shipping"]["dtype"] in ("float16", "float32")
+    dtypes = {str(t.dtype) for t in read_tensors(path).values() if t.is_floating_point()}
+    assert dtypes == {f"torch.{meta['dtype']}"}
+
+
+def _frames(root) -> list[dict]:
+    """VAL_IMAGES as samples with the HHA made from each frame's depth PNG."""
+    ds = get_dataset("nyud", root, "val", targets="semantic,depth")
+    samples = []
+    for i in VAL_IMAGES:
+        s, depth_png = ds[i], ds.records[i].files["depth"]
+        s["hha"] = torch.from_numpy(hha_from_png(depth_png).transpose(2, 0, 1).copy())
+        samples.append(s)
+    return samples
+
+
+def test_fused_with_nyud_far_above_majority_and_depth_untouched(path, nyud_root):
+    fused = resolve_model("nyud", fuse=[(str(path), None)])
+    alone = resolve_model("nyud")
+    cm, cm_major = ConfusionMatrix(40), ConfusionMatrix(40)
+    samples = _frames(nyud_root)
+    labels = torch.cat([s["target"]["semantic"].flatten() for s in samples])
+    majority = int(torch.bincount(labels[labels != 255], minlength=40).argmax())
+    with torch.no_grad():
+        for s in samples:
+            out = fused(fused.preprocessing.apply({"image": s["image"], "hha": s["hha"]})[None])
+            sem = s["target"]["semantic"]
+            cm.update(out["semantic"].argmax(1)[0], sem)
+            cm_major.update(torch.full_like(sem, majority), sem)
+            own = alone(alone.preprocessing.apply(s["image"])[None])
+            assert torch.allclose(out["depth"], own["depth"])  # depth: nyud's head, passed through
+    got, major = cm.compute(), cm_major.compute()
+    assert got["pixel_accuracy"] > major["pixel_accuracy"] + 0.15, (got["pixel_accuracy"], major["pixel_accuracy"])
+    assert got["mean_iou"] > 3 * major["mean_iou"], (got["mean_iou"], major["mean_iou"])
+
+
+def test_predict_fuse_by_name_with_a_depth_png(path, nyud_root, tmp_path):
+    """``predict --model nyud --fuse nyud-rgbhha photo --depth d.png``: the README's command."""
+    image = nyud_root / "data" / "images" / "img_5010.jpg"
+    depth = nyud_root / "data" / "depth" / "img_5010.png"
+    member = NAME if override(NAME) is None else str(path)
+    argv = ["predict", "--model", "nyud", "--fuse", member, str(image), "--depth", str(depth), "--out", str(tmp_path)]
+    assert main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "img_5010_depth.png",
+        "img_5010_depth_color.png",
+        "img_5010_semantic.png",
+        "img_5010_semantic_overlay.jpg",
+    ]
