@@ -4,7 +4,8 @@ A *subject* is one of
 
 * a registered architecture name (``fcn8s_vgg16``): random trunk, score layers drawn from
   N(0, 0.01) instead of the paper's zeros so that outputs (and int8 calibration) mean something;
-* a pixelwise checkpoint path or shipped-weights name (``camvid``);
+* a pixelwise checkpoint path or shipped-weights name (``camvid``), optionally with ``--fuse``
+  members: their late fusion, as ``predict --fuse`` runs it (fed every member's modalities);
 * ``torchvision:fcn_resnet50`` -- torchvision's FCN (``weights=None, weights_backbone=None``), the
   baseline users reach for today, wrapped to return a tensor like a single-head pixelwise model.
 
