@@ -34,7 +34,13 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: shipped name -> file in ``pixelwise/weights``.  A name is added in the same commit as its file
 #: (written by ``scripts/ship_model.py``): a listed name whose file is missing fails its tests
 #: (``tests/test_shipped_*.py``), an unlisted one is simply not offered.
-SHIPPED = {"camvid": "camvid.safetensors", "nyud": "nyud.safetensors", "bsds": "bsds.safetensors"}
+SHIPPED = {
+    "camvid": "camvid.safetensors",
+    "nyud": "nyud.safetensors",
+    "bsds": "bsds.safetensors",
+    # the RGB-HHA net of the NYUDv2 comparison: a --fuse member for nyud when depth is known
+    "nyud-rgbhha": "nyud-rgbhha.safetensors",
+}
 
 
 def unwrap(model: nn.Module) -> nn.Module:
