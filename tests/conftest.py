@@ -25,6 +25,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID = REPO.parent / "shared" / "datasets" / "camvid"
+NYUD = REPO.parent / "shared" / "datasets" / "nyud"
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,13 @@ def camvid_root() -> Path:
     if not (CAMVID / "train.txt").is_file():
         pytest.skip(f"CamVid not found at {CAMVID} (expected ../shared/datasets/camvid beside the repo)")
     return CAMVID
+
+
+@pytest.fixture(scope="session")
+def nyud_root() -> Path:
+    if not (NYUD / "val.txt").is_file():
+        pytest.skip(f"NYUDv2 not found at {NYUD} (expected ../shared/datasets/nyud beside the repo)")
+    return NYUD
 
 
 @pytest.fixture(autouse=True)

@@ -9,11 +9,9 @@ knows the answer's median).  Skipped until SHIPPED lists ``nyud``, unless
 
 from __future__ import annotations
 
-import pytest
 import torch
 from PIL import Image
 from shipped_weights import check_installed, override, shipped_fixtures
-from test_data_nyud_depth import SHARED
 
 import pixelwise
 from pixelwise.checkpoint import read_metadata, read_tensors
@@ -30,13 +28,6 @@ VAL_IMAGES = (0, 138, 276)  # spread over the 414 val frames (scenes come in run
 
 
 path, model = shipped_fixtures(NAME)
-
-
-@pytest.fixture(scope="module")
-def nyud_root():
-    if not (SHARED / "val.txt").is_file():
-        pytest.skip(f"NYUDv2 not found at {SHARED} (expected ../shared/datasets/nyud beside the repo)")
-    return SHARED
 
 
 def test_shipped_file_is_installed():

@@ -10,10 +10,9 @@ frames' majority class, while the depth head stays ``nyud``'s own.  Skipped unti
 
 from __future__ import annotations
 
-import pytest
 import torch
 from shipped_weights import check_installed, override, shipped_fixtures
-from test_data_nyud_depth import SHARED
+from test_shipped_nyud import VAL_IMAGES
 
 from pixelwise.checkpoint import read_metadata, read_tensors
 from pixelwise.cli import main
@@ -24,16 +23,8 @@ from pixelwise.engine.checkpoint import resolve_model
 from pixelwise.metrics import ConfusionMatrix
 
 NAME = "nyud-rgbhha"
-VAL_IMAGES = (0, 138, 276)  # as tests/test_shipped_nyud.py: spread over the 414 val frames
 
 path, model = shipped_fixtures(NAME)
-
-
-@pytest.fixture(scope="module")
-def nyud_root():
-    if not (SHARED / "val.txt").is_file():
-        pytest.skip(f"NYUDv2 not found at {SHARED} (expected ../shared/datasets/nyud beside the repo)")
-    return SHARED
 
 
 def test_shipped_file_is_installed():
