@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     rank, world, local_rank = launched()  # under torchrun: this process's share of the inputs
     device = pick_device(args.device, local_rank)
     model = resolve_model(args.model, device=device, random_weights=args.random_weights, fuse=args.fuse)
+    named = model.meta.source if args.fuse else args.model  # a fusion names every member
     flip, scales = test_time_views(model, args.flip, args.scales, tta=args.tta)
     crf = requested_params(model, args.crf, args.crf_params)
     depth = _depth_source(args)
@@ -129,7 +130,6 @@ def run(args: argparse.Namespace) -> int:
     part = f" (rank {rank} of {world})" if world > 1 else ""
     skipped = sum("skipped" in r for r in records)
     part += f" (skipped {skipped} unreadable)" if skipped else ""
-    named = " + ".join([args.model, *(spec for spec, _ in args.fuse)])  # --fuse: every member
     print(
         f"predicted {len(records) - skipped} image(s){part} with {named} ({describe_views(flip, scales)}, "
         f"{backend}{', dense CRF' if crf else ''})"

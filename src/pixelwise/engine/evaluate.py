@@ -216,7 +216,7 @@ def evaluate_split(
 
     dev = pick_device(device)
     model = resolve_model(model_spec, device=dev, random_weights=random_weights, fuse=fuse)
-    fused = {"members": model.config["fused"], "weights": list(model.weights)} if fuse else None
+    fused = {"members": model.config["fused"], "weights": model.config["weights"]} if fuse else None
     flip, scales = test_time_views(model, flip, scales, tta=tta)
     crf_set = requested_params(model, crf, crf_params)
     extra = dataset_kwargs(dataset, model, key_values(list(data_args), "--data-arg"))
