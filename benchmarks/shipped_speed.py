@@ -16,7 +16,7 @@ Time it on an otherwise idle machine; ``run_benchmarks.py --only nyud bsds`` run
 ``--fuse MEMBER`` (as ``predict --fuse``) adds, in the same run, the fused model on the backends
 that take its HHA input (eager, channels_last), as ratios to ``--model`` alone on plain fp32 eager,
 and the per-frame cost of what the fusion needs besides: the HHA encoding of a 480 x 640 depth frame
-(``pixelwise.data.hha``, a real NYUDv2 frame if the dataset is beside the repo).
+(``pixelwise.data.hha``, the first NYUDv2 val frame's depth if the dataset is beside the repo).
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ import os
 import sys
 from pathlib import Path
 
+from pixelwise import atomic
 from pixelwise.bench import BenchOptions, bench, format_table
+from pixelwise.bench.runner import validate
+from pixelwise.errors import PixelwiseError
+from pixelwise.ranges import fuse_arg
 from pixelwise.runtime import FP32_BACKENDS
 
 HERE = Path(__file__).resolve().parent
@@ -85,27 +89,38 @@ def format_summary(s: dict) -> str:
     return "\n".join(lines)
 
 
-def measure_fused(model: str, fuse: list[str], size: tuple[int, int], alone: dict, *, threads: int, runs: int) -> dict:
-    """The fused model's ``pixelwise bench`` document (eager, channels_last: the paths an HHA input
-    takes), its ratios to ``alone`` (``model``'s own document of this run) on fp32 eager, and the
-    HHA encoding time of one depth frame at ``size``."""
-    from pixelwise.ranges import fuse_arg
-
-    members = tuple(fuse_arg(f) for f in fuse)
-    opts = BenchOptions(
-        model=model, size=tuple(size), threads=threads, backends=FUSED_BACKENDS, runs=runs, warmup=2, fuse=members
+def fused_options(model: str, fuse: list, size: tuple[int, int], *, threads: int, runs: int) -> BenchOptions:
+    """The fusion's benchmark: eager and channels_last (the paths an HHA input takes), no baselines
+    (``model`` alone is the baseline, measured by :func:`measure` in the same run)."""
+    return BenchOptions(
+        model=model,
+        size=tuple(size),
+        threads=threads,
+        backends=FUSED_BACKENDS,
+        runs=runs,
+        warmup=2,
+        fuse=tuple(fuse),
+        baselines=False,
     )
-    command = ["pixelwise", "bench", "--model", model, *(a for f in fuse for a in ("--fuse", f))]
-    doc = bench(opts, command + ["--size", *map(str, size), "--threads", str(threads), "--runs", str(runs)])
+
+
+def measure_fused(opts: BenchOptions, alone: dict) -> dict:
+    """The fused model's ``pixelwise bench`` document, its ratios to ``alone`` (``opts.model``'s
+    own document of this run) on fp32 eager, and the HHA encoding time of one depth frame."""
+    fuse_flags = [a for spec, share in opts.fuse for a in ("--fuse", spec if share is None else f"{spec}@{share}")]
+    command = ["pixelwise", "bench", "--model", opts.model, *fuse_flags, "--size", *map(str, opts.size)]
+    command += ["--threads", str(opts.threads), "--runs", str(opts.runs), "--warmup", str(opts.warmup)]
+    doc = bench(opts, command + ["--backend", ",".join(opts.backends), "--no-baselines"])
     base = alone["summary"]["eager"]
-    hha_s = hha_seconds(size, runs)
+    hha_s, hha_source = hha_seconds(tuple(opts.size), opts.runs)
     doc["summary"] = {
         "model_alone_eager_ms": base["latency_ms"] if base else None,
         "hha_encode_ms": 1e3 * hha_s,
+        "hha_source": hha_source,
         "rows": {
             r["backend"]: {
                 "latency_ms": r["latency_ms"],
-                "x_model_alone_eager": base["latency_ms"] / r["latency_ms"] if base else None,
+                "time_vs_model_alone_eager": r["latency_ms"] / base["latency_ms"] if base else None,
                 "with_hha_ms": r["latency_ms"] + 1e3 * hha_s,
                 "peak_rss_mb": r["peak_rss_mb"],
             }
@@ -116,9 +131,9 @@ def measure_fused(model: str, fuse: list[str], size: tuple[int, int], alone: dic
     return doc
 
 
-def hha_seconds(size: tuple[int, int], runs: int) -> float:
-    """Median seconds of ``hha_from_metres`` on one depth frame of ``size``: a real val frame's depth
-    if the dataset is there, else a synthetic ramp."""
+def hha_seconds(size: tuple[int, int], runs: int) -> tuple[float, str]:
+    """Median seconds of ``hha_from_metres`` on one depth frame of ``size``, and which frame: the
+    first NYUDv2 val frame's depth if the dataset is beside the repo, else a synthetic ramp."""
     import statistics
     import time
 
@@ -126,30 +141,32 @@ def hha_seconds(size: tuple[int, int], runs: int) -> float:
     import torch
 
     from pixelwise.data.hha import hha_from_metres
+    from pixelwise.data.nyud import read_depth_metres
 
-    frame = NYUD / "data" / "depth" / "img_5001.png"
-    if frame.is_file():
-        from PIL import Image
-
-        mm = np.asarray(Image.open(frame), dtype=np.float32)
-        metres = torch.nn.functional.interpolate(torch.from_numpy(mm / 1000)[None, None], size=size)[0, 0].numpy()
+    split = NYUD / "val.txt"
+    if split.is_file():
+        frame = NYUD / "data" / "depth" / f"img_{split.read_text().split()[0]}.png"
+        metres = read_depth_metres(frame)[None, None]
+        metres = torch.nn.functional.interpolate(metres, size=size)[0, 0].numpy()  # nearest: no new depths
+        source = str(frame.relative_to(NYUD))
     else:  # a floor-to-wall ramp: 1-5 m
         metres = np.linspace(1.0, 5.0, size[0], dtype=np.float32)[:, None].repeat(size[1], 1)
+        source = "synthetic 1-5 m ramp (no NYUDv2 beside the repo)"
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         hha_from_metres(metres)  # NYUDv2 intrinsics scaled to the frame
         times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(times), source
 
 
 def format_fused(s: dict) -> str:
-    lines = [f"HHA encoding of one depth frame: {s['hha_encode_ms']:.0f} ms"]
+    lines = [f"HHA encoding of one depth frame ({s['hha_source']}): {s['hha_encode_ms']:.0f} ms"]
     for backend, r in s["rows"].items():
-        ratio = r["x_model_alone_eager"]
+        ratio = r["time_vs_model_alone_eager"]
         lines.append(
-            f"fused {backend:<14} {r['latency_ms']:8.1f} ms (speed {'-' if ratio is None else f'{ratio:.2f}'}x the "
-            f"model alone on eager), {r['with_hha_ms']:.0f} ms with the HHA, peak RSS {r['peak_rss_mb']:.0f} MB"
+            f"fused {backend:<14} {r['latency_ms']:8.1f} ms ({'-' if ratio is None else f'{ratio:.2f}'}x the time of "
+            f"the model alone on eager), {r['with_hha_ms']:.0f} ms with the HHA, peak RSS {r['peak_rss_mb']:.0f} MB"
         )
     return "\n".join(lines)
 
@@ -162,18 +179,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5, help="timed runs per backend (the median is reported)")
     p.add_argument("--backend", default=",".join(BACKENDS), help="comma-separated; eager is always measured")
     p.add_argument("--out", type=Path, help="write the JSON document here")
-    p.add_argument("--fuse", action="append", default=[], metavar="MODEL[@SHARE]", help="also time this fusion")
+    p.add_argument(
+        "--fuse", action="append", default=[], type=fuse_arg, metavar="MODEL[@SHARE]", help="also time this fusion"
+    )
     args = p.parse_args(argv)
     size = args.size or SIZES.get(Path(args.model).stem)
     if size is None:
         p.error(f"--size H W is needed for {args.model} (known sizes: {SIZES})")
+    fused = fused_options(args.model, args.fuse, size, threads=args.threads, runs=args.runs) if args.fuse else None
+    try:  # before minutes of measuring: a bad member or --out fails now, in one line
+        if fused:
+            validate(fused)
+        if args.out:
+            atomic.check_file(args.out)
+    except PixelwiseError as e:
+        p.error(str(e))
     doc = measure(args.model, size, threads=args.threads, backends=args.backend.split(","), runs=args.runs)
     print(format_table(doc), "\n", format_summary(doc["summary"]), sep="\n")
-    if args.fuse:
-        doc["fused"] = measure_fused(args.model, args.fuse, size, doc, threads=args.threads, runs=args.runs)
+    if fused:
+        doc["fused"] = measure_fused(fused, doc)
         print("", format_table(doc["fused"]), "", format_fused(doc["fused"]["summary"]), sep="\n")
     if args.out:
-        args.out.write_text(json.dumps(doc, indent=1))
+        atomic.write_text(args.out, json.dumps(doc, indent=1))
     rows = doc["results"] + doc.get("fused", {}).get("results", [])
     return 1 if any("error" in r for r in rows) else 0
 

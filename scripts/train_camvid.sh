@@ -7,8 +7,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh pretrained
 cfg="${1:-configs/camvid-fcn4s-lite2.yaml}"
 run=$(sed -n 's/^out: *//p' "$cfg")
-# keep large tensors in the heap: glibc's default mmap/munmap per step costs ~20% in page faults
-export MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824
-export OMP_NUM_THREADS=1
 if [ -f "$run/state.pt" ]; then set -- --resume "$run"; else set -- --config "$cfg"; fi
-exec .venv/bin/torchrun --standalone --nproc_per_node 2 .venv/bin/pixelwise train "$@"
+exec bash scripts/cpu_train.sh "$@"

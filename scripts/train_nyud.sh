@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Trains the shipped NYUDv2 `nyud` model's four stages in order (README, "nyud" section), as two
-# CPU processes of batch 4 (the global batch 8 of the configs).  One command for the whole recipe:
+# Trains the shipped NYUDv2 `nyud` model's four stages in order (README, "nyud" section) with
+# scripts/cpu_train.sh: two CPU processes of batch 4, the configs' global batch 8.
 #   scripts/train_nyud.sh train      the selection chain, train only: runs/nyud-lite2-x2, then
 #                                    -whole, -whole2, -msle (evaluate it on val)
 #   scripts/train_nyud.sh trainval   the final model, train + val, no validation: the same run
@@ -8,22 +8,22 @@
 # Each stage starts from the previous stage's last.safetensors.  A stage whose run folder already
 # holds a checkpoint is resumed, so rerunning the command after an interruption continues where
 # it stopped; a finished stage ends in seconds.
-# Environment: PIXELWISE_RUNS (default runs) holds the run folders; PIXELWISE_DRY_RUN=1 prints each
-# stage's command instead of setting up and training.
+# Environment: PIXELWISE_RUNS (default: the repo's runs) holds the run folders; PIXELWISE_DRY_RUN=1
+# (any value but 0) prints each stage's command instead of setting up and training.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-split="${1:-train}"
+if [ $# -ne 1 ]; then echo "scripts/train_nyud.sh: give one split: train or trainval" >&2; exit 2; fi
+split="$1"
 case "$split" in
   train) suffix="" ;;
   trainval) suffix="-trainval" ;;
   *) echo "scripts/train_nyud.sh: unknown split '$split': give train or trainval" >&2; exit 2 ;;
 esac
-runs="${PIXELWISE_RUNS:-runs}"
+runs=runs
+# a relative PIXELWISE_RUNS is the caller's, resolved before moving to the repo root
+if [ -n "${PIXELWISE_RUNS:-}" ]; then runs="$(realpath -m "$PIXELWISE_RUNS")"; fi
 dry="${PIXELWISE_DRY_RUN:-0}"
-if [ "$dry" != 1 ]; then bash scripts/setup.sh pretrained; fi
-# keep large tensors in the heap: glibc's default mmap/munmap per step costs ~20% in page faults
-export MALLOC_MMAP_THRESHOLD_=17179869184 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824
-export OMP_NUM_THREADS=1
+cd "$(dirname "$0")/.."
+if [ "$dry" = 0 ]; then bash scripts/setup.sh pretrained; fi
 prev=""
 for stage in nyud-lite2-x2 nyud-lite2-x2-whole nyud-lite2-x2-whole2 nyud-lite2-x2-msle; do
   run="$runs/$stage$suffix"
@@ -39,8 +39,7 @@ for stage in nyud-lite2-x2 nyud-lite2-x2-whole nyud-lite2-x2-whole2 nyud-lite2-x
     if [ "$split" = trainval ]; then args+=(--train-split trainval); fi
     if [ "$split" = trainval ] && [ "$stage" = nyud-lite2-x2 ]; then args+=(--iterations 3384); fi
   fi
-  echo "== $stage ($split): pixelwise train ${args[*]}"
-  if [ "$dry" = 1 ]; then prev="$run"; continue; fi
-  .venv/bin/torchrun --standalone --nproc_per_node 2 .venv/bin/pixelwise train "${args[@]}"
+  echo "== $stage ($split): scripts/cpu_train.sh $(printf '%q ' "${args[@]}")"
+  if [ "$dry" = 0 ]; then bash scripts/cpu_train.sh "${args[@]}"; fi
   prev="$run"
 done

@@ -18,6 +18,9 @@ import torch
 import pixelwise
 from pixelwise.checkpoint import SHIPPED, WEIGHTS_DIR, shipped_path
 
+#: the NYUDv2 val frames both shipped NYUD models are checked on: spread over the 414 (scenes come in runs)
+NYUD_VAL_IMAGES = (0, 138, 276)
+
 
 def override(name: str) -> Path | None:
     """The checkpoint ``$PIXELWISE_TEST_WEIGHTS_<NAME>`` names, if set (``-`` in NAME spelt ``_``)."""

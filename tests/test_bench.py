@@ -7,12 +7,14 @@ weights, and one-line errors for bad input.  ``pytest -m slow`` adds ``torch.com
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
 from pixelwise.bench import BenchOptions, bench, format_table, machine
+from pixelwise.bench.runner import validate
 from pixelwise.bench.subjects import TORCHVISION_FCN, build_subject, subject_flops
 from pixelwise.cli import main as cli_main
 from pixelwise.errors import PixelwiseError
@@ -212,7 +214,20 @@ def test_fused_subject_takes_every_members_input_and_costs_their_sum(tmp_path):
     doc = bench(opts)
     (row,) = doc["results"]
     assert "error" not in row, row
-    assert row["model"] == f"{rgb}+{hha}" and row["latency_ms"] > 0
+    assert row["model"] == f"{rgb} + {hha}" and row["latency_ms"] > 0
     assert doc["torchvision"]["model"] == TORCHVISION_FCN and "error" not in doc["torchvision"]
     with pytest.raises(PixelwiseError, match="--fuse: --num-classes and --geometry apply to one model"):
         build_subject(str(rgb), geometry="caffe", fuse=fuse)
+    # what a fusion cannot be asked: training, an export of its HHA input, an untrained architecture
+    for bad, message in [
+        ({"train": True}, "--fuse: a fusion is never trained (its members are); drop --train"),
+        (
+            {"backends": ("eager", "onnxruntime-int8")},
+            "--backend onnxruntime-int8: exports take colour input; a model with image + hha inputs is "
+            "benchmarked on eager, channels_last or bf16",
+        ),
+        ({"model": SMALL}, f"--fuse: '{SMALL}' has no trained weights; fuse a checkpoint or shipped model"),
+    ]:
+        with pytest.raises(PixelwiseError) as err:
+            validate(dataclasses.replace(opts, **bad))
+        assert str(err.value) == message

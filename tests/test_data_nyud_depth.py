@@ -14,8 +14,6 @@ from PIL import Image
 from pixelwise.data import collate, get_dataset, train_transforms
 from pixelwise.errors import PixelwiseError
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "nyud"
-
 
 def make_archive(root: Path, h: int = 6, w: int = 8, image_suffix: str = ".png") -> dict[str, np.ndarray]:
     """The FCN archive layout: data/images/img_N.png, data/depth/img_N.png (uint16 mm), segmentation/img_N.mat."""
@@ -93,10 +91,8 @@ def test_bad_depth_files(tmp_path: Path) -> None:
         get_dataset("nyud", tmp_path, "val", targets="depth")
 
 
-def test_shared_copy() -> None:
-    if not (SHARED / "train.txt").is_file():
-        pytest.skip(f"NYUDv2 not found at {SHARED} (expected ../shared/datasets/nyud beside the repo)")
-    ds = get_dataset("nyud", SHARED, "val", targets="semantic,depth")
+def test_shared_copy(nyud_root: Path) -> None:
+    ds = get_dataset("nyud", nyud_root, "val", targets="semantic,depth")
     assert len(ds) == 414
     s = ds[0]
     assert s["image"].shape == (3, 480, 640) and s["target"]["semantic"].shape == (480, 640)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 from PIL import Image
-from shipped_weights import check_installed, override, shipped_fixtures
+from shipped_weights import NYUD_VAL_IMAGES, check_installed, override, shipped_fixtures
 
 import pixelwise
 from pixelwise.checkpoint import read_metadata, read_tensors
@@ -24,7 +24,6 @@ from pixelwise.tasks import get_task
 from pixelwise.tasks.depth import DepthMetrics
 
 NAME = "nyud"
-VAL_IMAGES = (0, 138, 276)  # spread over the 414 val frames (scenes come in runs)
 
 
 path, model = shipped_fixtures(NAME)
@@ -74,9 +73,9 @@ def test_metadata_describes_both_heads(model, path):
 
 
 def _scores(model, ds) -> tuple[dict, dict, dict, dict]:
-    """(model semantic, majority-class semantic, model depth, median-depth) metrics on VAL_IMAGES."""
+    """(model semantic, majority-class semantic, model depth, median-depth) metrics on NYUD_VAL_IMAGES."""
     cm, cm_major, dm, dm_median = ConfusionMatrix(40), ConfusionMatrix(40), DepthMetrics(), DepthMetrics()
-    samples = [ds[i] for i in VAL_IMAGES]
+    samples = [ds[i] for i in NYUD_VAL_IMAGES]
     labels = torch.cat([s["target"]["semantic"].flatten() for s in samples])
     majority = int(torch.bincount(labels[labels != 255], minlength=40).argmax())
     depths = torch.cat([s["target"]["depth"].flatten() for s in samples])

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 from test_data_folder import make_folder
-from test_data_nyud_depth import SHARED, make_archive
+from test_data_nyud_depth import make_archive
 
 import pixelwise
 from pixelwise.checkpoint import read_metadata, save_model
@@ -203,25 +203,25 @@ def test_inspect_reports_depth(archive, capsys) -> None:
     assert d["min_m"] == pytest.approx(0.720) and d["max_m"] == pytest.approx((40 * 48 - 1) * 0.02 + 0.701)
 
 
-def _small_nyud(root: Path, n: int = 8, size: tuple[int, int] = (120, 160)) -> Path:
-    """The first ``n`` shared NYUD training images shrunk to ``size`` (nearest for depth and labels),
+def _small_nyud(shared: Path, root: Path, n: int = 8, size: tuple[int, int] = (120, 160)) -> Path:
+    """The first ``n`` ``shared`` NYUD training images shrunk to ``size`` (nearest for depth and labels),
     written in the official archive layout (PNG images): a real subset that trains in seconds."""
     import scipy.io
     from data_formats import save_mat, write_split
 
-    ids = (SHARED / "train.txt").read_text().split()[:n]
+    ids = (shared / "train.txt").read_text().split()[:n]
     for i in ids:
         stem = f"img_{i}"
         (root / "data" / "images").mkdir(parents=True, exist_ok=True)
         (root / "data" / "depth").mkdir(parents=True, exist_ok=True)
         wh = (size[1], size[0])
-        Image.open(SHARED / "data" / "images" / f"{stem}.jpg").resize(wh, Image.BILINEAR).save(
+        Image.open(shared / "data" / "images" / f"{stem}.jpg").resize(wh, Image.BILINEAR).save(
             root / "data" / "images" / f"{stem}.png"
         )
-        Image.open(SHARED / "data" / "depth" / f"{stem}.png").resize(wh, Image.NEAREST).save(
+        Image.open(shared / "data" / "depth" / f"{stem}.png").resize(wh, Image.NEAREST).save(
             root / "data" / "depth" / f"{stem}.png"
         )
-        seg = scipy.io.loadmat(str(SHARED / "segmentation" / f"{stem}.mat"))["segmentation"]
+        seg = scipy.io.loadmat(str(shared / "segmentation" / f"{stem}.mat"))["segmentation"]
         save_mat(
             root / "segmentation" / f"{stem}.mat",
             segmentation=np.asarray(Image.fromarray(seg).resize(wh, Image.NEAREST)),
@@ -230,14 +230,12 @@ def _small_nyud(root: Path, n: int = 8, size: tuple[int, int] = (120, 160)) -> P
     return root
 
 
-def test_depth_training_learns_on_nyud(tmp_path) -> None:
+def test_depth_training_learns_on_nyud(nyud_root, tmp_path) -> None:
     """A short real run on 8 NYUD training images (shrunk 4x): the loss goes down, delta1 goes up."""
-    if not (SHARED / "train.txt").is_file():
-        pytest.skip(f"NYUDv2 not found at {SHARED} (expected ../shared/datasets/nyud beside the repo)")
     from pixelwise.engine import config
     from pixelwise.engine.train import train
 
-    root = _small_nyud(tmp_path / "nyud")
+    root = _small_nyud(nyud_root, tmp_path / "nyud")
     cfg = config.resolve(
         dict(
             model=MODEL,

@@ -24,7 +24,7 @@ def _commands(split: str, runs: Path) -> list[list[str]]:
         ["bash", "scripts/train_nyud.sh", split], cwd=REPO, env=env, capture_output=True, text=True, check=True
     )
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith("== ")]
-    return [shlex.split(ln.partition(": pixelwise train ")[2]) for ln in lines]
+    return [shlex.split(ln.partition(": scripts/cpu_train.sh ")[2]) for ln in lines]
 
 
 def _resolved(args: list[str], monkeypatch, capsys) -> dict:
@@ -63,7 +63,24 @@ def test_a_stage_with_a_checkpoint_is_resumed(tmp_path):
     assert commands[0][:2] == ["--config", "configs/nyud-lite2-x2.yaml"]
 
 
-def test_an_unknown_split_is_refused():
-    done = subprocess.run(["bash", "scripts/train_nyud.sh", "test"], cwd=REPO, capture_output=True, text=True)
-    assert done.returncode == 2
-    assert done.stderr == "scripts/train_nyud.sh: unknown split 'test': give train or trainval\n"
+def test_a_relative_runs_folder_is_the_callers(tmp_path):
+    env = {**os.environ, "PIXELWISE_DRY_RUN": "1", "PIXELWISE_RUNS": "my runs"}
+    script = str(REPO / "scripts" / "train_nyud.sh")
+    done = subprocess.run(["bash", script, "train"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    first = shlex.split(done.stdout.splitlines()[0].partition(": scripts/cpu_train.sh ")[2])
+    assert first[first.index("--out") + 1] == str(tmp_path / "my runs" / "nyud-lite2-x2")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["test"], "unknown split 'test': give train or trainval"),
+        ([], "give one split: train or trainval"),
+        (["train", "extra"], "give one split: train or trainval"),
+    ],
+)
+def test_a_wrong_command_line_is_refused_before_any_setup(argv, message, tmp_path):
+    env = {**os.environ, "PIXELWISE_RUNS": str(tmp_path)}  # not a dry run: it must stop first
+    done = subprocess.run(["bash", "scripts/train_nyud.sh", *argv], cwd=REPO, env=env, capture_output=True, text=True)
+    assert (done.returncode, done.stderr, done.stdout) == (2, f"scripts/train_nyud.sh: {message}\n", "")
+    assert list(tmp_path.iterdir()) == []

@@ -113,9 +113,19 @@ def validate(opts: BenchOptions) -> dict:
         raise PixelwiseError(f"--geometry must be caffe or aligned, got '{opts.geometry}'")
     if opts.runs < 1 or opts.warmup < 0:
         raise PixelwiseError("--runs must be >= 1 and --warmup >= 0")
+    if opts.fuse and opts.train:
+        raise PixelwiseError("--fuse: a fusion is never trained (its members are); drop --train")
     meta = build_subject(
         opts.model, num_classes=opts.num_classes, geometry=opts.geometry, device="meta", fuse=opts.fuse
     )
+    inputs = tuple(meta.preprocessing.modalities)
+    exported = [b for b in opts.backends if b.startswith("onnxruntime")]
+    if exported and inputs != ("image",):
+        # the exporters trace (and int8 calibrates on) one colour image
+        raise PixelwiseError(
+            f"--backend {exported[0]}: exports take colour input; a model with {' + '.join(inputs)} inputs "
+            f"is benchmarked on eager, channels_last or bf16"
+        )
     geometry = (getattr(meta, "config", {}) or {}).get("geometry", "aligned")
     flops = subject_flops(
         opts.model, tuple(opts.size), opts.batch, num_classes=opts.num_classes, geometry=opts.geometry, fuse=opts.fuse
@@ -145,7 +155,7 @@ def _row(
     geometry: str | None = None,
 ) -> dict:
     row = {
-        "model": model or "+".join([opts.model, *(spec for spec, _ in opts.fuse)]),
+        "model": model or " + ".join([opts.model, *(spec for spec, _ in opts.fuse)]),  # as Fused.meta.source
         "geometry": geometry or subject["geometry"],
         "backend": backend,
         "size": list(opts.size),

@@ -76,9 +76,11 @@ def build_subject(
     torch.manual_seed(seed)
     meta = device == "meta"
     ctx = torch.device("meta") if meta else contextlib.nullcontext()
-    if fuse:  # checkpoints only (resolve_model refuses a registry name): a fusion of trained models
+    if fuse:  # a fusion of trained models: checkpoints only
         if num_classes is not None or geometry:
             raise PixelwiseError("--fuse: --num-classes and --geometry apply to one model, not to a fusion")
+        if spec in list_models() or spec == TORCHVISION_FCN:
+            raise PixelwiseError(f"--fuse: '{spec}' has no trained weights; fuse a checkpoint or shipped model")
         model = resolve_model(spec, fuse=[(str(s), w) for s, w in fuse])
         return (model.to("meta") if meta else model).eval()
     if spec == TORCHVISION_FCN:
